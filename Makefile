@@ -1,0 +1,29 @@
+# Each target sets up what it needs: a fresh machine only needs Python 3.11+ and make.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: run test lint bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+## run: the bot's main job (for now: diagnose the sample bounce shipped in the repo)
+run: $(STAMP)
+	$(BIN)/delistbot diagnose --no-dns examples/seed-bounce.txt
+
+## test: lint, type-check the core, run the whole test suite
+test: $(STAMP)
+	$(BIN)/ruff check bot tests benchmarks
+	$(BIN)/mypy bot/core
+	$(BIN)/pytest
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/diagnose_corpus.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

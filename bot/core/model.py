@@ -1,0 +1,218 @@
+"""The values the engine passes around: what a bounce says, and what delistbot concludes from it.
+
+Everything here is a frozen dataclass or an enum, built by the parsers (`bot.core.bounce`) and the
+rules (`bot.core.rules`), and read by every edge (CLI, Slack, store). Nothing here does I/O.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+
+class Reason(StrEnum):
+    """Why a message was not delivered, in Sisimai's vocabulary so users can compare."""
+
+    AUTHFAILURE = "authfailure"
+    BADREPUTATION = "badreputation"
+    BLOCKED = "blocked"
+    CONTENTERROR = "contenterror"
+    DELIVERED = "delivered"
+    EXCEEDLIMIT = "exceedlimit"
+    EXPIRED = "expired"
+    FAILEDSTARTTLS = "failedstarttls"
+    FEEDBACK = "feedback"
+    FILTERED = "filtered"
+    HASMOVED = "hasmoved"
+    HOSTUNKNOWN = "hostunknown"
+    MAILBOXFULL = "mailboxfull"
+    MAILERERROR = "mailererror"
+    MESGTOOBIG = "mesgtoobig"
+    NETWORKERROR = "networkerror"
+    NORELAYING = "norelaying"
+    NOTACCEPT = "notaccept"
+    NOTCOMPLIANTRFC = "notcompliantrfc"
+    ONHOLD = "onhold"
+    POLICYVIOLATION = "policyviolation"
+    RATELIMITED = "ratelimited"
+    REJECTED = "rejected"
+    REQUIREPTR = "requireptr"
+    SECURITYERROR = "securityerror"
+    SPAMDETECTED = "spamdetected"
+    SPEEDING = "speeding"
+    SUPPRESSED = "suppressed"
+    SUSPEND = "suspend"
+    SYNTAXERROR = "syntaxerror"
+    SYSTEMERROR = "systemerror"
+    SYSTEMFULL = "systemfull"
+    TOOMANYCONN = "toomanyconn"
+    UNDEFINED = "undefined"
+    USERUNKNOWN = "userunknown"
+    VACATION = "vacation"
+    VIRUSDETECTED = "virusdetected"
+
+
+# Reasons that say the *sending side* (its IP or domain) is refused, as opposed to the recipient
+# or the message: these are the ones a delist request or a sender-side fix can cure.
+SENDER_REASONS = frozenset(
+    {
+        Reason.BLOCKED,
+        Reason.BADREPUTATION,
+        Reason.REQUIREPTR,
+        Reason.AUTHFAILURE,
+        Reason.SPAMDETECTED,
+        Reason.POLICYVIOLATION,
+        Reason.RATELIMITED,
+        Reason.TOOMANYCONN,
+        Reason.SPEEDING,
+        Reason.REJECTED,
+    }
+)
+
+
+class DelistMethod(StrEnum):
+    """How the block is lifted; the JSON contract's `delist.method`."""
+
+    WEB = "web"
+    EMAIL = "email"
+    AUTO_EXPIRY = "auto_expiry"
+    CONTACT_RECIPIENT = "contact_recipient"
+    FIX_SENDER = "fix_sender"
+    NONE = "none"
+
+
+@dataclass(frozen=True)
+class RecipientRecord:
+    """One failed (or delayed) recipient as the bounce reports it, before any judgement."""
+
+    address: str | None
+    diagnostic: str = ""
+    status: str | None = None  # enhanced status code D.S.N (RFC 3463)
+    reply_code: str | None = None  # SMTP reply code (RFC 5321)
+    remote_mta: str | None = None
+    action: str | None = None  # RFC 3464 Action: failed | delayed | delivered | relayed | expanded
+    command: str | None = None  # the SMTP command the reply answered (RCPT, DATA, ...)
+    hint: Reason | None = None  # a reason the format itself states (e.g. "mailbox is full" headings)
+
+
+@dataclass(frozen=True)
+class Bounce:
+    """What one message says, parsed; no provider knowledge applied yet."""
+
+    source: str
+    format: str | None  # the software that wrote the bounce: "qmail", "postfix", "rfc3464", ...
+    recipients: tuple[RecipientRecord, ...] = ()
+    subject: str | None = None
+    from_address: str | None = None
+    original_headers: str = ""  # the returned message's headers, if the bounce carries them
+    original_sender: str | None = None
+    reporting_mta: str | None = None
+    feedback_type: str | None = None  # ARF (RFC 5965) feedback type
+    text: str = ""  # the human-readable text used for matching, normalised
+    is_bounce: bool = True
+    not_bounce_reason: str | None = None
+
+
+@dataclass(frozen=True)
+class DelistRoute:
+    """Where and how to ask for removal. `method` is one of DelistMethod."""
+
+    method: DelistMethod
+    url: str | None = None
+    address: str | None = None
+    template: str = "none"
+    include: tuple[str, ...] = ()  # what the request must contain
+    note: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"method": str(self.method), "url": self.url, "address": self.address}
+
+
+NO_ROUTE = DelistRoute(method=DelistMethod.NONE)
+
+
+@dataclass(frozen=True)
+class Recipient:
+    """A failed recipient with the reason delistbot gives it."""
+
+    address: str | None
+    status: str | None
+    reply_code: str | None
+    reason: Reason
+    remote_mta: str | None
+    diagnostic: str
+    action: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "address": self.address,
+            "status": self.status,
+            "reply_code": self.reply_code,
+            "reason": str(self.reason),
+            "remote_mta": self.remote_mta,
+            "diagnostic": self.diagnostic,
+            "action": self.action,
+        }
+
+
+@dataclass(frozen=True)
+class Diagnosis:
+    """delistbot's conclusion about one message (or one bare IP)."""
+
+    source: str
+    is_bounce: bool
+    format: str | None = None
+    recipients: tuple[Recipient, ...] = ()
+    sending_ip: str | None = None
+    sending_ip_source: str | None = None  # "rejection text", "returned headers (Received)", "input"
+    sender_domain: str | None = None
+    recipient_domain: str | None = None
+    receiver: str | None = None  # provider id of whoever rejected
+    blocklist: str | None = None  # provider id of the list the IP is on
+    reason: Reason | None = None  # the headline reason
+    rule: str | None = None  # id of the knowledge rule that decided
+    delist: DelistRoute = NO_ROUTE
+    expected_wait_hours: float | None = None
+    overdue_after_hours: float | None = None
+    propagation_hours: float | None = None
+    evidence: str | None = None  # the exact rejection line
+    verdict: str = ""  # one sentence a tired operator understands
+    next_step: str = ""
+    warnings: tuple[str, ...] = ()
+    temporary: bool = False  # a 4xx deferral rather than a refusal
+    feedback_type: str | None = None
+    not_bounce_reason: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    @property
+    def summary(self) -> str:
+        if not self.is_bounce:
+            return f"not a bounce: {self.not_bounce_reason}"
+        return f"{self.verdict} Next: {self.next_step}" if self.next_step else self.verdict
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "source": self.source,
+            "is_bounce": self.is_bounce,
+            "format": self.format,
+            "recipients": [r.to_json() for r in self.recipients],
+            "sending_ip": self.sending_ip,
+            "sending_ip_source": self.sending_ip_source,
+            "sender_domain": self.sender_domain,
+            "recipient_domain": self.recipient_domain,
+            "receiver": self.receiver,
+            "blocklist": self.blocklist,
+            "reason": str(self.reason) if self.reason else None,
+            "rule": self.rule,
+            "temporary": self.temporary,
+            "delist": self.delist.to_json(),
+            "expected_wait_hours": self.expected_wait_hours,
+            "overdue_after_hours": self.overdue_after_hours,
+            "propagation_hours": self.propagation_hours,
+            "evidence": self.evidence,
+            "warnings": list(self.warnings),
+            "next_step": self.next_step or None,
+            "summary": self.summary,
+            **self.extra,
+        }
