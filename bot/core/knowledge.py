@@ -134,7 +134,7 @@ class _Row:
         if key not in self.data:
             return default
         value = self.data[key]
-        if not isinstance(value, kind) or isinstance(value, bool) and bool not in _as_tuple(kind):
+        if not isinstance(value, kind) or (isinstance(value, bool) and bool not in _as_tuple(kind)):
             raise self.fail(f"{key!r} must be {_kind_name(kind)}, not {value!r}")
         return value
 

@@ -187,7 +187,7 @@ class Diagnosis:
 
     @property
     def summary(self) -> str:
-        if not self.is_bounce:
+        if not self.verdict:
             return f"not a bounce: {self.not_bounce_reason}"
         return f"{self.verdict} Next: {self.next_step}" if self.next_step else self.verdict
 

@@ -1,0 +1,1 @@
+"""delistbot: diagnose bounces, draft delist requests, track them to the end."""

@@ -1,0 +1,242 @@
+"""Reading bounces: bytes in, one `Bounce` per message out. Never raises on bad input.
+
+The order of readers, most specific first:
+  1. ARF feedback reports (RFC 5965) and auto-replies (RFC 3834) — not bounces, but mail the
+     bounce address receives and must be told apart;
+  2. RFC 3464 delivery-status parts (or such a report pasted into text), topped up from the
+     human-readable part where the report leaves a diagnostic out;
+  3. the human-readable text of any MTA (bot.core.bounce.plaintext), named by formats.toml;
+  4. a bare SMTP error pasted on its own.
+Text pasted from a mail client or Slack (no header block) is cleaned first (quoting, forwarded
+headers) and then read the same way.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import replace
+from email.utils import getaddresses, parseaddr
+from typing import Any
+
+from bot.core.bounce import formats, plaintext, rfc3464
+from bot.core.bounce.message import (
+    Parts,
+    decode_bytes,
+    looks_like_message,
+    normalise_newlines,
+    parse_message,
+    split_mbox,
+)
+from bot.core.bounce.text import clean_paste, find_reply
+from bot.core.model import Bounce, Reason, RecipientRecord
+
+MAX_INPUT_BYTES = 8 * 1024 * 1024  # beyond this the tail is not read; bounces are small
+NOT_A_BOUNCE = "no SMTP error or delivery-status part found"
+EMPTY = "the input is empty"
+BINARY = "the input is binary, not mail text"
+UNREADABLE = frozenset({EMPTY, BINARY})
+
+_AUTO_REPLY_SUBJECT = re.compile(
+    r"^(?:auto(?:matic)?[ -]?(?:reply|response|antwort)|out of (?:the )?office|"
+    r"abwesenheit|vacation|absence|自動応答|自動返信|réponse automatique|respuesta automática)",
+    re.IGNORECASE,
+)
+_BOUNCE_SENDER = re.compile(r"mailer-daemon|postmaster|mail delivery|mdaemon|bounce", re.IGNORECASE)
+_BOUNCE_SUBJECT = re.compile(
+    r"undeliver|undelivered|delivery (?:status|failure|notification|has failed|failed)|returned mail|"
+    r"failure notice|mail delivery failed|could not be delivered|non[- ]?deliver|nicht zustellbar|"
+    r"unzustellbar|non remis|rejected|returned to sender|delivery problem|error|エラー|不達|"
+    r"warning: could not send|delayed mail",
+    re.IGNORECASE,
+)
+_BINARY = re.compile(rb"[\x00-\x08\x0e-\x1a\x1c-\x1f]")
+
+
+def read(data: bytes, source: str = "-") -> list[Bounce]:
+    """Every message in `data` (a message, an mbox, or a paste) as a Bounce."""
+    data = data[:MAX_INPUT_BYTES]
+    if not data.strip():
+        return [_not_bounce(source, EMPTY)]
+    if len(_BINARY.findall(data[:4096])) > 40:
+        return [_not_bounce(source, BINARY)]
+    data = normalise_newlines(data)
+    chunks = split_mbox(data)
+    bounces = []
+    for index, chunk in enumerate(chunks, 1):
+        name = source if len(chunks) == 1 else f"{source}#{index}"
+        bounces.append(read_one(chunk, name))
+    return bounces
+
+
+def read_one(data: bytes, source: str) -> Bounce:
+    if looks_like_message(data):
+        return _from_message(parse_message(data), source)
+    text = clean_paste(decode_bytes(data, None))
+    encoded = text.encode("utf-8", "surrogateescape")
+    if looks_like_message(encoded):  # a raw message source pasted after some quoting
+        return _from_message(parse_message(encoded), source)
+    return _from_text(text, source, subject="", from_header="")
+
+
+def _not_bounce(source: str, why: str, **kwargs: Any) -> Bounce:
+    return Bounce(source=source, format=None, is_bounce=False, not_bounce_reason=why, **kwargs)
+
+
+def _address(value: str) -> str | None:
+    address = parseaddr(value)[1]
+    return address or None
+
+
+def _original(parts: Parts) -> str:
+    if parts.original:
+        return parts.original[0]
+    body = parts.body
+    start = len(formats.cut_returned_message(body, formats.identify(body)))
+    return body[start:] if start < len(body) else ""
+
+
+def _original_field(original: str, name: str) -> str | None:
+    match = re.search(rf"^{name}:\s*(.+)$", original, re.IGNORECASE | re.MULTILINE)
+    return match.group(1).strip() if match else None
+
+
+def _from_message(parts: Parts, source: str) -> Bounce:
+    subject = parts.header("Subject")
+    from_header = parts.header("From")
+    original = _original(parts)
+    common: dict[str, Any] = {
+        "from_address": _address(from_header),
+        "original_headers": original,
+        "original_sender": _address(_original_field(original, "From") or "")
+        or _address(_original_field(original, "Return-Path") or ""),
+    }
+    if parts.feedback:
+        return _feedback(parts, source, common)
+    if parts.delivery_status or rfc3464.embedded_report(parts.body):
+        return _from_report(parts, source, subject, from_header, common)
+    if _is_auto_reply(parts, subject, from_header):
+        return Bounce(source=source, format="rfc3834", recipients=(RecipientRecord(
+            address=_address(from_header), action="delivered", diagnostic=subject),),
+            subject=subject, text=parts.body, **common)
+    if not parts.body.strip():
+        return _not_bounce(source, NOT_A_BOUNCE, subject=subject)
+    bounce = _from_text(parts.body, source, subject=subject, from_header=from_header, **common)
+    if not bounce.is_bounce and parts.headers.get("X-Failed-Recipients"):
+        return _from_failed_header(parts, source, subject, from_header, common)
+    if not bounce.is_bounce or _looks_like_bounce(parts, subject, from_header, bounce):
+        return bounce
+    return _not_bounce(source, NOT_A_BOUNCE, subject=subject)
+
+
+def _from_failed_header(parts: Parts, source: str, subject: str, from_header: str,
+                        common: dict[str, Any]) -> Bounce:
+    """Exim and Google name failed recipients in X-Failed-Recipients even when the text is prose."""
+    fmt = formats.identify(parts.body, from_header, subject)
+    report = formats.cut_returned_message(parts.body, fmt)
+    diagnostic = " ".join(report.split())[:600]
+    hint = Reason(fmt.reason) if fmt and fmt.reason else None
+    records = tuple(
+        RecipientRecord(address=address, diagnostic=diagnostic, hint=hint)
+        for _, address in getaddresses([parts.header("X-Failed-Recipients")]) if address
+    )
+    return Bounce(source=source, format=fmt.id if fmt else None, recipients=records,
+                  subject=subject, text=parts.body, **common)
+
+
+def _looks_like_bounce(parts: Parts, subject: str, from_header: str, bounce: Bounce) -> bool:
+    """A headered message with recipient-shaped text is a bounce only if it says it is one."""
+    return bool(
+        bounce.format
+        or _BOUNCE_SENDER.search(from_header)
+        or _BOUNCE_SUBJECT.search(subject)
+        or parts.headers.get("X-Failed-Recipients")
+        or "report" in parts.content_type
+    )
+
+
+def _is_auto_reply(parts: Parts, subject: str, from_header: str) -> bool:
+    """RFC 3834 auto-replies; bounces also say "auto-replied" (Postfix), so rule those out."""
+    if _BOUNCE_SENDER.search(from_header) or _BOUNCE_SUBJECT.search(subject):
+        return False
+    auto = (parts.header("Auto-Submitted") or "").lower()
+    return auto.startswith("auto-replied") or bool(_AUTO_REPLY_SUBJECT.search(subject))
+
+
+def _feedback(parts: Parts, source: str, common: dict[str, Any]) -> Bounce:
+    report = parts.feedback[0]
+    feedback_type = _original_field(report, "Feedback-Type")
+    rcpt = _original_field(report, "Original-Rcpt-To") or _original_field(report, "Removal-Recipient")
+    if not rcpt:
+        to = getaddresses([_original_field(str(common["original_headers"]), "To") or ""])
+        rcpt = to[0][1] if to else None
+    record = RecipientRecord(address=_address(rcpt or ""), diagnostic=parts.body.strip()[:500],
+                             action="delivered")
+    return Bounce(source=source, format="arf", recipients=(record,),
+                  feedback_type=(feedback_type or "").lower() or None, text=parts.body,
+                  subject=parts.header("Subject"),
+                  **common)
+
+
+def _from_report(parts: Parts, source: str, subject: str, from_header: str,
+                 common: dict[str, Any]) -> Bounce:
+    report = "\n\n".join(parts.delivery_status) or rfc3464.embedded_report(parts.body) or ""
+    per_message, records = rfc3464.parse(report)
+    body = parts.body
+    fmt = formats.identify(body, from_header, subject)
+    text_records = plaintext.extract(formats.cut_returned_message(body, fmt))
+    merged = _merge(records, text_records, body)
+    if not merged:
+        return _from_text(body, source, subject=subject, from_header=from_header, **common)
+    return Bounce(
+        source=source,
+        format=fmt.id if fmt else "rfc3464",
+        recipients=tuple(merged),
+        reporting_mta=rfc3464._typed(per_message.get("reporting-mta")),
+        text=body,
+        subject=subject,
+        **common,
+    )
+
+
+def _merge(records: list[RecipientRecord], text_records: list[RecipientRecord],
+           body: str) -> list[RecipientRecord]:
+    """Fill report records that lack a diagnostic from the text part of the same bounce."""
+    by_address = {r.address.lower(): r for r in text_records if r.address}
+    out = []
+    fallback: str | None = None
+    for record in records:
+        if record.diagnostic:
+            out.append(record)
+            continue
+        match = by_address.get((record.address or "").lower())
+        if match and match.diagnostic:
+            diagnostic = match.diagnostic
+        else:
+            fallback = plaintext.global_diagnostic(body) if fallback is None else fallback
+            diagnostic = fallback
+        reply = find_reply(diagnostic)
+        out.append(RecipientRecord(
+            address=record.address, diagnostic=diagnostic,
+            status=rfc3464._most_specific(record.status, reply.status),
+            reply_code=record.reply_code or reply.reply_code,
+            remote_mta=record.remote_mta or (match.remote_mta if match else None),
+            action=record.action, command=match.command if match else None,
+        ))
+    return out
+
+
+def _from_text(text: str, source: str, *, subject: str, from_header: str, **common: Any) -> Bounce:
+    fmt = formats.identify(text, from_header, subject)
+    report = formats.cut_returned_message(text, fmt)
+    records = plaintext.extract(report)
+    if not records:
+        bare = plaintext.bare_diagnostic(report)
+        records = [bare] if bare else []
+    if not records:
+        return _not_bounce(source, NOT_A_BOUNCE, subject=subject or None)
+    if fmt and fmt.reason:
+        records = [replace(r, hint=r.hint or Reason(fmt.reason)) for r in records]
+    if "original_headers" not in common:
+        common["original_headers"] = text[len(report):]
+    return Bounce(source=source, format=fmt.id if fmt else None, recipients=tuple(records),
+                  subject=subject or None, text=text, **common)

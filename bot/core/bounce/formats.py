@@ -1,0 +1,88 @@
+"""Which software wrote a bounce: the ordered table in bot/data/formats.toml, applied."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+from bot.core.errors import KnowledgeError
+
+FORMATS_FILE = Path(__file__).resolve().parent.parent.parent / "data" / "formats.toml"
+_KEYS = {"id", "markers", "from", "subject", "end", "source", "reason"}
+_FLAGS = re.IGNORECASE | re.MULTILINE
+
+# Where the returned message starts in formats that do not say so themselves.
+GENERIC_END = (
+    re.compile(r"^-{2,}\s*(?:Below this line is a copy of the message|Enclosed is a copy of the message|"
+               r"This is a copy of the message|Original message follows|Returned message|"
+               r"Original message|Undelivered message follows|The header of the original message)", _FLAGS),
+    re.compile(r"^(?:Original message headers|Below is a copy of the original message|"
+               r"Content-Type: message/rfc822|------ This is a copy of the message)", _FLAGS),
+)
+
+
+@dataclass(frozen=True)
+class Format:
+    id: str
+    markers: tuple[re.Pattern[str], ...]
+    from_: tuple[re.Pattern[str], ...]
+    subject: tuple[re.Pattern[str], ...]
+    end: tuple[re.Pattern[str], ...]
+    source: str
+    reason: str | None = None  # what the format means when its text names no reason
+
+    def matches(self, body: str, from_header: str, subject: str) -> bool:
+        return (
+            any(p.search(body) for p in self.markers)
+            or any(p.search(from_header) for p in self.from_)
+            or any(p.search(subject) for p in self.subject)
+        )
+
+
+def _compile(row: dict[str, object], key: str) -> tuple[re.Pattern[str], ...]:
+    values = row.get(key, [])
+    if not isinstance(values, list):
+        raise KnowledgeError(f"formats.toml {row.get('id')!r}: {key!r} must be a list")
+    try:
+        return tuple(re.compile(str(v), _FLAGS) for v in values)
+    except re.error as exc:
+        raise KnowledgeError(f"formats.toml {row.get('id')!r}: bad regex in {key!r}: {exc}") from None
+
+
+@cache
+def load_formats(path: Path = FORMATS_FILE) -> tuple[Format, ...]:
+    with path.open("rb") as fh:
+        rows = tomllib.load(fh).get("format", [])
+    formats = []
+    seen: set[str] = set()
+    for row in rows:
+        unknown = set(row) - _KEYS
+        if unknown:
+            raise KnowledgeError(f"formats.toml {row.get('id')!r}: unknown key(s) {sorted(unknown)}")
+        if not row.get("id") or row["id"] in seen:
+            raise KnowledgeError(f"formats.toml: missing or duplicate id {row.get('id')!r}")
+        seen.add(row["id"])
+        formats.append(Format(row["id"], _compile(row, "markers"), _compile(row, "from"),
+                              _compile(row, "subject"), _compile(row, "end"), str(row.get("source", "")),
+                              str(row["reason"]) if row.get("reason") else None))
+    return tuple(formats)
+
+
+def identify(body: str, from_header: str = "", subject: str = "") -> Format | None:
+    for fmt in load_formats():
+        if fmt.matches(body, from_header, subject):
+            return fmt
+    return None
+
+
+def cut_returned_message(body: str, fmt: Format | None) -> str:
+    """The report part of a body, without the copy of the returned message that follows it."""
+    cut = len(body)
+    for pattern in (*(fmt.end if fmt else ()), *GENERIC_END):
+        match = pattern.search(body)
+        if match and match.start() < cut:
+            cut = match.start()
+    return body[:cut]

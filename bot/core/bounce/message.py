@@ -1,0 +1,256 @@
+"""Bytes to readable parts: line endings, mbox splitting, MIME walking, charsets.
+
+Real bounces arrive with LF, CRLF or CR-only endings, in mboxes, with broken MIME and in every
+charset Japanese and European MTAs use (ISO-2022-JP, Shift_JIS, ISO-8859-x, quoted-printable,
+base64). Nothing here raises on bad input: what cannot be decoded is decoded with replacement
+characters, and what is not MIME at all is returned as one plain-text body.
+"""
+
+from __future__ import annotations
+
+import codecs
+import email
+import email.header
+import email.message
+import email.policy
+import re
+from dataclasses import dataclass, field
+from html.parser import HTMLParser
+
+# "From sender date" separator lines of mbox files (RFC 4155); dates vary, so only the shape.
+_MBOX_FROM = re.compile(rb"^From \S+.*\d\d:\d\d(?::\d\d)?.*$", re.MULTILINE)
+_HEADER_LINE = re.compile(rb"^[!-9;-~]+:[ \t]?.*$")
+_CHARSET_ALIASES = {
+    "x-sjis": "shift_jis",
+    "sjis": "shift_jis",
+    "shift-jis": "shift_jis",
+    "x-euc-jp": "euc_jp",
+    "iso-2022-jp-ms": "iso2022_jp_ext",
+    "cp932": "cp932",
+    "ks_c_5601-1987": "cp949",
+    "unicode-1-1-utf-7": "utf-7",
+    "x-unknown": "utf-8",
+    "unknown-8bit": "utf-8",
+    "us-ascii": "utf-8",  # many "us-ascii" parts really carry UTF-8 or Latin-1 bytes
+    "ascii": "utf-8",
+}
+MAX_PART_BYTES = 2 * 1024 * 1024  # a bounce's interesting text is small; cap what is decoded
+
+
+def normalise_newlines(data: bytes) -> bytes:
+    """CRLF and CR-only line endings to LF."""
+    if b"\r" not in data:
+        return data
+    return data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+
+
+def split_mbox(data: bytes) -> list[bytes]:
+    """An mbox holding several messages -> the messages; anything else -> [data]."""
+    if not data.startswith(b"From "):
+        return [data]
+    starts = [m.start() for m in _MBOX_FROM.finditer(data)
+              if m.start() == 0 or data[m.start() - 1 : m.start()] == b"\n"]
+    if not starts or starts[0] != 0:
+        return [data]
+    chunks = []
+    for begin, end in zip(starts, [*starts[1:], len(data)], strict=True):
+        line_end = data.find(b"\n", begin)
+        body = data[line_end + 1 : end] if line_end != -1 else b""
+        chunks.append(re.sub(rb"(?m)^>(>*From )", rb"\1", body))
+    return [c for c in chunks if c.strip()]
+
+
+def looks_like_message(data: bytes) -> bool:
+    """True when the bytes start with an RFC 5322 header block (at least two header lines)."""
+    lines = data.lstrip(b"\n").split(b"\n", 12)[:12]
+    headers = 0
+    for line in lines:
+        if not line.strip():
+            break
+        if line[:1] in (b" ", b"\t"):
+            continue
+        if not _HEADER_LINE.match(line):
+            return False
+        headers += 1
+    return headers >= 2
+
+
+def charset_name(charset: str | None) -> str:
+    name = (charset or "utf-8").strip().strip('"').lower()
+    name = _CHARSET_ALIASES.get(name, name)
+    try:
+        return codecs.lookup(name).name
+    except LookupError:
+        return "utf-8"
+
+
+def decode_bytes(payload: bytes, charset: str | None) -> str:
+    """Decode with the declared charset, then sniff common ones, never failing."""
+    candidates = [charset_name(charset)]
+    if b"\x1b$" in payload or b"\x1b(" in payload:
+        candidates.insert(0, "iso2022_jp")
+    candidates += ["utf-8", "cp932", "euc_jp"]
+    for name in dict.fromkeys(candidates):
+        try:
+            return payload.decode(name)
+        except (UnicodeDecodeError, LookupError):
+            continue
+    return payload.decode("latin-1")
+
+
+def decode_header(value: object) -> str:
+    """An RFC 2047 encoded header to text; tolerant of broken encodings."""
+    if value is None:
+        return ""
+    text = str(value)
+    if "=?" not in text:
+        return " ".join(text.split())
+    try:
+        pieces = email.header.decode_header(text)
+    except (ValueError, email.errors.HeaderParseError):
+        return " ".join(text.split())
+    out = []
+    for raw, charset in pieces:
+        out.append(decode_bytes(raw, charset) if isinstance(raw, bytes) else raw)
+    return " ".join("".join(out).split())
+
+
+class _HTMLText(HTMLParser):
+    """Just the text of an HTML part, with block elements as line breaks."""
+
+    _BLOCKS = frozenset({"br", "p", "div", "tr", "li", "table", "h1", "h2", "h3", "h4"})
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.out: list[str] = []
+        self._skip = 0
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in ("style", "script", "head"):
+            self._skip += 1
+        elif tag in self._BLOCKS:
+            self.out.append("\n")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in ("style", "script", "head"):
+            self._skip = max(0, self._skip - 1)
+        elif tag in self._BLOCKS:
+            self.out.append("\n")
+
+    def handle_data(self, data: str) -> None:
+        if not self._skip:
+            self.out.append(data)
+
+
+def html_to_text(html: str) -> str:
+    parser = _HTMLText()
+    try:
+        parser.feed(html)
+        parser.close()
+    except (AssertionError, ValueError):  # HTMLParser's reaction to some broken markup
+        return re.sub(r"<[^>]+>", " ", html)
+    lines = (" ".join(line.split()) for line in "".join(parser.out).splitlines())
+    return "\n".join(line for line in lines if line)
+
+
+@dataclass
+class Parts:
+    """The parts of one message that bounce detectors read, already decoded to text."""
+
+    headers: email.message.Message
+    text: list[str] = field(default_factory=list)  # text/plain (and HTML turned to text)
+    delivery_status: list[str] = field(default_factory=list)  # message/delivery-status bodies
+    feedback: list[str] = field(default_factory=list)  # message/feedback-report bodies
+    original: list[str] = field(default_factory=list)  # returned message or its headers
+    content_type: str = "text/plain"
+
+    def header(self, name: str) -> str:
+        return decode_header(self.headers.get(name))
+
+    @property
+    def body(self) -> str:
+        return "\n".join(self.text)
+
+
+def _payload_text(part: email.message.Message) -> str:
+    try:
+        payload = part.get_payload(decode=True)
+    except (ValueError, AssertionError, LookupError):
+        payload = None
+    if not isinstance(payload, bytes):
+        raw = part.get_payload()
+        return raw if isinstance(raw, str) else ""
+    return decode_bytes(payload[:MAX_PART_BYTES], part.get_content_charset())
+
+
+def _raw_text(part: email.message.Message) -> str:
+    """A message/* part's text: the stdlib parses these into sub-messages; flatten them back."""
+    payload = part.get_payload()
+    if isinstance(payload, str):
+        return _payload_text(part)
+    if isinstance(payload, list):
+        chunks = []
+        for sub in payload:
+            if isinstance(sub, email.message.Message):
+                chunks.append("\n".join(f"{k}: {decode_header(v)}" for k, v in sub.items()))
+                body = sub.get_payload()
+                if isinstance(body, str) and body.strip():
+                    chunks.append(body)
+        return "\n\n".join(chunks)
+    return ""
+
+
+_REPORT_TYPES = frozenset({"message/delivery-status", "message/global-delivery-status"})
+_ORIGINAL_TYPES = frozenset({"message/rfc822", "text/rfc822-headers", "message/global",
+                             "message/global-headers", "message/partial"})
+
+
+def _walk(part: email.message.Message, parts: Parts, depth: int = 0) -> None:
+    """Collect parts by role; never descend into the returned message or a report's blocks."""
+    if depth > 8:  # a hostile message nesting parts without end
+        return
+    ctype = part.get_content_type()
+    if ctype in _REPORT_TYPES:
+        parts.delivery_status.append(_raw_text(part))
+    elif ctype == "message/feedback-report":
+        parts.feedback.append(_raw_text(part))
+    elif ctype in _ORIGINAL_TYPES:
+        parts.original.append(_original_text(part))
+    elif part.is_multipart():
+        for sub in part.get_payload():
+            if isinstance(sub, email.message.Message):
+                _walk(sub, parts, depth + 1)
+    elif ctype == "text/html":
+        parts.text.append(html_to_text(_payload_text(part)))
+    elif ctype.startswith("text/") or (ctype == "application/octet-stream" and _is_textual(part)):
+        parts.text.append(_payload_text(part))
+
+
+def _is_textual(part: email.message.Message) -> bool:
+    name = (part.get_filename() or "").lower()
+    return name.endswith((".txt", ".eml"))
+
+
+def _original_text(part: email.message.Message) -> str:
+    payload = part.get_payload()
+    if isinstance(payload, list) and payload and isinstance(payload[0], email.message.Message):
+        sub = payload[0]
+        return "\n".join(f"{k}: {decode_header(v)}" for k, v in sub.items())
+    return _payload_text(part)
+
+
+def parse_message(data: bytes) -> Parts:
+    """Bytes of one RFC 5322 message -> its decoded parts. Never raises on malformed input."""
+    msg = email.message_from_bytes(data, policy=email.policy.compat32)
+    parts = Parts(headers=msg, content_type=msg.get_content_type())
+    try:
+        _walk(msg, parts)
+    except (LookupError, ValueError, TypeError, AttributeError, IndexError):
+        # The stdlib's MIME walk gave up on a malformed structure: keep what it had and fall back
+        # to the raw body so the text detectors still get a chance.
+        parts.text = [decode_bytes(data, None)]
+    if not parts.text and not parts.delivery_status and not parts.feedback:
+        raw = msg.get_payload()
+        if isinstance(raw, str):
+            parts.text.append(raw)
+    return parts

@@ -1,0 +1,1 @@
+"""Use cases: the only orchestrators. One module per area (diagnose, evidence, tickets)."""
