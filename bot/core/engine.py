@@ -134,12 +134,12 @@ def classify(knowledge: Knowledge, record: RecipientRecord, bounce: Bounce) -> t
     rule = match_rule(knowledge, diagnostic, record.status)
     if rule:
         return rule.reason, rule
-    if record.action == "failed" and (record.status or "").startswith("4."):
-        # A temporary error that ended in failure: the queue lifetime ran out.
-        return Reason.EXPIRED, None
     for phrase in knowledge.phrases:
         if phrase.pattern.search(diagnostic):
             return _after_data(phrase.reason, record), None
+    if record.action == "failed" and (record.status or "").startswith("4."):
+        # A temporary error that ended in failure: the queue lifetime ran out.
+        return Reason.EXPIRED, None
     by_status = _status_reason(knowledge, record.status)
     if by_status:
         return by_status, None

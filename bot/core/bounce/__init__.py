@@ -205,10 +205,11 @@ def _merge(records: list[RecipientRecord], text_records: list[RecipientRecord],
     out = []
     fallback: str | None = None
     for record in records:
-        if record.diagnostic:
-            out.append(record)
-            continue
         match = by_address.get((record.address or "").lower())
+        if record.diagnostic:
+            command = match.command if match else None
+            out.append(replace(record, command=command or _command_in(body, len(records))))
+            continue
         if match and match.diagnostic:
             diagnostic = match.diagnostic
         else:
@@ -220,9 +221,26 @@ def _merge(records: list[RecipientRecord], text_records: list[RecipientRecord],
             status=rfc3464._most_specific(record.status, reply.status),
             reply_code=record.reply_code or reply.reply_code,
             remote_mta=record.remote_mta or (match.remote_mta if match else None),
-            action=record.action, command=match.command if match else None,
+            action=record.action,
+            command=(match.command if match else None) or _command_in(body, len(records)),
         ))
     return out
+
+
+_COMMAND_IN_TEXT = re.compile(
+    r"\(in reply to (?:end of )?(DATA|RCPT TO|MAIL FROM)|^>>> (DATA)\s*$", re.I | re.M
+)
+
+
+def _command_in(body: str, recipients: int) -> str | None:
+    """The SMTP command a lone recipient's rejection answered, when only the text says so."""
+    if recipients != 1:
+        return None
+    found = _COMMAND_IN_TEXT.findall(body)
+    if not found:
+        return None
+    last = found[-1]
+    return (last[0] or last[1]).upper().split()[0]
 
 
 def _from_text(text: str, source: str, *, subject: str, from_header: str, **common: Any) -> Bounce:
