@@ -239,7 +239,7 @@ def _command_in(body: str, recipients: int) -> str | None:
     found = _COMMAND_IN_TEXT.findall(body)
     if not found:
         return None
-    last = found[-1]
+    last: tuple[str, str] = found[-1]
     return (last[0] or last[1]).upper().split()[0]
 
 
