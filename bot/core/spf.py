@@ -304,7 +304,7 @@ async def _include(state: _State, target: str) -> bool:
 
 
 def _in(ip: IpAddress, network: str) -> bool:
-    net = ipaddress.ip_network(network)
+    net = ipaddress.ip_network(network, strict=False)
     return net.version == ip.version and ip in net
 
 
