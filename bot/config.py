@@ -5,6 +5,7 @@ Environment (secrets come only from here, never from the file):
   DELISTBOT_CONFIG        settings file (default ./delistbot.toml when it exists)
   DELISTBOT_NAMESERVERS   comma-separated host[:port] (default: the system resolver)
   DELISTBOT_DQS_KEY       Spamhaus Data Query Service key (secret)
+  DELISTBOT_ABUSIX_KEY    Abusix Mail Intelligence query key (secret; the list has no public zone)
   DELISTBOT_PORT          HTTP port for `serve --http` (default 3000)
   SLACK_BOT_TOKEN, SLACK_APP_TOKEN, SLACK_SIGNING_SECRET   (secrets)
   SLACK_API_BASE_URL      Slack Web API base (default https://slack.com/api/)
@@ -66,6 +67,7 @@ class Settings:
     config_path: Path | None = None
     nameservers: tuple[tuple[str, int], ...] = ()
     dqs_key: str | None = field(default=None, repr=False)
+    abusix_key: str | None = field(default=None, repr=False)
     dns_timeout: float = 2.0
     dns_deadline: float = 6.0
     dns_concurrency: int = 64
@@ -138,6 +140,7 @@ def load_settings(env: Mapping[str, str] | None = None, cwd: Path | None = None)
         config_path=config_path,
         nameservers=_nameservers(env.get("DELISTBOT_NAMESERVERS", "")),
         dqs_key=env.get("DELISTBOT_DQS_KEY") or None,
+        abusix_key=env.get("DELISTBOT_ABUSIX_KEY") or None,
         dns_timeout=parse_duration(dns.get("timeout", "2s"), "dns.timeout"),
         dns_deadline=parse_duration(dns.get("deadline", "6s"), "dns.deadline"),
         dns_concurrency=int(dns.get("concurrency", 64)),

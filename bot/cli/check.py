@@ -1,0 +1,126 @@
+"""`delistbot check IP [--json]`: is this IP on a block list right now?
+
+Exit codes (bot/cli/__init__.py): 0 not listed anywhere (or a non-public address: nothing to
+ask), 1 listed on at least one list, 2 the argument is not an IP address or a setting is wrong.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from typing import Any
+
+from bot.adapters.dns import DnsResolver
+from bot.cli import EXIT_ATTENTION, EXIT_OK, EXIT_USAGE
+from bot.config import Settings, load_settings
+from bot.core import dnsbl, knowledge
+from bot.core.dnsbl import Listing, ListingStatus
+from bot.core.knowledge import Knowledge
+from bot.service.evidence import CheckResult, Evidence, EvidenceService
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "check", help="look an IP up in every current DNS block list",
+        description="Look an IPv4 or IPv6 address up in every current DNS block list and say, "
+                    "per list, listed (and why), not listed, or unknown.")
+    parser.add_argument("ip", help="the sending IP address")
+    parser.add_argument("--json", action="store_true", help="print JSON instead of text")
+    parser.set_defaults(func=run)
+
+
+def build_service(settings: Settings, know: Knowledge | None = None) -> EvidenceService:
+    """Wire the dnspython resolver and the knowledge into the evidence use cases."""
+    know = know or knowledge.load()
+    resolver = DnsResolver(settings.nameservers, timeout=settings.dns_timeout,
+                           concurrency=settings.dns_concurrency)
+    keys = {"dqs": settings.dqs_key, "abusix": settings.abusix_key}
+    return EvidenceService(know, dnsbl.load_zones(know.providers), resolver, keys,
+                           deadline=settings.dns_deadline)
+
+
+def run(args: argparse.Namespace) -> int:
+    service = build_service(load_settings())
+    result = asyncio.run(service.check_ip(args.ip))
+    if args.json:
+        print(json.dumps(result.to_json(), indent=2, ensure_ascii=False))
+    elif result.problem:
+        print(f"delistbot check: {result.problem}", file=sys.stderr)
+    else:
+        print("\n".join(render_check(result, service.knowledge)))
+    if result.problem:
+        return EXIT_USAGE
+    return EXIT_ATTENTION if result.with_status(ListingStatus.LISTED) else EXIT_OK
+
+
+def render_check(result: CheckResult, know: Knowledge) -> list[str]:
+    """The human answer: listed lists first (with how to get off), then unknown, then the rest."""
+    if result.private:
+        return [result.private]
+    listed = result.with_status(ListingStatus.LISTED)
+    unknown = result.with_status(ListingStatus.UNKNOWN)
+    clean = result.with_status(ListingStatus.NOT_LISTED)
+    lines = [f"{result.ip}: listed on {len(listed)} of {len(result.listings)} lists asked, "
+             f"{len(unknown)} unknown, {len(clean)} not listed ({result.seconds:.2f} s)"]
+    if listed:
+        lines += ["", "LISTED"] + [line for x in listed for line in _listed(x, know)]
+    if unknown:
+        lines += ["", "UNKNOWN (neither listed nor clean: the list could not be trusted now)"]
+        lines += [f"  {x.list} ({x.zone}){_code(x)}: {_unknown_text(x)}" for x in unknown]
+    if clean:
+        lines += ["", "NOT LISTED", "  " + ", ".join(x.list for x in clean)]
+    if result.skipped:
+        lines += ["", "NOT ASKED"] + [f"  {s.list} ({s.zone}): {s.why}" for s in result.skipped]
+    lines += [f"\nNote: {note}" for note in result.notes]
+    return lines
+
+
+def _code(x: Listing) -> str:
+    return f" {x.code}" if x.code else ""
+
+
+def _unknown_text(x: Listing) -> str:
+    return "; ".join(filter(None, [x.meaning, x.detail]))
+
+
+def _listed(x: Listing, know: Knowledge) -> list[str]:
+    lines = [f"  {x.list} ({x.zone}) {x.code}: {x.meaning}"]
+    if x.detail:
+        lines.append(f"      reason: {x.detail}")
+    provider = know.providers.get(x.provider)
+    if provider:
+        route = provider.route
+        where = route.url or route.address or ""
+        lines.append(f"      delist: {route.method}{' — ' + where if where else ''}")
+    return lines
+
+
+def render_evidence(evidence: Evidence, know: Knowledge) -> list[str]:
+    """DNS evidence for the human output of `diagnose`."""
+    lines = ["DNS evidence:"]
+    if evidence.check is not None:
+        lines += ["  " + line if line else "" for line in render_check(evidence.check, know)]
+    if evidence.mx is not None:
+        mx = evidence.mx
+        hosts = ", ".join(mx["hosts"][:3]) or f"none ({mx['status']})"
+        provider = mx["provider"] or "no known provider"
+        lines.append(f"  MX of {mx['domain']}: {hosts} -> {provider}")
+    if evidence.ptr is not None:
+        names = ", ".join(evidence.ptr) or "none"
+        confirmed = {True: "forward-confirmed", False: "NOT forward-confirmed",
+                     None: "not verified"}[evidence.fcrdns]
+        lines.append(f"  reverse DNS: {names} ({confirmed})")
+    if evidence.spf is not None:
+        s = evidence.spf
+        lines.append(f"  SPF of {s.domain}: {s.result}"
+                     + (f" (matched {s.matched})" if s.matched else "")
+                     + (f": {s.detail}" if s.detail else ""))
+    if evidence.dmarc is not None:
+        d = evidence.dmarc
+        at = f" (at {d.found_at})" if d.found_at and d.found_at != d.domain else ""
+        lines.append(f"  DMARC of {d.domain}: {d.policy or d.status}{at}"
+                     + (f": {d.detail}" if d.detail else ""))
+    lines += [f"  note: {n}" for n in evidence.notes]
+    return lines

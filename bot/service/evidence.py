@@ -1,0 +1,242 @@
+"""Use cases for DNS evidence: `check_ip` (every current block list) and `gather` (everything
+DNS says about one diagnosis: listings, the recipient's MX and its provider, the sending IP's
+reverse DNS and whether it is forward-confirmed, the sending domain's SPF and DMARC).
+
+All lookups of one call are in flight at once; each has the resolver's per-query timeout and the
+whole call an overall deadline, after which what has not answered is reported as unknown.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import ipaddress
+import time
+from collections.abc import Awaitable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from bot.core import dnsbl, spf
+from bot.core.dnsbl import Listing, ListingStatus, Planned, Skipped, Zone
+from bot.core.knowledge import Knowledge, Provider
+from bot.core.model import Diagnosis
+from bot.core.ports import DnsStatus, Resolver
+
+_T = TypeVar("_T")
+RECEIVER_KINDS = ("receiver", "gateway", "dnsbl")  # Barracuda ESS is filed as the list operator
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """`delistbot check IP`: one answer per current list."""
+
+    query: str
+    ip: str | None = None
+    problem: str | None = None  # the input is not an IP (usage error)
+    private: str | None = None  # a non-public IP: nothing was asked
+    listings: tuple[Listing, ...] = ()
+    skipped: tuple[Skipped, ...] = ()
+    notes: tuple[str, ...] = ()
+    seconds: float = 0.0
+
+    def with_status(self, status: ListingStatus) -> list[Listing]:
+        return [x for x in self.listings if x.status is status]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "query": self.query,
+            "ip": self.ip,
+            "problem": self.problem,
+            "private": self.private,
+            "listed": len(self.with_status(ListingStatus.LISTED)),
+            "unknown": len(self.with_status(ListingStatus.UNKNOWN)),
+            "listings": [x.to_json() for x in self.listings],
+            "skipped": [x.to_json() for x in self.skipped],
+            "notes": list(self.notes),
+            "seconds": round(self.seconds, 3),
+        }
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """Everything DNS says about one diagnosis (the JSON's "dns" field)."""
+
+    check: CheckResult | None = None
+    mx: dict[str, Any] | None = None
+    ptr: tuple[str, ...] | None = None
+    fcrdns: bool | None = None
+    spf: spf.SpfResult | None = None
+    dmarc: spf.DmarcResult | None = None
+    notes: tuple[str, ...] = ()
+
+    @property
+    def receiver(self) -> str | None:
+        return self.mx.get("provider") if self.mx else None
+
+    def to_json(self) -> dict[str, Any]:
+        check = self.check
+        return {
+            "listings": [x.to_json() for x in check.listings] if check else [],
+            "skipped": [x.to_json() for x in check.skipped] if check else [],
+            "mx": self.mx,
+            "ptr": list(self.ptr) if self.ptr is not None else None,
+            "fcrdns": self.fcrdns,
+            "spf": self.spf.to_json() if self.spf else None,
+            "dmarc": self.dmarc.to_json() if self.dmarc else None,
+            "notes": [*(check.notes if check else ()), *self.notes],
+        }
+
+
+class EvidenceService:
+    """Holds the resolver (and its cache) so every check of a process shares it."""
+
+    def __init__(self, knowledge: Knowledge, zones: Iterable[Zone], resolver: Resolver,
+                 keys: Mapping[str, str | None], deadline: float = 6.0) -> None:
+        self.knowledge = knowledge
+        self.zones = tuple(zones)
+        self.resolver = resolver
+        self.keys = dict(keys)
+        self.deadline = deadline
+
+    # ------------------------------------------------------------------ block lists
+
+    async def check_ip(self, text: str) -> CheckResult:
+        started = time.monotonic()
+        target = dnsbl.parse_target(text)
+        if target.problem or target.private or target.ip is None:
+            return CheckResult(text, str(target.ip) if target.ip else None, target.problem,
+                               target.private)
+        planned = dnsbl.plan(self.zones, target.ip, self.keys)
+        tasks = [self._listing(p) for p in planned.queries]
+        listings = await _within(tasks, self.deadline,
+                                 [self._late(p) for p in planned.queries])
+        return CheckResult(text, str(target.ip), listings=tuple(listings),
+                           skipped=planned.skipped, notes=self._notes(),
+                           seconds=time.monotonic() - started)
+
+    async def _listing(self, p: Planned) -> Listing:
+        ask = self.resolver.query
+        if p.test_listed and p.test_clean:
+            a, listed, clean = await asyncio.gather(ask(p.name, "A"), ask(p.test_listed, "A"),
+                                                    ask(p.test_clean, "A"))
+            problem = dnsbl.health_problem(p.zone, listed, clean)
+        else:
+            a, problem = await ask(p.name, "A"), None
+        listing = dnsbl.interpret(p.zone, a, None, p.shown)
+        if listing.status is ListingStatus.LISTED:  # the reason text only matters when listed
+            listing = dnsbl.interpret(p.zone, a, await ask(p.name, "TXT"), p.shown)
+        return dnsbl.distrust(listing, problem) if problem else listing
+
+    def _late(self, p: Planned) -> Listing:
+        return Listing(p.zone.name, p.shown, p.zone.provider, ListingStatus.UNKNOWN,
+                       detail=f"no answer within the overall deadline ({self.deadline:g} s)")
+
+    def _notes(self) -> tuple[str, ...]:
+        notes = []
+        if any(z.key == "dqs" for z in self.zones) and not self.keys.get("dqs"):
+            notes.append(
+                "DELISTBOT_DQS_KEY is not set: Spamhaus was asked through its public mirror, "
+                "which answers only an error code (127.255.255.254) to queries through public "
+                "or cloud resolvers and is free only for low-volume non-commercial use. Set a "
+                "(free) Spamhaus DQS key for reliable answers.")
+        return tuple(notes)
+
+    # ------------------------------------------------------------------ diagnosis evidence
+
+    async def gather(self, diagnosis: Diagnosis) -> Evidence:
+        ip, sender, recipient = (diagnosis.sending_ip, diagnosis.sender_domain,
+                                 diagnosis.recipient_domain)
+        public = ip if ip and dnsbl.parse_target(ip).private is None \
+            and dnsbl.parse_target(ip).problem is None else None
+        jobs: dict[str, Awaitable[Any]] = {}
+        if ip:
+            jobs["check"] = self.check_ip(ip)
+        if recipient:
+            jobs["mx"] = self.mx(recipient)
+        if public:
+            jobs["reverse"] = self.reverse(public)
+        if sender and public:
+            jobs["spf"] = spf.check_host(self.resolver, public, sender)
+        if sender:
+            jobs["dmarc"] = spf.dmarc_policy(self.resolver, sender)
+        names = list(jobs)
+        results = await _within(list(jobs.values()), self.deadline + 1, [None] * len(names))
+        found = dict(zip(names, results, strict=True))
+        late = [n for n in names if found[n] is None]
+        ptr, fcrdns = found.get("reverse") or (None, None)
+        return Evidence(
+            check=found.get("check"), mx=found.get("mx"), ptr=ptr, fcrdns=fcrdns,
+            spf=found.get("spf"), dmarc=found.get("dmarc"),
+            notes=tuple(f"{n}: no answer within the overall deadline" for n in late))
+
+    async def mx(self, domain: str) -> dict[str, Any]:
+        answer = await self.resolver.query(domain, "MX")
+        hosts = [h for _, h in sorted(_mx_pairs(answer.records))]
+        status = {DnsStatus.OK: "ok", DnsStatus.NXDOMAIN: "nxdomain",
+                  DnsStatus.NODATA: "none"}.get(answer.status, str(answer.status))
+        return {"domain": domain, "status": status, "hosts": hosts,
+                "provider": receiver_for_hosts(self.knowledge.by_kind(*RECEIVER_KINDS), hosts)}
+
+    async def reverse(self, ip: str) -> tuple[tuple[str, ...] | None, bool | None]:
+        """PTR names of the IP, and whether one of them resolves back to it (FCrDNS)."""
+        answer = await self.resolver.query(_reverse_pointer(ip), "PTR")
+        if answer.failed:
+            return None, None
+        names = tuple(r.rstrip(".").lower() for r in answer.records)
+        if not names:
+            return (), False
+        return names, bool(await spf.validated_names(self.resolver, ip))
+
+
+def enrich(diagnosis: Diagnosis, evidence: Evidence) -> Diagnosis:
+    """The diagnosis with DNS evidence attached (and a receiver found from MX if none was)."""
+    return dataclasses.replace(
+        diagnosis,
+        receiver=diagnosis.receiver or evidence.receiver,
+        extra={**diagnosis.extra, "dns": evidence.to_json()},
+    )
+
+
+def receiver_for_hosts(providers: Iterable[Provider], hosts: Iterable[str]) -> str | None:
+    """The provider whose host pattern matches the preferred MX most specifically.
+
+    The longest matched text wins (".olc.protection.outlook.com" beats ".outlook.com"), so the
+    result never depends on the order of providers.toml.
+    """
+    candidates = list(providers)
+    for host in hosts:
+        host = host.rstrip(".").lower()
+        best: tuple[int, str] | None = None
+        for provider in candidates:
+            for pattern in provider.hosts:
+                match = pattern.search(host)
+                if match and (best is None or len(match.group(0)) > best[0]):
+                    best = (len(match.group(0)), provider.id)
+        if best:
+            return best[1]
+    return None
+
+
+def _mx_pairs(records: Iterable[str]) -> list[tuple[int, str]]:
+    pairs = []
+    for record in records:
+        preference, _, host = record.partition(" ")
+        if preference.isdigit():
+            pairs.append((int(preference), host.rstrip(".").lower()))
+    return pairs
+
+
+def _reverse_pointer(ip: str) -> str:
+    return ipaddress.ip_address(ip).reverse_pointer
+
+
+async def _within(jobs: list[Awaitable[_T]], deadline: float, late: list[_T]) -> list[_T]:
+    """Run all jobs at once; a job still running at the deadline is cancelled and gets `late`."""
+    tasks = [asyncio.ensure_future(job) for job in jobs]
+    if not tasks:
+        return []
+    _, pending = await asyncio.wait(tasks, timeout=deadline)
+    for task in pending:
+        task.cancel()
+    await asyncio.gather(*pending, return_exceptions=True)
+    return [late[i] if task in pending else task.result() for i, task in enumerate(tasks)]

@@ -1,0 +1,279 @@
+"""A small authoritative DNS server on loopback (UDP and TCP) for tests and benchmarks.
+
+It runs an asyncio loop in a daemon thread and speaks real DNS (dnspython's message/wire
+functions), so the production resolver talks to it exactly as it would to a real server.
+Records are added with `add`; whole zones get a named behaviour with `behave`:
+
+    Delay(seconds)   answer normally, but late (a slow zone)
+    Drop()           never answer (a dead zone)
+    Rcode("SERVFAIL") / Rcode("REFUSED")   answer with that rcode
+    Wildcard("127.255.255.254")            every A query in the zone gets this (Spamhaus-style
+                                           error codes through a public resolver)
+
+Unknown names get NXDOMAIN with an SOA (negative TTL 30 s); existing names without the asked
+type get NOERROR/no data. UDP answers larger than the client allows are truncated (TC), so the
+client retries over TCP.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import struct
+import threading
+from collections import Counter
+from dataclasses import dataclass
+
+import dns.exception
+import dns.flags
+import dns.message
+import dns.name
+import dns.rcode
+import dns.rdata
+import dns.rdataclass
+import dns.rdatatype
+import dns.rrset
+
+NEGATIVE_TTL = 30
+
+
+@dataclass(frozen=True)
+class Delay:
+    seconds: float
+
+
+@dataclass(frozen=True)
+class Drop:
+    pass
+
+
+@dataclass(frozen=True)
+class Rcode:
+    rcode: str
+
+
+@dataclass(frozen=True)
+class Wildcard:
+    address: str
+    ttl: int = 60
+
+
+Behaviour = Delay | Drop | Rcode | Wildcard
+
+
+class DnsTestServer:
+    def __init__(self, host: str = "127.0.0.1") -> None:
+        self.host = host
+        self.port = 0
+        self.records: dict[tuple[str, int], list[tuple[int, str]]] = {}
+        self.names: set[str] = set()
+        self.behaviours: dict[str, Behaviour] = {}
+        self.queries: Counter[tuple[str, str]] = Counter()
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+        self._lock = threading.Lock()
+
+    # ------------------------------------------------------------------ data
+
+    def add(self, name: str, rdtype: str, *values: str, ttl: int = 60) -> None:
+        key = (_norm(name), dns.rdatatype.from_text(rdtype))
+        with self._lock:
+            self.records.setdefault(key, []).extend((ttl, v) for v in values)
+            self.names.add(key[0])
+
+    def add_txt(self, name: str, text: str, ttl: int = 60) -> None:
+        """A TXT record; long text is split into 255-byte character-strings, as publishers do."""
+        chunks = [text[i:i + 255] for i in range(0, len(text), 255)] or [""]
+        self.add(name, "TXT", " ".join(_quote(c) for c in chunks), ttl=ttl)
+
+    def behave(self, zone: str, behaviour: Behaviour) -> None:
+        with self._lock:
+            self.behaviours[_norm(zone)] = behaviour
+
+    def reset(self) -> None:
+        with self._lock:
+            self.records.clear()
+            self.names.clear()
+            self.behaviours.clear()
+            self.queries.clear()
+
+    def asked(self, suffix: str) -> int:
+        """How many queries arrived for names at or under `suffix`."""
+        suffix = _norm(suffix)
+        return sum(n for (name, _), n in self.queries.items()
+                   if name == suffix or name.endswith("." + suffix))
+
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def start(self) -> DnsTestServer:
+        self._thread.start()
+        asyncio.run_coroutine_threadsafe(self._serve(), self._loop).result(timeout=10)
+        return self
+
+    def stop(self) -> None:
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=5)
+
+    async def _serve(self) -> None:
+        for _ in range(50):  # find a port free for both UDP and TCP
+            transport, _ = await self._loop.create_datagram_endpoint(
+                lambda: _Udp(self), local_addr=(self.host, 0))
+            port = transport.get_extra_info("sockname")[1]
+            try:
+                self._tcp = await asyncio.start_server(self._tcp_client, self.host, port,
+                                                       reuse_address=True)
+            except OSError:
+                transport.close()
+                continue
+            self._udp, self.port = transport, port
+            return
+        raise OSError("no free port for the test DNS server")
+
+    async def _tcp_client(self, reader: asyncio.StreamReader,
+                          writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                size = struct.unpack("!H", await reader.readexactly(2))[0]
+                reply = await self.answer(await reader.readexactly(size), tcp=True)
+                if reply is not None:
+                    writer.write(struct.pack("!H", len(reply)) + reply)
+                    await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+    # ------------------------------------------------------------------ answers
+
+    async def answer(self, wire: bytes, tcp: bool = False) -> bytes | None:
+        try:
+            query = dns.message.from_wire(wire)
+        except dns.exception.DNSException:
+            return None
+        question = query.question[0]
+        name = _norm(question.name.to_text())
+        with self._lock:
+            self.queries[(name, dns.rdatatype.to_text(question.rdtype))] += 1
+            behaviour = self._behaviour(name)
+        if isinstance(behaviour, Drop):
+            return None
+        if isinstance(behaviour, Delay):
+            await asyncio.sleep(behaviour.seconds)
+        response = dns.message.make_response(query)
+        response.flags |= dns.flags.AA
+        if isinstance(behaviour, Rcode):
+            response.set_rcode(dns.rcode.from_text(behaviour.rcode))
+        else:
+            self._fill(response, name, question.rdtype, behaviour)
+        limit = 65535 if tcp else max(512, query.payload if query.edns >= 0 else 512)
+        try:
+            return response.to_wire(max_size=limit)
+        except dns.exception.TooBig:
+            response.answer.clear()
+            response.flags |= dns.flags.TC
+            return response.to_wire()
+
+    def _behaviour(self, name: str) -> Behaviour | None:
+        labels = name.split(".")
+        for i in range(len(labels)):
+            found = self.behaviours.get(".".join(labels[i:]))
+            if found is not None:
+                return found
+        return None
+
+    def _fill(self, response: dns.message.Message, name: str, rdtype: int,
+              behaviour: Behaviour | None) -> None:
+        qname = dns.name.from_text(name)
+        if isinstance(behaviour, Wildcard) and rdtype == dns.rdatatype.A:
+            response.answer.append(dns.rrset.from_text(qname, behaviour.ttl, "IN", "A",
+                                                       behaviour.address))
+            return
+        with self._lock:
+            values = list(self.records.get((name, rdtype), []))
+            exists = name in self.names
+        if values:
+            rrset = dns.rrset.RRset(qname, dns.rdataclass.IN, rdtype)
+            for ttl, text in values:
+                rrset.add(dns.rdata.from_text(dns.rdataclass.IN, rdtype, text), ttl)
+            response.answer.append(rrset)
+            return
+        if not exists:
+            response.set_rcode(dns.rcode.NXDOMAIN)
+        response.authority.append(dns.rrset.from_text(
+            qname.parent() if len(qname) > 2 else qname, NEGATIVE_TTL, "IN", "SOA",
+            f"ns.test. hostmaster.test. 1 3600 600 86400 {NEGATIVE_TTL}"))
+
+
+class _Udp(asyncio.DatagramProtocol):
+    def __init__(self, server: DnsTestServer) -> None:
+        self.server = server
+        self.pending: set[asyncio.Task[None]] = set()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        task = asyncio.ensure_future(self._reply(data, addr))
+        self.pending.add(task)  # keep a reference until done (asyncio holds only weak ones)
+        task.add_done_callback(self.pending.discard)
+
+    async def _reply(self, data: bytes, addr: tuple[str, int]) -> None:
+        reply = await self.server.answer(data)
+        if reply is not None:
+            self.transport.sendto(reply, addr)  # type: ignore[attr-defined]
+
+
+def _norm(name: str) -> str:
+    return name.rstrip(".").lower()
+
+
+def _quote(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+
+
+# ---------------------------------------------------------------------- the tests' world
+
+LISTED_IP = "85.10.20.30"  # on SpamCop (with a TXT reason) and on Spamhaus XBL
+CLEAN_IP = "85.10.20.31"  # on nothing; its PTR is generic and not forward-confirmed
+LISTED_IP6 = "2a01:4f8:10:20::30"  # on Spamhaus CSS, via IPv6 nibbles
+DQS_KEY = "abcdefghijklmnopqrstuvwxyz"
+SPAMCOP_TXT = f"Blocked - see https://www.spamcop.net/bl.shtml?{LISTED_IP}"
+
+
+def reverse(ip: str, zone: str) -> str:
+    """The RFC 5782 query name of `ip` in `zone` ("in-addr.arpa" gives the PTR name)."""
+    return ipaddress.ip_address(ip).reverse_pointer.rsplit(".", 2)[0] + "." + zone
+
+
+def seed(server: DnsTestServer, zones: list[tuple[str, bool]]) -> None:
+    """A healthy world: every zone answers its RFC 5782 test points; the named IPs and the
+    sender/recipient domains exist. `zones` is (queried zone name, publishes IPv6)."""
+    for zone, ipv6 in zones:
+        server.add(reverse("127.0.0.2", zone), "A", "127.0.0.2")
+        if ipv6:
+            server.add(reverse("::ffff:7f00:2", zone), "A", "127.0.0.2")
+    for zen in ("zen.spamhaus.org", f"{DQS_KEY}.zen.dq.spamhaus.net"):
+        server.add(reverse(LISTED_IP, zen), "A", "127.0.0.4")
+        server.add(reverse(LISTED_IP6, zen), "A", "127.0.0.3")
+        server.add_txt(reverse(LISTED_IP6, zen),
+                       f"Listed by CSS, see https://check.spamhaus.org/query/ip/{LISTED_IP6}")
+    server.add(reverse(LISTED_IP, "bl.spamcop.net"), "A", "127.0.0.2")
+    server.add_txt(reverse(LISTED_IP, "bl.spamcop.net"), SPAMCOP_TXT)
+    # sender side: FCrDNS for LISTED_IP, a generic PTR for CLEAN_IP, SPF and DMARC
+    server.add(reverse(LISTED_IP, "in-addr.arpa"), "PTR", "mail.sender.example.")
+    server.add("mail.sender.example", "A", LISTED_IP)
+    server.add(reverse(CLEAN_IP, "in-addr.arpa"), "PTR", "85-10-20-31.dyn.isp.example.")
+    server.add("85-10-20-31.dyn.isp.example", "A", "85.10.99.99")
+    server.add_txt("sender.example", "v=spf1 mx include:_spf.mailer.example -all")
+    server.add("sender.example", "MX", "10 mx.sender.example.")
+    server.add("mx.sender.example", "A", "85.10.21.1")
+    server.add_txt("_spf.mailer.example", "v=spf1 ip4:85.10.20.0/24 ip6:2a01:4f8:10:20::/64 ~all")
+    server.add_txt("_dmarc.sender.example", "v=DMARC1; p=reject; rua=mailto:dmarc@sender.example")
+    # receiver side
+    server.add("recipient.example", "MX", "10 recipient-example.mail.protection.outlook.com.")

@@ -1,0 +1,106 @@
+"""`delistbot check` as a user runs it: a subprocess talking to the loopback DNS server."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from dnsserver import CLEAN_IP, DQS_KEY, LISTED_IP, SPAMCOP_TXT, DnsTestServer, Wildcard, seed
+
+from bot.core import dnsbl, knowledge
+
+ZONES = dnsbl.load_zones(knowledge.load().providers)
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[DnsTestServer]:
+    srv = DnsTestServer().start()
+    names = [(z.query_zone(k), z.ipv6) for z in ZONES for k in ({}, {"dqs": DQS_KEY})]
+    seed(srv, [(n, v6) for n, v6 in names if n])
+    yield srv
+    srv.stop()
+
+
+def run(server: DnsTestServer, tmp_path: Path, *args: str,
+        **env: str) -> subprocess.CompletedProcess[str]:
+    settings = tmp_path / "delistbot.toml"
+    settings.write_text('[dns]\ntimeout = "0.3s"\ndeadline = "2s"\n')
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("DELISTBOT_")}
+    full_env.update({"DELISTBOT_NAMESERVERS": server.address,
+                     "DELISTBOT_CONFIG": str(settings), **env})
+    return subprocess.run([sys.executable, "-m", "bot", "check", *args], cwd=ROOT, env=full_env,
+                          capture_output=True, text=True, timeout=60)
+
+
+def test_a_listed_ip_exits_1_and_says_where_why_and_how_to_get_off(server, tmp_path):
+    proc = run(server, tmp_path, LISTED_IP)
+    assert proc.returncode == 1, proc.stderr
+    out = proc.stdout
+    assert out.startswith(f"{LISTED_IP}: listed on 2 of 11 lists asked")
+    assert f"reason: {SPAMCOP_TXT}" in out
+    assert "delist: auto_expiry — https://www.spamcop.net/bl.shtml" in out
+    assert "Abusix Mail Intelligence (<key>.combined.mail.abusix.zone): needs a key" in out
+    assert "DELISTBOT_DQS_KEY is not set" in out
+
+
+def test_json_has_one_row_per_list_with_the_contract_fields(server, tmp_path):
+    proc = run(server, tmp_path, LISTED_IP, "--json")
+    data = json.loads(proc.stdout)
+    assert proc.returncode == 1 and data["listed"] == 2
+    for row in data["listings"]:
+        assert {"list", "zone", "status", "code", "meaning", "detail"} <= set(row)
+        assert row["status"] in {"listed", "not_listed", "unknown"}
+    assert "sorbs" not in proc.stdout.lower()
+
+
+def test_a_clean_ip_exits_0(server, tmp_path):
+    proc = run(server, tmp_path, CLEAN_IP)
+    assert proc.returncode == 0, proc.stderr
+    assert "listed on 0 of 11 lists asked, 0 unknown, 11 not listed" in proc.stdout
+
+
+def test_with_a_dqs_key_the_note_goes_and_the_key_never_appears(server, tmp_path):
+    proc = run(server, tmp_path, LISTED_IP, "--json", DELISTBOT_DQS_KEY=DQS_KEY)
+    assert DQS_KEY not in proc.stdout + proc.stderr
+    assert json.loads(proc.stdout)["notes"] == []
+
+
+def test_spamhaus_errors_are_reported_as_unknown(server, tmp_path):
+    server.behave("zen.spamhaus.org", Wildcard("127.255.255.254"))
+    try:
+        proc = run(server, tmp_path, CLEAN_IP)
+    finally:
+        server.behaviours.clear()
+    assert proc.returncode == 0
+    assert "Spamhaus ZEN (zen.spamhaus.org) 127.255.255.254: error: query through a public" \
+        in proc.stdout
+
+
+@pytest.mark.parametrize(("arg", "message"), [
+    ("garbage", "'garbage' is not an IP address"),
+    ("mail.example.com", "'mail.example.com' is a host name, not an IP address"),
+    ("1.2.3.4.5", "is not an IP address"),
+])
+def test_bad_input_is_a_usage_error_with_a_clear_message(server, tmp_path, arg, message):
+    proc = run(server, tmp_path, arg)
+    assert proc.returncode == 2
+    assert message in proc.stderr and "Traceback" not in proc.stderr and proc.stdout == ""
+
+
+def test_a_private_address_is_answered_without_asking_any_list(server, tmp_path):
+    before = sum(server.queries.values())
+    proc = run(server, tmp_path, "192.168.1.20")
+    assert proc.returncode == 0
+    assert "192.168.1.20 is not a public address (private range)" in proc.stdout
+    assert sum(server.queries.values()) == before
+
+
+def test_a_bad_nameserver_setting_is_a_usage_error(server, tmp_path):
+    proc = run(server, tmp_path, CLEAN_IP, DELISTBOT_NAMESERVERS="127.0.0.1:port")
+    assert proc.returncode == 2 and "DELISTBOT_NAMESERVERS" in proc.stderr

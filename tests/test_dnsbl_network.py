@@ -1,0 +1,240 @@
+"""`check_ip` and the diagnosis evidence over real DNS, against the loopback server."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Iterator
+
+import pytest
+from dnsserver import (
+    CLEAN_IP,
+    DQS_KEY,
+    LISTED_IP,
+    LISTED_IP6,
+    SPAMCOP_TXT,
+    Delay,
+    DnsTestServer,
+    Drop,
+    Rcode,
+    Wildcard,
+    reverse,
+    seed,
+)
+
+from bot.adapters.dns import DnsResolver
+from bot.core import dnsbl, knowledge
+from bot.core.dnsbl import ListingStatus
+from bot.core.model import Diagnosis
+from bot.service.evidence import EvidenceService, enrich
+
+KNOW = knowledge.load()
+ZONES = dnsbl.load_zones(KNOW.providers)
+TIMEOUT = 0.3
+
+
+def queried_zones(keys: dict[str, str | None]) -> list[tuple[str, bool]]:
+    out = []
+    for z in ZONES:
+        name = z.query_zone(keys)
+        if name:
+            out.append((name, z.ipv6))
+    return out
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[DnsTestServer]:
+    srv = DnsTestServer().start()
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture
+def dns(server: DnsTestServer) -> DnsTestServer:
+    server.reset()
+    seed(server, queried_zones({"dqs": DQS_KEY}) + queried_zones({}))
+    return server
+
+
+def service(server: DnsTestServer, keys: dict[str, str | None] | None = None,
+            deadline: float = 3.0, resolver: DnsResolver | None = None) -> EvidenceService:
+    resolver = resolver or DnsResolver([("127.0.0.1", server.port)], timeout=TIMEOUT)
+    return EvidenceService(KNOW, ZONES, resolver, keys or {}, deadline=deadline)
+
+
+def by_list(result: object) -> dict[str, dnsbl.Listing]:
+    return {x.list: x for x in result.listings}  # type: ignore[attr-defined]
+
+
+def test_a_listed_ip_is_listed_with_the_meaning_and_the_lists_txt_reason(dns: DnsTestServer):
+    result = asyncio.run(service(dns).check_ip(LISTED_IP))
+    spamcop = by_list(result)["SpamCop"]
+    assert spamcop.status is ListingStatus.LISTED
+    assert spamcop.code == "127.0.0.2" and spamcop.detail == SPAMCOP_TXT
+    assert by_list(result)["Spamhaus ZEN"].meaning.startswith("XBL")
+    assert by_list(result)["PSBL"].status is ListingStatus.NOT_LISTED
+
+
+def test_a_clean_ip_is_not_listed_anywhere_and_nothing_is_unknown(dns: DnsTestServer):
+    result = asyncio.run(service(dns).check_ip(CLEAN_IP))
+    assert {x.status for x in result.listings} == {ListingStatus.NOT_LISTED}
+    assert len(result.listings) == len(ZONES) - 1  # Abusix needs a key
+    assert [s.list for s in result.skipped] == ["Abusix Mail Intelligence"]
+
+
+def test_sorbs_is_never_asked(dns: DnsTestServer):
+    asyncio.run(service(dns).check_ip(LISTED_IP))
+    assert dns.asked("sorbs.net") == 0 and dns.asked("spamcop.net") > 0
+
+
+def test_spamhaus_error_answers_are_unknown_and_the_missing_dqs_key_is_said(dns: DnsTestServer):
+    dns.behave("zen.spamhaus.org", Wildcard("127.255.255.254"))
+    result = asyncio.run(service(dns).check_ip(LISTED_IP))
+    zen = by_list(result)["Spamhaus ZEN"]
+    assert zen.status is ListingStatus.UNKNOWN and zen.code == "127.255.255.254"
+    assert "public/open resolver" in (zen.meaning or "")
+    assert any("DELISTBOT_DQS_KEY is not set" in note for note in result.notes)
+
+
+def test_with_a_dqs_key_spamhaus_is_asked_through_dqs_and_the_key_is_never_shown(
+        dns: DnsTestServer):
+    dns.behave("zen.spamhaus.org", Drop())  # proves the public mirror is not asked
+    result = asyncio.run(service(dns, {"dqs": DQS_KEY}).check_ip(LISTED_IP))
+    zen = by_list(result)["Spamhaus ZEN"]
+    assert zen.status is ListingStatus.LISTED and zen.zone == "<key>.zen.dq.spamhaus.net"
+    assert DQS_KEY not in json.dumps(result.to_json())
+    assert not result.notes
+
+
+def test_a_slow_zone_beyond_the_timeout_is_unknown_and_the_others_still_answer(
+        dns: DnsTestServer):
+    dns.behave("psbl.surriel.com", Delay(TIMEOUT * 3))
+    dns.behave("bl.mailspike.net", Drop())
+    result = asyncio.run(service(dns).check_ip(LISTED_IP))
+    for name in ("PSBL", "Mailspike"):
+        assert by_list(result)[name].status is ListingStatus.UNKNOWN
+        assert "timeout" in by_list(result)[name].detail
+    assert by_list(result)["SpamCop"].status is ListingStatus.LISTED
+
+
+def test_a_slow_zone_within_the_timeout_answers(dns: DnsTestServer):
+    dns.behave("psbl.surriel.com", Delay(TIMEOUT / 3))
+    result = asyncio.run(service(dns).check_ip(CLEAN_IP))
+    assert by_list(result)["PSBL"].status is ListingStatus.NOT_LISTED
+
+
+@pytest.mark.parametrize("rcode", ["SERVFAIL", "REFUSED"])
+def test_a_failing_zone_is_unknown_never_clean(dns: DnsTestServer, rcode: str):
+    dns.behave("bl.spamcop.net", Rcode(rcode))
+    listing = by_list(asyncio.run(service(dns).check_ip(LISTED_IP)))["SpamCop"]
+    assert listing.status is ListingStatus.UNKNOWN and rcode in listing.detail
+
+
+def test_a_zone_listing_everything_fails_its_test_point_and_is_not_believed(dns: DnsTestServer):
+    dns.behave("psbl.surriel.com", Wildcard("127.0.0.2"))  # like SpamCop's 2021 domain lapse
+    listing = by_list(asyncio.run(service(dns).check_ip(CLEAN_IP)))["PSBL"]
+    assert listing.status is ListingStatus.UNKNOWN
+    assert listing.detail.startswith("not trustworthy right now")
+
+
+def test_the_overall_deadline_cuts_off_what_has_not_answered(dns: DnsTestServer):
+    dns.behave("psbl.surriel.com", Delay(1.0))
+    resolver = DnsResolver([("127.0.0.1", dns.port)], timeout=2.0)
+    result = asyncio.run(service(dns, deadline=0.4, resolver=resolver).check_ip(CLEAN_IP))
+    assert "overall deadline" in by_list(result)["PSBL"].detail
+    assert by_list(result)["SpamCop"].status is ListingStatus.NOT_LISTED
+
+
+def test_an_ipv6_address_is_looked_up_by_nibbles(dns: DnsTestServer):
+    result = asyncio.run(service(dns).check_ip(LISTED_IP6))
+    zen = by_list(result)["Spamhaus ZEN"]
+    assert zen.status is ListingStatus.LISTED and zen.code == "127.0.0.3"
+    assert "Listed by CSS" in zen.detail
+    assert dns.asked(reverse(LISTED_IP6, "zen.spamhaus.org")) >= 1
+    assert "SpamCop" in {s.list for s in result.skipped}
+
+
+def test_answers_are_cached_for_their_ttl_and_shared_between_checks(dns: DnsTestServer):
+    now = [1000.0]
+    resolver = DnsResolver([("127.0.0.1", dns.port)], timeout=TIMEOUT, clock=lambda: now[0])
+    svc = service(dns, resolver=resolver)
+
+    async def twice() -> None:
+        await svc.check_ip(LISTED_IP)
+        sent = resolver.sent
+        await svc.check_ip(LISTED_IP)
+        assert resolver.sent == sent  # all from the cache
+        now[0] += 61  # past every TTL in the seed (60 s, negative 30 s)
+        await svc.check_ip(LISTED_IP)
+        assert resolver.sent == 2 * sent
+
+    asyncio.run(twice())
+
+
+def test_concurrent_checks_ask_each_test_point_once(dns: DnsTestServer):
+    svc = service(dns)
+
+    async def both() -> None:
+        await asyncio.gather(svc.check_ip(LISTED_IP), svc.check_ip(CLEAN_IP))
+
+    asyncio.run(both())
+    assert dns.queries[(reverse("127.0.0.2", "bl.spamcop.net"), "A")] == 1
+
+
+def test_failures_are_not_cached(dns: DnsTestServer):
+    dns.behave("bl.spamcop.net", Rcode("SERVFAIL"))
+    svc = service(dns)
+
+    async def run() -> None:
+        await svc.check_ip(CLEAN_IP)
+        dns.behaviours.clear()
+        listing = by_list(await svc.check_ip(CLEAN_IP))["SpamCop"]
+        assert listing.status is ListingStatus.NOT_LISTED
+
+    asyncio.run(run())
+
+
+def test_a_long_txt_record_arrives_over_tcp(dns: DnsTestServer):
+    long_spf = "v=spf1 " + " ".join(f"ip4:85.{i}.0.0/16" for i in range(60)) + " -all"
+    dns.add_txt("big.example", long_spf)
+    resolver = DnsResolver([("127.0.0.1", dns.port)], timeout=TIMEOUT)
+    answer = asyncio.run(resolver.query("big.example", "TXT"))
+    assert answer.records == (long_spf,)
+
+
+# ---------------------------------------------------------------- diagnosis evidence
+
+
+def diagnosis(ip: str, receiver: str | None = None) -> Diagnosis:
+    return Diagnosis(source="t.eml", is_bounce=True, sending_ip=ip,
+                     sender_domain="sender.example", recipient_domain="recipient.example",
+                     receiver=receiver)
+
+
+def test_evidence_names_the_receiver_from_mx_and_checks_the_sender(dns: DnsTestServer):
+    svc = service(dns)
+    evidence = asyncio.run(svc.gather(diagnosis(LISTED_IP)))
+    assert evidence.mx and evidence.mx["provider"] == "microsoft_eop"
+    assert evidence.ptr == ("mail.sender.example",) and evidence.fcrdns is True
+    assert evidence.spf and evidence.spf.result == "pass"
+    assert evidence.spf.matched == "include:_spf.mailer.example"
+    assert evidence.dmarc and evidence.dmarc.policy == "reject"
+    enriched = enrich(diagnosis(LISTED_IP), evidence)
+    assert enriched.receiver == "microsoft_eop"
+    dns_json = enriched.to_json()["dns"]
+    assert set(dns_json) >= {"listings", "mx", "ptr", "fcrdns", "spf", "dmarc"}
+    spamcop = next(x for x in dns_json["listings"] if x["list"] == "SpamCop")
+    assert spamcop["status"] == "listed" and spamcop["zone"] == "bl.spamcop.net"
+
+
+def test_evidence_reports_a_generic_ptr_as_not_forward_confirmed(dns: DnsTestServer):
+    evidence = asyncio.run(service(dns).gather(diagnosis(CLEAN_IP, receiver="google_gmail")))
+    assert evidence.ptr == ("85-10-20-31.dyn.isp.example",) and evidence.fcrdns is False
+    assert enrich(diagnosis(CLEAN_IP, "google_gmail"), evidence).receiver == "google_gmail"
+
+
+def test_evidence_for_a_private_ip_asks_no_list(dns: DnsTestServer):
+    evidence = asyncio.run(service(dns).gather(diagnosis("10.0.0.5")))
+    assert evidence.check and evidence.check.private and not evidence.check.listings
+    assert evidence.ptr is None and evidence.spf is None
+    assert dns.asked("spamcop.net") == 0
