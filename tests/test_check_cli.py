@@ -10,9 +10,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from dnsserver import CLEAN_IP, DQS_KEY, LISTED_IP, SPAMCOP_TXT, DnsTestServer, Wildcard, seed
 
 from bot.core import dnsbl, knowledge
+from tests.dnsserver import CLEAN_IP, DQS_KEY, LISTED_IP, SPAMCOP_TXT, DnsTestServer, Wildcard, seed
 
 ZONES = dnsbl.load_zones(knowledge.load().providers)
 ROOT = Path(__file__).resolve().parent.parent

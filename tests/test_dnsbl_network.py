@@ -7,7 +7,13 @@ import json
 from collections.abc import Iterator
 
 import pytest
-from dnsserver import (
+
+from bot.adapters.dns import DnsResolver
+from bot.core import dnsbl, knowledge
+from bot.core.dnsbl import ListingStatus
+from bot.core.model import Diagnosis
+from bot.service.evidence import EvidenceService, enrich
+from tests.dnsserver import (
     CLEAN_IP,
     DQS_KEY,
     LISTED_IP,
@@ -21,12 +27,6 @@ from dnsserver import (
     reverse,
     seed,
 )
-
-from bot.adapters.dns import DnsResolver
-from bot.core import dnsbl, knowledge
-from bot.core.dnsbl import ListingStatus
-from bot.core.model import Diagnosis
-from bot.service.evidence import EvidenceService, enrich
 
 KNOW = knowledge.load()
 ZONES = dnsbl.load_zones(KNOW.providers)
