@@ -1,0 +1,148 @@
+"""HTTP mode end to end: `delistbot serve --http` as a real process, a fake Slack on loopback,
+requests signed exactly as Slack signs them."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fakeslack import (
+    SIGNING_SECRET,
+    FakeSlack,
+    action_body,
+    bot_env,
+    command_body,
+    event_body,
+    free_port,
+    post,
+    sign,
+    wait_for_port,
+)
+
+FORM = "application/x-www-form-urlencoded"
+JSON = "application/json"
+
+
+class Bot:
+    def __init__(self, fake: FakeSlack, tmp: Path, **env: str) -> None:
+        self.fake, self.port = fake, free_port()
+        self.log = (tmp / "bot.log").open("w+")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "bot", "serve", "--http", "--port", str(self.port)],
+            env=bot_env(fake, tmp, SLACK_SIGNING_SECRET=SIGNING_SECRET, **env),
+            stdout=self.log, stderr=subprocess.STDOUT, cwd=Path(__file__).parents[1],
+        )
+        wait_for_port(self.port, self.proc)
+
+    def send(self, body: str, ctype: str, **headers: str) -> tuple[int, str]:
+        return post(self.port, body, ctype, {**sign(body), **headers})
+
+    def stop(self) -> str:
+        self.proc.terminate()
+        self.proc.wait(timeout=10)
+        self.log.seek(0)
+        return self.log.read()
+
+
+@pytest.fixture(scope="module")
+def fake() -> Iterator[FakeSlack]:
+    server = FakeSlack().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def bot(fake: FakeSlack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Bot]:
+    running = Bot(fake, tmp_path_factory.mktemp("bot"))
+    yield running
+    log = running.stop()
+    assert "Traceback" not in log, log
+
+
+def in_channel(channel: str):
+    return lambda call: call.args.get("channel") == channel
+
+
+def test_help_is_answered_in_the_ack(bot):
+    status, body = bot.send(command_body("help", bot.fake), FORM)
+    assert status == 200
+    answer = json.loads(body)
+    assert "/delist 203.0.113.44" in answer["text"] + json.dumps(answer["blocks"])
+
+
+def test_delist_alone_opens_the_paste_form(bot, fake):
+    status, _ = bot.send(command_body("", fake, channel="C0MODAL", trigger="trig-modal"), FORM)
+    assert status == 200
+    call = fake.wait_for("views.open", where=lambda c: c.args["trigger_id"] == "trig-modal")[0]
+    view = call.args["view"]
+    assert view["callback_id"] == "delist_paste"
+    assert view["private_metadata"] == "C0MODAL"
+
+
+def test_forged_signature_is_refused(bot):
+    body = command_body("help", bot.fake)
+    headers = sign(body, secret="not-the-secret")
+    assert post(bot.port, body, FORM, headers)[0] == 401
+
+
+def test_unsigned_request_is_refused(bot):
+    assert post(bot.port, command_body("help", bot.fake), FORM, {})[0] == 401
+
+
+def test_stale_timestamp_is_refused_even_with_a_valid_signature(bot):
+    body = command_body("help", bot.fake)
+    headers = sign(body, timestamp=int(time.time()) - 6 * 60)
+    assert post(bot.port, body, FORM, headers)[0] == 401
+
+
+def test_body_changed_after_signing_is_refused(bot):
+    body = command_body("help", bot.fake)
+    headers = sign(body)
+    assert post(bot.port, body.replace("help", "list"), FORM, headers)[0] == 401
+
+
+def test_url_verification_challenge_is_answered(bot):
+    body = json.dumps({"token": "t", "challenge": "abc123", "type": "url_verification"})
+    status, answer = bot.send(body, JSON)
+    assert status == 200
+    assert json.loads(answer)["challenge"] == "abc123"
+
+
+@pytest.mark.parametrize(
+    "event",
+    [
+        {"type": "reaction_added", "user": "U1", "reaction": "eyes",
+         "item": {"type": "message", "channel": "C1", "ts": "1.1"}},
+        {"type": "message", "subtype": "message_changed", "channel": "C0EDIT", "hidden": True,
+         "message": {"type": "message", "text": "edited", "ts": "1.2"}, "ts": "1.3"},
+        {"type": "message", "subtype": "channel_join", "channel": "C0JOIN", "user": "U1",
+         "text": "<@U1> has joined the channel", "ts": "1.4"},
+        {"type": "member_joined_channel", "user": "U1", "channel": "C1"},
+    ],
+)
+def test_events_we_do_not_handle_get_200_and_no_reply(bot, fake, event):
+    status, _ = bot.send(event_body(event, f"Ev-unhandled-{event['type']}-{event.get('ts')}"),
+                         JSON)
+    assert status == 200
+    assert not fake.of("chat.postMessage", where=in_channel(event.get("channel", "C1")))
+
+
+def test_unknown_button_is_acknowledged(bot):
+    payload = {"type": "block_actions", "team": {"id": "T0FAKE"}, "user": {"id": "U0ALICE"},
+               "api_app_id": "A0FAKE", "trigger_id": "t", "channel": {"id": "C0X"},
+               "actions": [{"action_id": "something_else", "block_id": "b", "value": "v",
+                            "type": "button", "action_ts": "1.1"}]}
+    assert bot.send(action_body(payload), FORM)[0] == 200
+
+
+def test_app_home_is_published_for_the_user(bot, fake):
+    event = {"type": "app_home_opened", "user": "U0HOME", "channel": "D1", "tab": "home",
+             "event_ts": "1.5"}
+    assert bot.send(event_body(event, "Ev-home-1"), JSON)[0] == 200
+    call = fake.wait_for("views.publish", where=lambda c: c.args["user_id"] == "U0HOME")[0]
+    assert call.args["view"]["type"] == "home"
