@@ -146,3 +146,54 @@ def test_app_home_is_published_for_the_user(bot, fake):
     assert bot.send(event_body(event, "Ev-home-1"), JSON)[0] == 200
     call = fake.wait_for("views.publish", where=lambda c: c.args["user_id"] == "U0HOME")[0]
     assert call.args["view"]["type"] == "home"
+
+
+def home_event(user: str) -> dict[str, str]:
+    return {"type": "app_home_opened", "user": user, "channel": "D1", "tab": "home",
+            "event_ts": "1.6"}
+
+
+def for_user(user: str):
+    return lambda call: call.args.get("user_id") == user
+
+
+def test_slack_retry_of_a_delivery_does_not_repeat_the_work(bot, fake):
+    body = event_body(home_event("U0RETRY"), "Ev-retry-1")
+    assert bot.send(body, JSON)[0] == 200
+    fake.wait_for("views.publish", where=for_user("U0RETRY"))
+    status, _ = bot.send(body, JSON, **{"X-Slack-Retry-Num": "1",
+                                        "X-Slack-Retry-Reason": "http_timeout"})
+    assert status == 200
+    # A later, different event has been handled, so the retry had its chance to act.
+    assert bot.send(event_body(home_event("U0AFTER"), "Ev-retry-sentinel"), JSON)[0] == 200
+    fake.wait_for("views.publish", where=for_user("U0AFTER"))
+    assert len(fake.of("views.publish", where=for_user("U0RETRY"))) == 1
+
+
+def test_a_delivery_replayed_after_a_restart_is_not_handled_again(fake, tmp_path):
+    body = event_body(home_event("U0RESTART"), "Ev-restart-1")
+    first = Bot(fake, tmp_path)
+    try:
+        assert first.send(body, JSON)[0] == 200
+        fake.wait_for("views.publish", where=for_user("U0RESTART"))
+    finally:
+        first.stop()
+    second = Bot(fake, tmp_path)  # same DELISTBOT_DB
+    try:
+        assert second.send(body, JSON, **{"X-Slack-Retry-Num": "2"})[0] == 200
+        assert second.send(event_body(home_event("U0AFTER2"), "Ev-restart-2"), JSON)[0] == 200
+        fake.wait_for("views.publish", where=for_user("U0AFTER2"))
+    finally:
+        log = second.stop()
+    assert len(fake.of("views.publish", where=for_user("U0RESTART"))) == 1
+    assert "dropping repeated delivery of Ev-restart-1" in log
+
+
+@pytest.mark.parametrize("status", [429, 500])
+def test_rate_limit_and_server_errors_from_slack_are_retried(bot, fake, status):
+    user = f"U0FAIL{status}"
+    fake.fail_next("views.publish", status)
+    assert bot.send(event_body(home_event(user), f"Ev-fail-{status}"), JSON)[0] == 200
+    calls = fake.wait_for("views.publish", count=2, where=for_user(user), timeout=15)
+    if status == 429:  # the fake says Retry-After: 1; retrying sooner would be refused again
+        assert calls[1].at - calls[0].at >= 1.0

@@ -68,9 +68,6 @@ def choose_mode(requested: str | None, settings: Settings) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
     try:
         settings = load_settings()
         mode = choose_mode(args.mode, settings)
@@ -80,7 +77,13 @@ def run(args: argparse.Namespace) -> int:
         print(f"delistbot serve: {exc}", file=sys.stderr)
         return EXIT_USAGE
     if mode == "console":
+        # The console's output is the conversation; only real problems go to stderr.
+        logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+        logging.getLogger("slack_bolt").setLevel(logging.ERROR)
         return _run_console(settings, args.demo)
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     return _run_slack(settings, mode, args)
 
 

@@ -180,6 +180,7 @@ class Console:
         self.dispatch({
             "type": "view_submission", "team": {"id": "TCONSOLE"}, "user": {"id": USER},
             "view": {
+                "type": "modal", "id": "VCONSOLE",
                 "callback_id": view.get("callback_id", "delist_paste"),
                 "private_metadata": view.get("private_metadata", CHANNEL),
                 "state": {"values": {"bounce": {"text": {"type": "plain_text_input",
