@@ -11,7 +11,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from fakeslack import (
+
+from tests.fakeslack import (
     SIGNING_SECRET,
     FakeSlack,
     action_body,

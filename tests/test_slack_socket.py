@@ -10,7 +10,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from fakeslack import APP_TOKEN, FakeSlack, bot_env, event_body
+
+from tests.fakeslack import APP_TOKEN, FakeSlack, bot_env, event_body
 
 
 @pytest.fixture(scope="module")
