@@ -1,0 +1,136 @@
+"""`delistbot serve`: the Slack bot, over Socket Mode, HTTP, or the console.
+
+Mode, unless `--socket` / `--http` / `--console` says otherwise:
+  SLACK_APP_TOKEN set        -> Socket Mode (slack_sdk's built-in client; no public URL needed)
+  SLACK_SIGNING_SECRET set   -> HTTP on --port / DELISTBOT_PORT, path /slack/events, served by
+                                waitress (a production WSGI server, pure Python)
+  neither                    -> the console: the same app in this terminal (`--demo` plays the
+                                repo's sample bounce through it)
+Slack modes also need SLACK_BOT_TOKEN.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from bot.cli import EXIT_OK, EXIT_USAGE
+from bot.config import Settings, load_settings
+from bot.core.errors import ConfigError
+
+log = logging.getLogger("delistbot.serve")
+
+DEMO_BOUNCE = Path("examples/seed-bounce.txt")
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser(
+        "serve",
+        help="run the Slack bot (Socket Mode, HTTP, or the console without credentials)",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--socket", dest="mode", action="store_const", const="socket",
+                      help="Socket Mode (needs SLACK_APP_TOKEN and SLACK_BOT_TOKEN)")
+    mode.add_argument("--http", dest="mode", action="store_const", const="http",
+                      help="HTTP mode (needs SLACK_SIGNING_SECRET and SLACK_BOT_TOKEN)")
+    mode.add_argument("--console", dest="mode", action="store_const", const="console",
+                      help="drive the bot from this terminal, without Slack")
+    parser.add_argument("--port", type=int, help="HTTP port (default DELISTBOT_PORT or 3000)")
+    parser.add_argument("--host", default="127.0.0.1",
+                        help="HTTP address to bind (default 127.0.0.1; put a TLS proxy in front)")
+    parser.add_argument("--demo", nargs="?", const=str(DEMO_BOUNCE), metavar="BOUNCE",
+                        help="console only: play a short demo with this bounce "
+                        f"(default {DEMO_BOUNCE}) and exit")
+    parser.set_defaults(func=run)
+
+
+def choose_mode(requested: str | None, settings: Settings) -> str:
+    """The transport to run, or ConfigError naming what is missing."""
+    mode = requested or (
+        "socket" if settings.slack_app_token
+        else "http" if settings.slack_signing_secret
+        else "console"
+    )
+    missing = []
+    if mode in {"socket", "http"} and not settings.slack_bot_token:
+        missing.append("SLACK_BOT_TOKEN")
+    if mode == "socket" and not settings.slack_app_token:
+        missing.append("SLACK_APP_TOKEN")
+    if mode == "http" and not settings.slack_signing_secret:
+        missing.append("SLACK_SIGNING_SECRET")
+    if missing:
+        raise ConfigError(f"serve --{mode} needs {' and '.join(missing)} in the environment")
+    return mode
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        settings = load_settings()
+        mode = choose_mode(args.mode, settings)
+        if args.demo and mode != "console":
+            raise ConfigError("--demo runs in the console only")
+    except ConfigError as exc:
+        print(f"delistbot serve: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    if mode == "console":
+        # The console's output is the conversation; only real problems go to stderr.
+        logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+        logging.getLogger("slack_bolt").setLevel(logging.ERROR)
+        return _run_console(settings, args.demo)
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    return _run_slack(settings, mode, args)
+
+
+def _run_console(settings: Settings, demo: str | None) -> int:
+    from bot.slack.console import Console, ConsoleSurface, stdin_lines
+    from bot.slack.demo import demo_script
+    from bot.slack.ports import DeferredRunner
+    from bot.slack.wiring import build
+
+    runner = DeferredRunner()
+    surface = ConsoleSurface(sys.stdout)
+    bot = build(settings, runner, surface)
+    console = Console(bot.app, surface, runner)
+    if demo:
+        try:
+            script = demo_script(Path(demo))
+        except OSError as exc:
+            print(f"delistbot serve --demo: cannot read {demo}: {exc.strerror}", file=sys.stderr)
+            return EXIT_USAGE
+        console.run(iter(script))
+        return EXIT_OK
+    interactive = sys.stdin.isatty()
+    if interactive:
+        print("delistbot console: type /delist help, paste a bounce (end with a line '.'), "
+              ":quit to leave.")
+    console.run(stdin_lines(), prompt=(lambda: print("\n# ", end="", flush=True))
+                if interactive else (lambda: None))
+    return EXIT_OK
+
+
+def _run_slack(settings: Settings, mode: str, args: argparse.Namespace) -> int:
+    from bot.slack.ports import ThreadRunner
+    from bot.slack.wiring import build
+
+    runner = ThreadRunner()
+    bot = build(settings, runner)
+    if mode == "socket":
+        from slack_bolt.adapter.socket_mode import SocketModeHandler
+
+        log.info("Socket Mode: connecting to Slack")
+        SocketModeHandler(bot.app, settings.slack_app_token).start()  # type: ignore[no-untyped-call]
+        return EXIT_OK
+    import waitress  # type: ignore[import-untyped]  # ships no type hints
+    from slack_bolt.adapter.wsgi import SlackRequestHandler
+
+    port = args.port or settings.port
+    log.info("HTTP mode: listening on http://%s:%d/slack/events", args.host, port)
+    waitress.serve(SlackRequestHandler(bot.app), host=args.host, port=port,
+                   threads=16, ident="delistbot")
+    return EXIT_OK

@@ -1,0 +1,320 @@
+"""Block Kit builders: pure functions from values to the dicts Slack renders. Golden-tested.
+
+Every user- or mail-supplied string goes through `escape` (or a `plain_text` object) so a pasted
+`<!channel>` can never notify anyone. Slack's limits are enforced here, never by silent cuts:
+section text ≤ 3,000 characters (long text is split over several sections or code blocks),
+≤ 50 blocks per message (extra blocks continue in further messages, each saying so), headers
+≤ 150 and button labels ≤ 75 characters (these hold only our own fixed wording plus short values).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from bot.core.model import DelistMethod, Diagnosis
+from bot.slack.text import escape
+
+Block = dict[str, Any]
+
+MAX_BLOCKS = 50
+MAX_SECTION = 3000
+MAX_HEADER = 150
+# Slack refuses messages whose blocks add up to roughly 13k characters (msg_blocks_too_long,
+# observed, undocumented); stay well below it when packing blocks into one message.
+MAX_MESSAGE_CHARS = 11000
+_FENCE = "```"
+
+
+@dataclass(frozen=True)
+class Message:
+    """One chat message: notification text plus blocks."""
+
+    text: str
+    blocks: tuple[Block, ...]
+
+    def as_kwargs(self) -> dict[str, Any]:
+        # Links in bounce bodies point at spam and phishing pages: never let Slack fetch them.
+        return {
+            "text": self.text,
+            "blocks": list(self.blocks),
+            "unfurl_links": False,
+            "unfurl_media": False,
+        }
+
+
+@dataclass(frozen=True)
+class Listing:
+    """One row of the DNS picture for an IP: a list and what it says."""
+
+    list_id: str
+    list_name: str
+    status: str  # "listed" | "not listed" | "unknown"
+    meaning: str = ""
+    delist_url: str | None = None
+
+
+# ---------------------------------------------------------------- primitives
+
+
+def _mrkdwn(text: str) -> Block:
+    return {"type": "mrkdwn", "text": text, "verbatim": True}
+
+
+def section(text: str) -> list[Block]:
+    """Trusted mrkdwn (already escaped) as one or more sections, split at line ends."""
+    return [{"type": "section", "text": _mrkdwn(chunk)} for chunk in _chunks(text, MAX_SECTION)]
+
+
+def code(text: str) -> list[Block]:
+    """Untrusted text, verbatim in code blocks; long text continues over several blocks."""
+    body = escape(text.replace(_FENCE, "'''"))  # a fence inside would end the block early
+    room = MAX_SECTION - 2 * len(_FENCE) - 2
+    return [
+        {"type": "section", "text": _mrkdwn(f"{_FENCE}\n{chunk}\n{_FENCE}")}
+        for chunk in _chunks(body, room)
+    ]
+
+
+def header(text: str) -> Block:
+    if len(text) > MAX_HEADER:
+        text = text[: MAX_HEADER - 1] + "…"  # headers hold our own wording; the full text follows
+    return {"type": "header", "text": {"type": "plain_text", "text": text, "emoji": True}}
+
+
+def context(text: str) -> Block:
+    return {"type": "context", "elements": [_mrkdwn(text[:MAX_SECTION])]}
+
+
+def button(label: str, action_id: str, value: str, style: str | None = None) -> Block:
+    element: Block = {
+        "type": "button",
+        "text": {"type": "plain_text", "text": label[:75], "emoji": True},
+        "action_id": action_id,
+        "value": value[:2000],
+    }
+    if style:
+        element["style"] = style
+    return element
+
+
+def actions(block_id: str, *elements: Block) -> Block:
+    return {"type": "actions", "block_id": block_id, "elements": list(elements)}
+
+
+def _chunks(text: str, size: int) -> list[str]:
+    """Split at line ends into pieces of at most `size` characters; no character is dropped."""
+    out: list[str] = []
+    current = ""
+    for line in text.splitlines(keepends=True):
+        while len(line) > size:  # one very long line: cut it hard
+            if current:
+                out.append(current)
+                current = ""
+            out.append(line[:size])
+            line = line[size:]
+        if len(current) + len(line) > size:
+            out.append(current)
+            current = ""
+        current += line
+    if current or not out:
+        out.append(current)
+    return [c.rstrip("\n") or " " for c in out]
+
+
+def _block_chars(block: Block) -> int:
+    return len(str(block))
+
+
+def paginate(text: str, blocks: Sequence[Block]) -> list[Message]:
+    """Pack blocks into as many messages as Slack's limits need; later ones say they continue."""
+    pages: list[list[Block]] = [[]]
+    size = 0
+    for block in blocks:
+        chars = _block_chars(block)
+        if pages[-1] and (len(pages[-1]) >= MAX_BLOCKS - 1 or size + chars > MAX_MESSAGE_CHARS):
+            pages.append([])
+            size = 0
+        pages[-1].append(block)
+        size += chars
+    if len(pages) == 1:
+        return [Message(text, tuple(pages[0]))]
+    total = len(pages)
+    return [
+        Message(
+            f"{text} ({i}/{total})" if i == 1 else f"(continued {i}/{total})",
+            tuple(page if i == 1 else [context(f"_continued, part {i} of {total}_"), *page]),
+        )
+        for i, page in enumerate(pages, start=1)
+    ]
+
+
+# ---------------------------------------------------------------- help and modal
+
+HELP_TEXT = (
+    "*delistbot* diagnoses bounces and tracks delist requests.\n"
+    "• `/delist 203.0.113.44` — which blocklists list this IP, what that means, where to delist\n"
+    "• `/delist` + a pasted bounce — diagnosis, a draft request and a ticket in this channel\n"
+    "• `/delist` alone — a form to paste a long bounce\n"
+    "• `/delist list` — open tickets, age against the expected wait\n"
+    "• `/delist status DL-42` or `/delist status 203.0.113.44` — one ticket\n"
+    "• Paste or e-mail a bounce into a channel I am in: I answer in its thread.\n"
+    "• In a ticket's thread, paste the provider's reply: I move the ticket along."
+)
+
+
+def help_message() -> Message:
+    return Message("delistbot help", tuple(section(HELP_TEXT)))
+
+
+def paste_modal(channel_id: str) -> dict[str, Any]:
+    """The form `/delist` alone opens; the channel travels in private_metadata."""
+    return {
+        "type": "modal",
+        "callback_id": "delist_paste",
+        "private_metadata": channel_id,
+        "title": {"type": "plain_text", "text": "Diagnose a bounce"},
+        "submit": {"type": "plain_text", "text": "Diagnose"},
+        "close": {"type": "plain_text", "text": "Cancel"},
+        "blocks": [
+            {
+                "type": "input",
+                "block_id": "bounce",
+                "label": {"type": "plain_text", "text": "Paste the whole bounce, headers included"},
+                "element": {
+                    "type": "plain_text_input",
+                    "action_id": "text",
+                    "multiline": True,
+                    "max_length": 3000,
+                },
+            }
+        ],
+    }
+
+
+def notice(text: str) -> Message:
+    """A one-line answer whose wording is ours but may quote the user (escaped by the caller)."""
+    return Message(text, tuple(section(text)))
+
+
+# ---------------------------------------------------------------- diagnosis
+
+
+def _name(names: Mapping[str, str], provider_id: str | None) -> str:
+    if not provider_id:
+        return "unknown"
+    return escape(names.get(provider_id, provider_id))
+
+
+def _hours(hours: float | None) -> str:
+    if hours is None:
+        return "unknown"
+    if hours < 1:
+        return f"{round(hours * 60)} min"
+    if hours < 48:
+        return f"{hours:g} h"
+    return f"{hours / 24:g} days"
+
+
+def _delist_line(d: Diagnosis) -> str:
+    route = d.delist
+    if route.method == DelistMethod.WEB and route.url:
+        return f"*Delist:* web form {escape(route.url)}"
+    if route.method == DelistMethod.EMAIL and route.address:
+        return f"*Delist:* e-mail `{escape(route.address)}`"
+    if route.method == DelistMethod.AUTO_EXPIRY:
+        return "*Delist:* the listing expires by itself"
+    if route.method == DelistMethod.NONE:
+        return "*Delist:* no delist route"
+    return f"*Delist:* {escape(str(route.method).replace('_', ' '))}"
+
+
+def diagnosis_blocks(d: Diagnosis, names: Mapping[str, str]) -> list[Block]:
+    """The diagnosis of one bounce, without the draft or buttons."""
+    title = "Deferred" if d.temporary else "Bounce"
+    who = _name(names, d.receiver)
+    blocks: list[Block] = [header(f"{title}: {names.get(d.receiver or '', 'unknown receiver')}")]
+    blocks += section(escape(d.verdict or d.summary))
+    facts = [
+        f"*Sending IP:* {escape(d.sending_ip or 'not found')}",
+        f"*Rejected by:* {who}",
+        f"*Blocklist:* {_name(names, d.blocklist) if d.blocklist else 'none named'}",
+        f"*Reason:* {escape(str(d.reason) if d.reason else 'unknown')}",
+        f"*Expected wait:* {_hours(d.expected_wait_hours)}",
+        _delist_line(d),
+    ]
+    blocks.append({"type": "section", "fields": [_mrkdwn(f) for f in facts]})
+    if d.evidence:
+        blocks.append(context("What the receiving server said:"))
+        blocks += code(d.evidence)
+    if d.next_step:
+        blocks += section(f"*Next step:* {escape(d.next_step)}")
+    blocks += [context(f":warning: {escape(w)}") for w in d.warnings]
+    return blocks
+
+
+def draft_blocks(draft: str) -> list[Block]:
+    return [context("Draft request (copy it as is):"), *code(draft)]
+
+
+def diagnosis_messages(
+    d: Diagnosis,
+    names: Mapping[str, str],
+    draft: str | None = None,
+    open_value: str | None = None,
+) -> list[Message]:
+    """Diagnosis, the draft, and an "Open ticket" button carrying `open_value`."""
+    blocks = diagnosis_blocks(d, names)
+    if draft:
+        blocks += draft_blocks(draft)
+    if open_value is not None:
+        blocks.append(
+            actions("diagnosis", button("Open ticket", "open_ticket", open_value, "primary"))
+        )
+    text = f"Bounce diagnosed: {escape(d.verdict or d.summary)}"
+    return paginate(text[:3000], blocks)
+
+
+def ip_report(ip: str, listings: Sequence[Listing]) -> list[Message]:
+    """The DNS picture for one IP: a row per list, a button per listing to open a ticket."""
+    listed = [row for row in listings if row.status == "listed"]
+    unknown = [row for row in listings if row.status == "unknown"]
+    summary = (
+        f"{escape(ip)} is listed on {len(listed)} of {len(listings)} lists checked"
+        if listings
+        else f"No lists were checked for {escape(ip)}"
+    )
+    blocks: list[Block] = [header(f"DNS picture for {ip}"), *section(summary + ".")]
+    for row in listed:
+        line = f":red_circle: *{escape(row.list_name)}*"
+        if row.meaning:
+            line += f" — {escape(row.meaning)}"
+        if row.delist_url:
+            line += f"\nDelist: {escape(row.delist_url)}"
+        blocks += section(line)
+        blocks.append(
+            actions(
+                f"listing:{row.list_id}"[:255],
+                button(f"Open ticket for {row.list_name}"[:75], "open_ticket_ip",
+                       f"{ip}|{row.list_id}"),
+            )
+        )
+    if unknown:
+        names = ", ".join(escape(row.list_name) for row in unknown)
+        blocks.append(context(f":grey_question: No answer from: {names}"))
+    clean = len(listings) - len(listed) - len(unknown)
+    if clean:
+        blocks.append(context(f":large_green_circle: Not listed on {clean} other list(s)."))
+    return paginate(summary, blocks)
+
+
+# ---------------------------------------------------------------- App Home
+
+
+def home_view() -> dict[str, Any]:
+    """The Home tab; the open-tickets list joins it with the ticket lifecycle."""
+    return {
+        "type": "home",
+        "blocks": [header("delistbot"), *section(HELP_TEXT)],
+    }

@@ -1,0 +1,289 @@
+"""The console: the Slack app's own listeners, driven from a terminal, printing what Slack shows.
+
+`delistbot serve` falls back to it when no Slack credentials are set, so anyone can try the bot
+(and `make run` shows it on a fresh machine). Input, one item at a time:
+
+  /delist …                 a slash command in #console (`/delist` alone opens the paste form)
+  <a pasted bounce>         a plain message in #console; end it with a line "." (or two
+                            empty lines: one is not enough, bounces contain them)
+  :thread <ts|DL-n> <text>  a reply in a message's (or ticket's) thread; text may continue
+                            on following lines, ended like a paste
+  :click <n>                press button [n] as numbered in the output
+  :home                     open the App Home tab
+  :quit                     leave (end of input does too)
+
+Requests go through `App.dispatch` as Socket Mode requests (no signature in that mode), exactly the
+path Slack's own deliveries take after transport.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import re
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any, TextIO
+
+from slack_bolt import App, BoltRequest
+
+from bot.slack.blocks import Block, Message
+from bot.slack.ports import DeferredRunner
+
+CHANNEL = "CCONSOLE"
+USER = "UCONSOLE"
+_ENTITIES = (("&lt;", "<"), ("&gt;", ">"), ("&amp;", "&"))
+
+
+def _plain(text: str) -> str:
+    for entity, char in _ENTITIES:
+        text = text.replace(entity, char)
+    return text
+
+
+def render_blocks(
+    blocks: list[Block] | tuple[Block, ...], on_button: Callable[[Block, str], int]
+) -> list[str]:
+    """Blocks as terminal lines; buttons get numbers the user can `:click`."""
+    lines: list[str] = []
+    for block in blocks:
+        kind = block.get("type")
+        if kind == "header":
+            lines.append(f"== {block['text']['text']} ==")
+        elif kind == "section":
+            if "text" in block:
+                lines.extend(_plain(block["text"]["text"]).splitlines())
+            for item in block.get("fields", []):
+                lines.append("  " + _plain(item["text"]))
+        elif kind == "context":
+            lines.append("  " + " ".join(_plain(e.get("text", "")) for e in block["elements"]))
+        elif kind == "actions":
+            labels = []
+            for element in block["elements"]:
+                number = on_button(block, element.get("action_id", ""))
+                labels.append(f"[{number}] {element['text']['text']}")
+            lines.append("  " + "   ".join(labels))
+        elif kind == "divider":
+            lines.append("-" * 40)
+        elif kind == "input":
+            lines.append(f"  {block['label']['text']}:")
+    return lines
+
+
+class ConsoleSurface:
+    """A `Surface` that prints. Message timestamps are counters, as readable as Slack's."""
+
+    def __init__(self, out: TextIO) -> None:
+        self.out = out
+        self._ts = itertools.count(1)
+        self._lock = threading.Lock()
+        self.buttons: list[tuple[Block, Block, str, str | None]] = []  # block, element, channel, ts
+        self.threads: dict[str, str] = {}  # message ts -> thread it lives in
+        self.modal_open: dict[str, Any] | None = None
+
+    def _button(self, channel: str, ts: str | None) -> Callable[[Block, str], int]:
+        def register(block: Block, action_id: str) -> int:
+            element = next(e for e in block["elements"] if e.get("action_id") == action_id)
+            self.buttons.append((block, element, channel, ts))
+            return len(self.buttons)
+
+        return register
+
+    def _print(self, title: str, message: Message, channel: str, ts: str | None) -> None:
+        with self._lock:
+            self.out.write(f"\n{title}\n")
+            for line in render_blocks(message.blocks, self._button(channel, ts)) or [
+                _plain(message.text)
+            ]:
+                self.out.write(f"  {line}\n" if line else "\n")
+            self.out.flush()
+
+    def post(
+        self, channel: str, message: Message, thread_ts: str | None = None, broadcast: bool = False
+    ) -> str:
+        ts = f"{next(self._ts)}.000100"
+        self.threads[ts] = thread_ts or ts
+        where = f"in thread {thread_ts}" if thread_ts else "in #console"
+        also = " (also sent to the channel)" if broadcast else ""
+        self._print(f"delistbot {where}{also}, message {ts}:", message, channel, ts)
+        return ts
+
+    def update(self, channel: str, ts: str, message: Message) -> None:
+        self._print(f"delistbot updated message {ts}:", message, channel, ts)
+
+    def ephemeral(
+        self, channel: str, user: str, message: Message, thread_ts: str | None = None
+    ) -> None:
+        self._print("delistbot (only you can see this):", message, channel, None)
+
+    def open_modal(self, trigger_id: str, view: dict[str, Any]) -> None:
+        self.modal_open = view
+        self._print(f"[form] {view['title']['text']}", Message("", view["blocks"]), CHANNEL, None)
+
+    def publish_home(self, user: str, view: dict[str, Any]) -> None:
+        self._print("[App Home]", Message("", view["blocks"]), CHANNEL, None)
+
+    def email_text(self, file_id: str) -> bytes | None:
+        return None  # nobody can e-mail the console
+
+
+class Console:
+    def __init__(self, app: App, surface: ConsoleSurface, runner: DeferredRunner) -> None:
+        self.app, self.surface, self.runner = app, surface, runner
+        self._ids = itertools.count(1)
+        self._user_ts = itertools.count(1)
+
+    # ------------------------------------------------------------ requests
+
+    def dispatch(self, body: dict[str, Any]) -> None:
+        response = self.app.dispatch(BoltRequest(mode="socket_mode", body=body))
+        if response.status != 200:
+            self.surface.out.write(f"\n(the app answered {response.status})\n")
+        elif response.body:
+            self._print_ack(response.body)
+        self.runner.drain()
+
+    def _print_ack(self, body: str) -> None:
+        try:
+            payload = json.loads(body)
+        except ValueError:
+            payload = {"text": body}
+        message = Message(payload.get("text", ""), tuple(payload.get("blocks") or ()))
+        self.surface.ephemeral(CHANNEL, USER, message)
+
+    def command(self, text: str) -> None:
+        n = next(self._ids)
+        self.dispatch({
+            "command": "/delist", "text": text, "channel_id": CHANNEL, "user_id": USER,
+            "team_id": "TCONSOLE", "trigger_id": f"console-trigger-{n}",
+            "response_url": "",
+        })
+
+    def message(self, text: str, thread_ts: str | None = None) -> str:
+        ts = f"{next(self._user_ts)}.000200"
+        event: dict[str, Any] = {
+            "type": "message", "channel": CHANNEL, "user": USER, "text": text, "ts": ts,
+            "channel_type": "channel",
+        }
+        if thread_ts:
+            event["thread_ts"] = thread_ts
+        self.dispatch({
+            "type": "event_callback", "team_id": "TCONSOLE", "event": event,
+            "event_id": f"EvCONSOLE{next(self._ids)}",
+        })
+        return ts
+
+    def submit_modal(self, text: str) -> None:
+        view = self.surface.modal_open or {}
+        self.surface.modal_open = None
+        self.dispatch({
+            "type": "view_submission", "team": {"id": "TCONSOLE"}, "user": {"id": USER},
+            "view": {
+                "type": "modal", "id": "VCONSOLE",
+                "callback_id": view.get("callback_id", "delist_paste"),
+                "private_metadata": view.get("private_metadata", CHANNEL),
+                "state": {"values": {"bounce": {"text": {"type": "plain_text_input",
+                                                         "value": text}}}},
+            },
+        })
+
+    def click(self, number: int) -> None:
+        if not 1 <= number <= len(self.surface.buttons):
+            self.surface.out.write(f"\nThere is no button [{number}].\n")
+            return
+        block, element, channel, ts = self.surface.buttons[number - 1]
+        self.dispatch({
+            "type": "block_actions", "team": {"id": "TCONSOLE"}, "user": {"id": USER},
+            "channel": {"id": channel}, "trigger_id": f"console-trigger-{next(self._ids)}",
+            "container": {"type": "message", "channel_id": channel, "message_ts": ts},
+            "message": {"ts": ts, "thread_ts": self.surface.threads.get(ts or "")},
+            "actions": [{**element, "block_id": block.get("block_id", ""),
+                         "type": "button"}],
+        })
+
+    def home(self) -> None:
+        self.dispatch({
+            "type": "event_callback", "team_id": "TCONSOLE",
+            "event": {"type": "app_home_opened", "user": USER, "tab": "home"},
+            "event_id": f"EvCONSOLE{next(self._ids)}",
+        })
+
+    # ------------------------------------------------------------ the read loop
+
+    def run(self, lines: Iterator[str], prompt: Callable[[], None] = lambda: None) -> None:
+        prompt()
+        for line in lines:
+            if not self.handle(line.rstrip("\n"), lines):
+                return
+            prompt()
+
+    def handle(self, line: str, more: Iterator[str]) -> bool:
+        stripped = line.strip()
+        if not stripped or stripped.startswith("#"):
+            return True
+        self.surface.out.write(f"\n> {_first_line(stripped)}\n")
+        if stripped in {":quit", ":q", ":exit"}:
+            return False
+        if stripped.startswith("/delist"):
+            rest = stripped[len("/delist"):].strip()
+            if not rest:
+                self.command("")
+                if self.surface.modal_open is not None:
+                    self.submit_modal(_read_paste(more))
+            elif "\n" not in rest and not _looks_like_paste_start(rest):
+                self.command(rest)
+            else:
+                self.command(rest + "\n" + _read_paste(more))
+        elif stripped.startswith(":thread"):
+            parts = stripped.split(maxsplit=2)
+            if len(parts) < 2:
+                self.surface.out.write("\nUsage: :thread <ts|DL-n> <text>\n")
+                return True
+            text = parts[2] if len(parts) == 3 else ""
+            follow = _read_paste(more) if not text else ""
+            self.message((text + "\n" + follow).strip(), thread_ts=self._thread(parts[1]))
+        elif stripped.startswith(":click"):
+            _, _, number = stripped.partition(" ")
+            self.click(int(number) if number.strip().isdigit() else 0)
+        elif stripped == ":home":
+            self.home()
+        else:
+            self.message((line + "\n" + _read_paste(more)).strip("\n"))
+        return True
+
+    def _thread(self, ref: str) -> str:
+        return self.surface.threads.get(ref, ref)
+
+
+_PASTE_START = re.compile(r"^(from|received|return-path|subject|date|delivered-to):", re.I)
+
+
+def _looks_like_paste_start(text: str) -> bool:
+    return bool(_PASTE_START.match(text))
+
+
+def _first_line(text: str) -> str:
+    first = text.splitlines()[0] if text else ""
+    return first if len(first) < 100 else first[:97] + "…"
+
+
+def _read_paste(lines: Iterator[str]) -> str:
+    """Lines up to a lone '.' (mail's own end-of-text marker) or two empty lines in a row.
+
+    One empty line is not enough: bounces have empty lines between their parts.
+    """
+    out: list[str] = []
+    for line in lines:
+        text = line.rstrip("\n")
+        if text.strip() == ".":
+            break
+        if not text.strip() and out and not out[-1].strip():
+            out.pop()
+            break
+        out.append(text)
+    return "\n".join(out).rstrip("\n")
+
+
+def stdin_lines(stream: TextIO = sys.stdin) -> Iterator[str]:
+    yield from stream

@@ -1,0 +1,254 @@
+"""Bolt listeners: ack first, hand the work to the runner, render with `bot.slack.blocks`.
+
+One `message` listener routes every message subtype (Bolt runs only the first matching listener,
+and `app.message()` never fires for the empty-text messages that forwarded e-mails are).
+Catch-alls registered last answer 200 to anything we do not handle, so Slack never sees a 404 and
+never retries for nothing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+import logging
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from slack_bolt import Ack, App, BoltResponse
+from slack_sdk.errors import SlackApiError
+
+from bot.core.errors import DelistbotError
+from bot.core.model import Diagnosis
+from bot.slack import blocks
+from bot.slack.ports import Runner, Services
+from bot.slack.store import SlackStore
+from bot.slack.surface import Surface
+from bot.slack.text import escape, from_slack
+
+log = logging.getLogger(__name__)
+
+_STATUS = re.compile(r"^status\s+(\S+)$", re.IGNORECASE)
+# Errors meaning "I cannot post there": tell the user privately instead of failing silently.
+_NOT_POSTABLE = {"not_in_channel", "channel_not_found", "is_archived"}
+
+
+def parse_command(text: str) -> tuple[str, str]:
+    """`/delist` text -> (verb, argument). Verbs: modal, help, ip, list, status, bounce."""
+    stripped = text.strip()
+    if not stripped:
+        return "modal", ""
+    lowered = stripped.lower()
+    if lowered in {"help", "-h", "--help", "?"}:
+        return "help", ""
+    if lowered == "list":
+        return "list", ""
+    status = _STATUS.match(stripped)
+    if status:
+        return "status", status.group(1)
+    try:
+        return "ip", str(ipaddress.ip_address(stripped.strip("[]")))
+    except ValueError:
+        return "bounce", stripped
+
+
+@dataclass
+class Context:
+    """Where an answer goes: the channel, the user who asked, and how to reach them privately."""
+
+    channel: str
+    user: str | None
+    response_url: str | None = None
+    respond: Callable[..., Any] | None = None
+
+
+class Handlers:
+    def __init__(
+        self, services: Services, surface: Surface, store: SlackStore, runner: Runner
+    ) -> None:
+        self.services = services
+        self.surface = surface
+        self.store = store
+        self.runner = runner
+
+    # ------------------------------------------------------------ registration
+
+    def register(self, app: App) -> None:
+        app.middleware(self.drop_repeated_events)
+        app.command("/delist")(self.on_command)
+        app.view("delist_paste")(self.on_paste_submitted)
+        app.event("message")(self.on_message)
+        app.event("app_home_opened")(self.on_home_opened)
+        app.action("open_ticket")(self.on_open_ticket)
+        app.action("open_ticket_ip")(self.on_open_ticket)
+        # Catch-alls last: events, actions and views we do not handle get 200 (not 404).
+        app.event(re.compile(".*"))(_ignore)
+        app.action(re.compile(".*"))(_ack_only)
+        app.view(re.compile(".*"))(_ack_only)
+
+    # ------------------------------------------------------------ middleware
+
+    def drop_repeated_events(
+        self, body: dict[str, Any], next: Callable[[], BoltResponse]
+    ) -> BoltResponse | None:
+        """Act on each Events API delivery once, even across retries and restarts."""
+        event_id = body.get("event_id") if body.get("type") == "event_callback" else None
+        if event_id and not self.store.claim(f"event:{event_id}"):
+            log.info("dropping repeated delivery of %s", event_id)
+            return BoltResponse(status=200, body="")
+        return next()
+
+    # ------------------------------------------------------------ /delist
+
+    def on_command(
+        self, ack: Ack, command: dict[str, Any], respond: Callable[..., Any]
+    ) -> None:
+        verb, arg = parse_command(from_slack(command.get("text", "")))
+        ctx = Context(command["channel_id"], command.get("user_id"), respond=respond)
+        if verb == "help":
+            ack(**_ack_kwargs(blocks.help_message()))
+        elif verb == "modal":
+            ack()
+            self.surface.open_modal(command["trigger_id"], blocks.paste_modal(ctx.channel))
+        elif verb == "ip":
+            ack(text=f"Checking {arg} against the blocklists…")
+            self.runner.submit(self.report_ip, ctx, arg)
+        elif verb in {"list", "status"}:
+            ack(**_ack_kwargs(blocks.notice("Ticket tracking is not available yet.")))
+        else:
+            ack(text="Diagnosing the bounce you pasted…")
+            self.runner.submit(self.diagnose_pasted, ctx, arg.encode(), "slack:/delist")
+
+    def on_paste_submitted(self, ack: Ack, body: dict[str, Any], view: dict[str, Any]) -> None:
+        ack()
+        pasted = view["state"]["values"]["bounce"]["text"].get("value") or ""
+        ctx = Context(view.get("private_metadata") or "", body["user"]["id"])
+        self.runner.submit(self.diagnose_pasted, ctx, pasted.encode(), "slack:modal")
+
+    def report_ip(self, ctx: Context, ip: str) -> None:
+        with self._reporting(ctx):
+            listings = self.services.check_ip(ip)
+            for message in blocks.ip_report(ip, listings):
+                self._post(ctx, message)
+
+    def diagnose_pasted(self, ctx: Context, data: bytes, source: str) -> None:
+        with self._reporting(ctx):
+            diagnoses = self.services.diagnose(data, source)
+            bounces = [d for d in diagnoses if d.is_bounce]
+            if not bounces:
+                reason = diagnoses[0].not_bounce_reason if diagnoses else "empty input"
+                self._private(ctx, blocks.notice(
+                    f"That does not read as a bounce ({escape(reason or 'no reason given')}). "
+                    "Paste the whole bounce, headers included, or try `/delist help`."
+                ))
+                return
+            for d in bounces:
+                self._post_diagnosis(ctx, d, thread_ts=None)
+
+    # ------------------------------------------------------------ channel messages
+
+    def on_message(self, event: dict[str, Any]) -> None:
+        subtype = event.get("subtype")
+        if subtype not in (None, "file_share", "thread_broadcast"):
+            return  # edits, deletes, joins…: nothing to diagnose
+        thread_ts = event.get("thread_ts")
+        if thread_ts and thread_ts != event.get("ts"):
+            return  # a reply in a thread: ticket threads are handled with the lifecycle
+        if not self.store.claim(f"message:{event.get('channel')}:{event.get('ts')}"):
+            return  # the same message delivered under another event id
+        self.runner.submit(self.diagnose_message, event)
+
+    def diagnose_message(self, event: dict[str, Any]) -> None:
+        channel, ts = event["channel"], event["ts"]
+        data = self._message_bytes(event)
+        if not data:
+            return
+        for d in self.services.diagnose(data, f"slack:{channel}/{ts}"):
+            if d.is_bounce:  # anything else is conversation: stay silent
+                self._post_diagnosis(Context(channel, event.get("user")), d, thread_ts=ts)
+
+    def _message_bytes(self, event: dict[str, Any]) -> bytes | None:
+        if event.get("subtype") == "file_share":
+            for file in event.get("files") or []:
+                if file.get("filetype") == "email" or file.get("mode") in {"email", "file_access"}:
+                    data = self.surface.email_text(file["id"])
+                    if data:
+                        return data
+            return None
+        text = from_slack(event.get("text") or "")
+        return text.encode() if text.strip() else None
+
+    # ------------------------------------------------------------ home, buttons
+
+    def on_home_opened(self, event: dict[str, Any]) -> None:
+        if event.get("tab", "home") != "home":
+            return
+        self.surface.publish_home(event["user"], blocks.home_view())
+
+    def on_open_ticket(self, ack: Ack, body: dict[str, Any]) -> None:
+        ack()
+        channel = (body.get("channel") or {}).get("id") or ""
+        self.surface.ephemeral(
+            channel,
+            body["user"]["id"],
+            blocks.notice("Ticket tracking is not available yet."),
+        )
+
+    # ------------------------------------------------------------ helpers
+
+    def _post_diagnosis(self, ctx: Context, d: Diagnosis, thread_ts: str | None) -> None:
+        draft = self.services.draft(d)
+        for message in blocks.diagnosis_messages(d, self.services.names, draft):
+            posted = self._post(ctx, message, thread_ts)
+            thread_ts = thread_ts or posted  # continuation parts go under the first
+
+    def _post(self, ctx: Context, message: blocks.Message, thread_ts: str | None = None) -> str:
+        try:
+            return self.surface.post(ctx.channel, message, thread_ts=thread_ts)
+        except SlackApiError as err:
+            if err.response.get("error") in _NOT_POSTABLE and ctx.respond:
+                ctx.respond(
+                    text="I cannot post in this channel. Invite me with `/invite @delistbot`, "
+                    "then try again.",
+                    response_type="ephemeral",
+                )
+            raise
+
+    def _private(self, ctx: Context, message: blocks.Message) -> None:
+        if ctx.respond:
+            ctx.respond(**_ack_kwargs(message), response_type="ephemeral")
+        elif ctx.user:
+            self.surface.ephemeral(ctx.channel, ctx.user, message)
+
+    @contextlib.contextmanager
+    def _reporting(self, ctx: Context) -> Iterator[None]:
+        """Tell the user once, privately, when their request failed; the runner logs the rest."""
+        try:
+            yield
+        except DelistbotError as exc:
+            self._tell_failure(ctx, f"Sorry, I could not do that: {escape(str(exc))}")
+            raise
+        except SlackApiError:
+            raise  # the user was told already (or Slack is unreachable): only the log can help
+        except Exception:
+            self._tell_failure(ctx, "Sorry, something broke on my side; the details are in my log.")
+            raise
+
+    def _tell_failure(self, ctx: Context, text: str) -> None:
+        try:
+            self._private(ctx, blocks.notice(text))
+        except Exception:  # telling failed too; the original error is what the log must show
+            log.exception("could not tell the user about a failure")
+
+
+def _ack_kwargs(message: blocks.Message) -> dict[str, Any]:
+    return {"text": message.text, "blocks": list(message.blocks)}
+
+
+def _ignore() -> None:
+    return None
+
+
+def _ack_only(ack: Ack) -> None:
+    ack()

@@ -1,0 +1,125 @@
+"""Where listeners send their answers: the Slack Web API, or the console.
+
+Listeners talk to a `Surface`, never to a WebClient directly, so the console (`delistbot serve`
+without Slack credentials) runs the very same handlers and prints what Slack would show.
+`WebSurface` is the one place that builds the WebClient: `SLACK_API_BASE_URL` (so tests point it
+at a fake), and retries on 429 (honouring Retry-After) and 5xx, which slack_sdk does not do by
+default.
+"""
+
+from __future__ import annotations
+
+import urllib.request
+from typing import Any, Protocol
+
+from slack_sdk import WebClient
+from slack_sdk.http_retry.builtin_handlers import (
+    ConnectionErrorRetryHandler,
+    RateLimitErrorRetryHandler,
+    ServerErrorRetryHandler,
+)
+
+from bot.slack.blocks import Message
+
+# Whole e-mails forwarded to a channel are small; refuse to read anything absurd into memory.
+MAX_EMAIL_BYTES = 10 * 1024 * 1024
+
+
+class Surface(Protocol):
+    def post(
+        self,
+        channel: str,
+        message: Message,
+        thread_ts: str | None = None,
+        broadcast: bool = False,
+    ) -> str:
+        """Post a message; returns its ts."""
+        ...
+
+    def update(self, channel: str, ts: str, message: Message) -> None: ...
+
+    def ephemeral(
+        self, channel: str, user: str, message: Message, thread_ts: str | None = None
+    ) -> None: ...
+
+    def open_modal(self, trigger_id: str, view: dict[str, Any]) -> None: ...
+
+    def publish_home(self, user: str, view: dict[str, Any]) -> None: ...
+
+    def email_text(self, file_id: str) -> bytes | None:
+        """The raw text of an e-mail shared into a channel, or None if it is not an e-mail."""
+        ...
+
+
+def make_client(token: str | None, base_url: str, retries: int = 2) -> WebClient:
+    """The app's WebClient: configurable base URL and retries for 429, 5xx and dropped links."""
+    return WebClient(
+        token=token,
+        base_url=base_url,
+        timeout=10,
+        retry_handlers=[
+            ConnectionErrorRetryHandler(max_retry_count=retries),
+            RateLimitErrorRetryHandler(max_retry_count=retries),
+            ServerErrorRetryHandler(max_retry_count=retries),
+        ],
+    )
+
+
+class WebSurface:
+    def __init__(self, client: WebClient) -> None:
+        self.client = client
+
+    def post(
+        self,
+        channel: str,
+        message: Message,
+        thread_ts: str | None = None,
+        broadcast: bool = False,
+    ) -> str:
+        extra: dict[str, Any] = {}
+        if thread_ts:
+            extra["thread_ts"] = thread_ts
+            if broadcast:
+                extra["reply_broadcast"] = True
+        response = self.client.chat_postMessage(channel=channel, **message.as_kwargs(), **extra)
+        return str(response["ts"])
+
+    def update(self, channel: str, ts: str, message: Message) -> None:
+        kwargs = message.as_kwargs()
+        kwargs.pop("unfurl_links")  # chat.update takes no unfurl flags; it keeps the original's
+        kwargs.pop("unfurl_media")
+        self.client.chat_update(channel=channel, ts=ts, **kwargs)
+
+    def ephemeral(
+        self, channel: str, user: str, message: Message, thread_ts: str | None = None
+    ) -> None:
+        kwargs = message.as_kwargs()
+        kwargs.pop("unfurl_links")
+        kwargs.pop("unfurl_media")
+        if thread_ts:
+            kwargs["thread_ts"] = thread_ts
+        self.client.chat_postEphemeral(channel=channel, user=user, **kwargs)
+
+    def open_modal(self, trigger_id: str, view: dict[str, Any]) -> None:
+        self.client.views_open(trigger_id=trigger_id, view=view)
+
+    def publish_home(self, user: str, view: dict[str, Any]) -> None:
+        self.client.views_publish(user_id=user, view=view)
+
+    def email_text(self, file_id: str) -> bytes | None:
+        info = self.client.files_info(file=file_id)["file"]
+        if info.get("filetype") != "email" and info.get("mode") != "email":
+            return None
+        url = info.get("url_private_download") or info.get("url_private")
+        if url:
+            return self._download(url)
+        plain = info.get("plain_text") or ""
+        return plain.encode() if plain else None
+
+    def _download(self, url: str) -> bytes:
+        # The file lives behind the bot token (files:read); urllib, as slack_sdk itself uses.
+        request = urllib.request.Request(
+            url, headers={"Authorization": f"Bearer {self.client.token}"}
+        )
+        with urllib.request.urlopen(request, timeout=20) as response:
+            return bytes(response.read(MAX_EMAIL_BYTES + 1))[:MAX_EMAIL_BYTES]

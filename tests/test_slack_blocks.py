@@ -1,0 +1,131 @@
+"""Block Kit builders: golden files for what users see, and Slack's limits never broken silently.
+
+Regenerate the golden files after an intended change with
+`UPDATE_GOLDEN=1 pytest tests/test_slack_blocks.py` and review the diff.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bot.core.model import DelistMethod, DelistRoute, Diagnosis, Reason
+from bot.slack import blocks
+from bot.slack.blocks import Listing
+
+GOLDEN = Path(__file__).parent / "golden" / "blocks"
+NAMES = {"microsoft_eop": "Microsoft (Exchange Online Protection)", "spamhaus": "Spamhaus"}
+
+MICROSOFT = Diagnosis(
+    source="test",
+    is_bounce=True,
+    format="qmail",
+    sending_ip="203.0.113.44",
+    sending_ip_source="rejection text",
+    receiver="microsoft_eop",
+    reason=Reason.BLOCKED,
+    rule="microsoft.blocklist1",
+    delist=DelistRoute(DelistMethod.EMAIL, address="delist@messaging.microsoft.com"),
+    expected_wait_hours=24,
+    evidence="550 5.7.1 Service unavailable; Client host [203.0.113.44] blocked using "
+    "Blocklist 1, mail from IP banned",
+    verdict="Microsoft refuses mail from 203.0.113.44: it is on their own Blocklist 1.",
+    next_step="Send the delist request below to delist@messaging.microsoft.com.",
+)
+
+
+def _check_golden(name: str, value: Any) -> None:
+    path = GOLDEN / f"{name}.json"
+    text = json.dumps(value, indent=2, ensure_ascii=False, sort_keys=True) + "\n"
+    if os.environ.get("UPDATE_GOLDEN"):
+        path.write_text(text)
+    assert path.is_file(), f"missing golden file {path}; run with UPDATE_GOLDEN=1"
+    assert text == path.read_text(), f"{name} changed; review, then UPDATE_GOLDEN=1"
+
+
+def _messages(messages: list[blocks.Message]) -> list[dict[str, Any]]:
+    return [m.as_kwargs() for m in messages]
+
+
+def _all_text(messages: list[blocks.Message]) -> str:
+    return json.dumps([m.as_kwargs() for m in messages])
+
+
+def test_help_golden():
+    _check_golden("help", blocks.help_message().as_kwargs())
+
+
+def test_paste_modal_golden():
+    _check_golden("paste_modal", blocks.paste_modal("C0CHANNEL"))
+
+
+def test_diagnosis_with_draft_and_button_golden():
+    draft = "Hello,\n\nPlease remove 203.0.113.44 from Blocklist 1.\n\nThanks"
+    _check_golden(
+        "diagnosis_microsoft",
+        _messages(blocks.diagnosis_messages(MICROSOFT, NAMES, draft, open_value="C1:1.2:0")),
+    )
+
+
+def test_ip_report_golden():
+    listings = [
+        Listing("spamhaus", "Spamhaus ZEN", "listed", "SBL: spam source",
+                "https://check.spamhaus.org/"),
+        Listing("spamcop", "SpamCop", "not listed"),
+        Listing("uceprotect", "UCEPROTECT L1", "unknown"),
+    ]
+    _check_golden("ip_report", _messages(blocks.ip_report("203.0.113.44", listings)))
+
+
+def test_home_golden():
+    _check_golden("home_empty", blocks.home_view())
+
+
+@pytest.mark.parametrize(
+    "hostile",
+    ["<!channel> look", "<!here>", "<@U012345> ping", "<!subteam^S1|ops>", "a & b <b>bold</b>"],
+)
+def test_pasted_mentions_never_reach_slack_as_markup(hostile):
+    d = Diagnosis(source="t", is_bounce=True, verdict=hostile, evidence=hostile,
+                  next_step=hostile, warnings=(hostile,), sending_ip=hostile)
+    out = _all_text(blocks.diagnosis_messages(d, {}, draft=hostile, open_value="x"))
+    for token in ("<!channel>", "<!here>", "<@U", "<!subteam", "<b>"):
+        assert token not in out
+    assert "&lt;" in out
+
+
+def test_long_draft_is_split_not_cut():
+    draft = "\n".join(f"line {i:05d} " + "x" * 60 for i in range(600))  # ~42,000 characters
+    messages = blocks.diagnosis_messages(MICROSOFT, NAMES, draft, open_value="v")
+    assert len(messages) > 1
+    for m in messages:
+        assert len(m.blocks) <= blocks.MAX_BLOCKS
+        for block in m.blocks:
+            if block["type"] == "section" and "text" in block:
+                assert len(block["text"]["text"]) <= blocks.MAX_SECTION
+    shown = "".join(
+        b["text"]["text"] for m in messages for b in m.blocks
+        if b["type"] == "section" and "text" in b and b["text"]["text"].startswith("```")
+    )
+    for i in range(600):  # every line of the draft is somewhere in the messages
+        assert f"line {i:05d} " in shown
+    assert "continued" in messages[1].text
+
+
+def test_a_single_huge_line_is_split_without_losing_characters():
+    text = "y" * 7000
+    parts = blocks.code(text)
+    assert len(parts) == 3
+    assert "".join(p["text"]["text"].strip("`\n") for p in parts) == text
+
+
+def test_many_warnings_stay_under_fifty_blocks_per_message():
+    d = Diagnosis(source="t", is_bounce=True, verdict="v",
+                  warnings=tuple(f"warning {i}" for i in range(120)))
+    messages = blocks.diagnosis_messages(d, {})
+    assert all(len(m.blocks) <= 50 for m in messages)
+    assert sum(len(m.blocks) for m in messages) >= 120

@@ -1,0 +1,85 @@
+"""Socket Mode end to end: `delistbot serve` with SLACK_APP_TOKEN connects to the WebSocket URL the
+(fake) apps.connections.open returns, acks each envelope and answers through the Web API."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.fakeslack import APP_TOKEN, FakeSlack, bot_env, event_body
+
+
+@pytest.fixture(scope="module")
+def fake() -> Iterator[FakeSlack]:
+    server = FakeSlack().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def bot(fake: FakeSlack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[subprocess.Popen]:
+    tmp = tmp_path_factory.mktemp("socket")
+    log = (tmp / "bot.log").open("w+")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bot", "serve"],  # no flag: SLACK_APP_TOKEN picks Socket Mode
+        env=bot_env(fake, tmp, SLACK_APP_TOKEN=APP_TOKEN),
+        stdout=log, stderr=subprocess.STDOUT, cwd=Path(__file__).parents[1],
+    )
+    try:
+        fake.wait_for("apps.connections.open", timeout=20)
+        yield proc
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+        log.seek(0)
+        text = log.read()
+        assert "Traceback" not in text, text
+
+
+def test_connects_with_the_app_token(bot, fake):
+    call = fake.of("apps.connections.open")[0]
+    assert call.auth == f"Bearer {APP_TOKEN}"
+
+
+def test_slash_command_envelope_is_acked_with_the_answer(bot, fake):
+    fake.send_envelope({
+        "envelope_id": "env-help", "type": "slash_commands", "accepts_response_payload": True,
+        "payload": {"command": "/delist", "text": "help", "channel_id": "C0SOCK",
+                    "user_id": "U0ALICE", "team_id": "T0FAKE", "trigger_id": "t1",
+                    "response_url": fake.response_url("sock")},
+    })
+    ack = fake.wait_for_ack("env-help")
+    assert "/delist 203.0.113.44" in json.dumps(ack["payload"])
+
+
+def test_modal_opens_from_a_socket_command(bot, fake):
+    fake.send_envelope({
+        "envelope_id": "env-modal", "type": "slash_commands", "accepts_response_payload": True,
+        "payload": {"command": "/delist", "text": "", "channel_id": "C0SOCK",
+                    "user_id": "U0ALICE", "team_id": "T0FAKE", "trigger_id": "trig-sock",
+                    "response_url": fake.response_url("sock")},
+    })
+    fake.wait_for_ack("env-modal")
+    call = fake.wait_for("views.open", where=lambda c: c.args["trigger_id"] == "trig-sock")[0]
+    assert call.args["view"]["private_metadata"] == "C0SOCK"
+
+
+def test_events_api_envelope_is_acked_and_handled_once(bot, fake):
+    body = json.loads(event_body(
+        {"type": "app_home_opened", "user": "U0SOCKHOME", "tab": "home", "event_ts": "1.1"},
+        "Ev-sock-home",
+    ))
+    fake.send_envelope({"envelope_id": "env-ev-1", "type": "events_api", "payload": body,
+                        "accepts_response_payload": False, "retry_attempt": 0})
+    fake.send_envelope({"envelope_id": "env-ev-2", "type": "events_api", "payload": body,
+                        "accepts_response_payload": False, "retry_attempt": 1,
+                        "retry_reason": "timeout"})
+    fake.wait_for_ack("env-ev-1")
+    fake.wait_for_ack("env-ev-2")
+    home = fake.wait_for("views.publish", where=lambda c: c.args["user_id"] == "U0SOCKHOME")
+    assert len(home) == 1
