@@ -104,3 +104,71 @@ def test_a_private_address_is_answered_without_asking_any_list(server, tmp_path)
 def test_a_bad_nameserver_setting_is_a_usage_error(server, tmp_path):
     proc = run(server, tmp_path, CLEAN_IP, DELISTBOT_NAMESERVERS="127.0.0.1:port")
     assert proc.returncode == 2 and "DELISTBOT_NAMESERVERS" in proc.stderr
+
+
+# ---------------------------------------------------------------- diagnose with DNS evidence
+
+BOUNCE = f"""From: MAILER-DAEMON@mx.sender.example
+To: news@sender.example
+Subject: failure notice
+
+Hi. This is the qmail-send program at mx.sender.example.
+I'm afraid I wasn't able to deliver your message to the following
+addresses.
+This is a permanent error; I've given up. Sorry it didn't work out.
+
+<someone@recipient.example>:
+85.10.20.99 does not like recipient.
+Remote host said: 550 5.7.1 Service unavailable; Client host
+[{LISTED_IP}] blocked using bl.spamcop.net; Blocked - see
+https://www.spamcop.net/bl.shtml?{LISTED_IP}
+Giving up on 85.10.20.99.
+
+--- Below this line is a copy of the message.
+
+Return-Path: <news@sender.example>
+From: news@sender.example
+To: someone@recipient.example
+"""
+
+
+def diagnose(server: DnsTestServer, tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    path = tmp_path / "bounce.txt"
+    path.write_text(BOUNCE)
+    settings = tmp_path / "delistbot.toml"
+    settings.write_text('[dns]\ntimeout = "0.3s"\ndeadline = "2s"\n')
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DELISTBOT_")}
+    env.update({"DELISTBOT_NAMESERVERS": server.address, "DELISTBOT_CONFIG": str(settings)})
+    return subprocess.run([sys.executable, "-m", "bot", "diagnose", *args, str(path)], cwd=ROOT,
+                          env=env, capture_output=True, text=True, timeout=60)
+
+
+def test_diagnose_json_gains_the_dns_evidence(server, tmp_path):
+    proc = diagnose(server, tmp_path, "--json")
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(proc.stdout)
+    dns = data["dns"]
+    spamcop = next(x for x in dns["listings"] if x["list"] == "SpamCop")
+    assert spamcop["status"] == "listed" and spamcop["detail"] == SPAMCOP_TXT
+    assert dns["mx"]["provider"] == "microsoft_eop" and data["receiver"] == "microsoft_eop"
+    assert dns["ptr"] == ["mail.sender.example"] and dns["fcrdns"] is True
+    assert dns["spf"]["result"] == "pass" and dns["spf"]["authorises"] is True
+    assert dns["dmarc"]["policy"] == "reject"
+
+
+def test_diagnose_text_shows_the_evidence(server, tmp_path):
+    out = diagnose(server, tmp_path).stdout
+    assert "DNS evidence:" in out
+    assert "SpamCop (bl.spamcop.net) 127.0.0.2" in out
+    assert "MX of recipient.example: recipient-example.mail.protection.outlook.com -> " \
+           "microsoft_eop" in out
+    assert "reverse DNS: mail.sender.example (forward-confirmed)" in out
+    assert "SPF of sender.example: pass (matched include:_spf.mailer.example)" in out
+    assert "DMARC of sender.example: reject" in out
+
+
+def test_diagnose_without_dns_asks_nothing(server, tmp_path):
+    before = sum(server.queries.values())
+    proc = diagnose(server, tmp_path, "--json", "--no-dns")
+    assert proc.returncode == 0 and "dns" not in json.loads(proc.stdout)
+    assert sum(server.queries.values()) == before

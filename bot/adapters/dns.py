@@ -46,7 +46,8 @@ class DnsResolver:
         self._resolver.lifetime = timeout
         self._resolver.cache = None  # ours below: it also caches failures' absence and NXDOMAIN
         self.timeout = timeout
-        self._limit = asyncio.Semaphore(max(1, concurrency))
+        self._concurrency = max(1, concurrency)
+        self._limits: dict[asyncio.AbstractEventLoop, asyncio.Semaphore] = {}
         self._cache: OrderedDict[tuple[str, str], tuple[float, DnsAnswer]] = OrderedDict()
         self._cache_size = cache_size
         self._inflight: dict[tuple[str, str], asyncio.Future[DnsAnswer]] = {}
@@ -85,6 +86,14 @@ class DnsResolver:
                 return await self.query(name, rdtype)
             raise
 
+    def _limit(self) -> asyncio.Semaphore:
+        """The semaphore of the running loop: `diagnose` runs one loop per message, and an
+        asyncio primitive must not cross loops (the cache, plain data, does)."""
+        loop = asyncio.get_running_loop()
+        if loop not in self._limits:
+            self._limits = {loop: asyncio.Semaphore(self._concurrency)}
+        return self._limits[loop]
+
     def _cached(self, key: tuple[str, str]) -> DnsAnswer | None:
         entry = self._cache.get(key)
         if entry is None:
@@ -104,7 +113,7 @@ class DnsResolver:
             self._cache.popitem(last=False)
 
     async def _lookup(self, name: str, rdtype: str) -> DnsAnswer:
-        async with self._limit:
+        async with self._limit():
             self.sent += 1
             try:
                 result = await self._resolver.resolve(name, rdtype, search=False,

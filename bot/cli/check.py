@@ -18,7 +18,8 @@ from bot.config import Settings, load_settings
 from bot.core import dnsbl, knowledge
 from bot.core.dnsbl import Listing, ListingStatus
 from bot.core.knowledge import Knowledge
-from bot.service.evidence import CheckResult, Evidence, EvidenceService
+from bot.core.model import Diagnosis
+from bot.service.evidence import CheckResult, Evidence, EvidenceService, enrich
 
 
 def register(subparsers: Any) -> None:
@@ -53,6 +54,12 @@ def run(args: argparse.Namespace) -> int:
     if result.problem:
         return EXIT_USAGE
     return EXIT_ATTENTION if result.with_status(ListingStatus.LISTED) else EXIT_OK
+
+
+def with_dns(service: EvidenceService, diagnosis: Diagnosis) -> tuple[Diagnosis, Evidence]:
+    """The diagnosis enriched with DNS evidence (for `diagnose`)."""
+    evidence = asyncio.run(service.gather(diagnosis))
+    return enrich(diagnosis, evidence), evidence
 
 
 def render_check(result: CheckResult, know: Knowledge) -> list[str]:

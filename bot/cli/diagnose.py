@@ -8,9 +8,11 @@ import sys
 from pathlib import Path
 
 from bot.cli import EXIT_NOT_BOUNCE, EXIT_OK, EXIT_UNREADABLE
+from bot.cli import check as check_cmd
+from bot.config import load_settings
 from bot.core.bounce import UNREADABLE
 from bot.core.model import Diagnosis
-from bot.service.diagnose import diagnose_bytes
+from bot.service.diagnose import default_knowledge, diagnose_bytes
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -21,6 +23,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     parser.add_argument("paths", nargs="+", metavar="PATH", help="a file, or - for standard input")
     parser.add_argument("--json", action="store_true", help="one JSON object per message (JSON Lines)")
+    parser.add_argument("--no-dns", action="store_true",
+                        help="skip the DNS evidence (block lists, MX, PTR, SPF, DMARC): offline use")
     parser.set_defaults(func=run)
 
 
@@ -42,6 +46,7 @@ def read_input(path: str) -> tuple[bytes | None, str | None]:
 
 def run(args: argparse.Namespace) -> int:
     worst = EXIT_OK
+    dns = None if args.no_dns else check_cmd.build_service(load_settings(), default_knowledge())
     for path in args.paths:
         data, error = read_input(path)
         if data is None:
@@ -49,7 +54,12 @@ def run(args: argparse.Namespace) -> int:
             worst = max(worst, EXIT_UNREADABLE)
             continue
         for diagnosis in diagnose_bytes(data, path):
-            print(json.dumps(diagnosis.to_json(), ensure_ascii=False) if args.json else render(diagnosis))
+            lines: list[str] = []
+            if dns is not None and (diagnosis.is_bounce or diagnosis.sending_ip_source == "input"):
+                diagnosis, evidence = check_cmd.with_dns(dns, diagnosis)
+                lines = ["  " + line for line in check_cmd.render_evidence(evidence, dns.knowledge)]
+            text = "\n".join([render(diagnosis), *lines])
+            print(json.dumps(diagnosis.to_json(), ensure_ascii=False) if args.json else text)
             worst = max(worst, _exit_code(diagnosis))
     return worst
 
