@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench clean
+.PHONY: run test lint bench bench-dns clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,12 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/agreement.py
+
+## bench-dns: DNS figures against the loopback server; pydnsbl is installed here only, for comparison
+bench-dns: $(STAMP)
+	$(BIN)/pip install --quiet pydnsbl
+	$(BIN)/python benchmarks/dns_single.py
+	$(BIN)/python benchmarks/dns_sweep.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

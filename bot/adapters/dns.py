@@ -42,8 +42,10 @@ class DnsResolver:
                                           for host, port in nameservers]
         else:
             self._resolver = dns.asyncresolver.Resolver()
-        self._resolver.timeout = timeout
+        # `timeout` is the budget of one lookup (dnspython's lifetime); each server gets its share
+        # so a dead first server still leaves time for the next one.
         self._resolver.lifetime = timeout
+        self._resolver.timeout = timeout / max(1, len(self._resolver.nameservers))
         self._resolver.cache = None  # ours below: it also caches failures' absence and NXDOMAIN
         self.timeout = timeout
         self._concurrency = max(1, concurrency)
@@ -116,8 +118,13 @@ class DnsResolver:
         async with self._limit():
             self.sent += 1
             try:
-                result = await self._resolver.resolve(name, rdtype, search=False,
-                                                      raise_on_no_answer=False)
+                # asyncio.timeout: dnspython sleeps a retry backoff (0.1 s and up) before it
+                # notices the lifetime is spent; the budget is the budget.
+                async with asyncio.timeout(self.timeout):
+                    result = await self._resolver.resolve(name, rdtype, search=False,
+                                                          raise_on_no_answer=False)
+            except TimeoutError:
+                return DnsAnswer(DnsStatus.TIMEOUT, detail=f"{self.timeout:g} s per query")
             except dns.resolver.NXDOMAIN as exc:
                 return DnsAnswer(DnsStatus.NXDOMAIN, ttl=_negative_ttl(exc))
             except dns.resolver.LifetimeTimeout:
