@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 
 ## run: the bot's main job (for now: diagnose the sample bounce shipped in the repo)
 run: $(STAMP)
-	$(BIN)/delistbot diagnose examples/seed-bounce.txt
+	$(BIN)/delistbot diagnose --no-dns examples/seed-bounce.txt
 
 ## test: lint, type-check the core, run the whole test suite
 test: $(STAMP)
