@@ -1,0 +1,531 @@
+"""The ticket store: one SQLite file via sqlite-utils, readable with `sqlite-utils` or Datasette.
+
+Tables (plain names, ISO 8601 UTC times, JSON only where a list or a document is stored):
+  tickets        one row per ticket; `id` is the human id (DL-42), `number` its integer key
+  ticket_events  the append-only log (a trigger refuses UPDATE and DELETE), one row per move
+  evidence       further bounces for the same IP and list while the ticket was open
+  outbox         pings to deliver; `key` is unique so a ping is queued once, `sent_at` is set
+                 only after delivery
+
+The schema is built by ordered migrations (sqlite_utils.Migrations, set "delistbot") when the file
+is opened, so an older file upgrades in place. Never edit an applied migration: add a new one.
+Every write runs in one `BEGIN IMMEDIATE` transaction (`Store.write()`): the ticket row and its
+event rows commit together or not at all, and concurrent writers queue on SQLite's lock instead of
+failing half-way. WAL lets readers run beside a writer.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import sqlite_utils
+from sqlite_utils import Migrations
+
+from bot.core.errors import DelistbotError
+from bot.core.tickets import ID_PREFIX, LogEntry, Ping, State, Ticket, Waits
+
+BUSY_TIMEOUT_SECONDS = 30.0
+MIGRATIONS = Migrations("delistbot")
+
+
+class StoreError(DelistbotError):
+    """The database file cannot be used (not SQLite, newer schema, locked for too long)."""
+
+
+# ---------------------------------------------------------------- migrations (append only)
+
+
+@MIGRATIONS()
+def m001_tickets_and_events(db: sqlite_utils.Database) -> None:
+    db.execute(
+        """
+        CREATE TABLE tickets (
+            number INTEGER PRIMARY KEY,
+            id TEXT UNIQUE,
+            ip TEXT NOT NULL,
+            receiver TEXT,
+            blocklist TEXT,
+            list_key TEXT NOT NULL,
+            reason TEXT,
+            recipient_domain TEXT,
+            sender_domain TEXT,
+            route_template TEXT,
+            evidence TEXT,
+            state TEXT NOT NULL,
+            owner TEXT,
+            provider_ticket_ids TEXT NOT NULL DEFAULT '[]',
+            slack_channel TEXT,
+            slack_thread_ts TEXT,
+            reminder_hours REAL,
+            overdue_hours REAL,
+            propagation_hours REAL,
+            waits_basis TEXT,
+            opened_at TEXT NOT NULL,
+            requested_at TEXT,
+            acknowledged_at TEXT,
+            delisted_at TEXT,
+            verified_at TEXT,
+            closed_at TEXT,
+            refused_at TEXT,
+            escalated_at TEXT,
+            reopened_at TEXT,
+            updated_at TEXT,
+            diagnosis TEXT NOT NULL DEFAULT '{}',
+            bounce_text TEXT NOT NULL DEFAULT ''
+        )
+        """
+    )
+    db.execute("CREATE INDEX tickets_ip ON tickets(ip)")
+    db.execute(
+        """
+        CREATE TABLE ticket_events (
+            id INTEGER PRIMARY KEY,
+            ticket INTEGER NOT NULL REFERENCES tickets(number),
+            ticket_id TEXT NOT NULL,
+            at TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            actor TEXT,
+            from_state TEXT,
+            to_state TEXT NOT NULL,
+            text TEXT,
+            detail TEXT NOT NULL DEFAULT '{}'
+        )
+        """
+    )
+    db.execute("CREATE INDEX ticket_events_ticket ON ticket_events(ticket)")
+    for action in ("UPDATE", "DELETE"):
+        db.execute(
+            f"CREATE TRIGGER ticket_events_no_{action.lower()} BEFORE {action} ON ticket_events"
+            " BEGIN SELECT RAISE(ABORT, 'ticket_events is append-only'); END"
+        )
+
+
+@MIGRATIONS()
+def m002_outbox(db: sqlite_utils.Database) -> None:
+    db.execute(
+        """
+        CREATE TABLE outbox (
+            id INTEGER PRIMARY KEY,
+            key TEXT NOT NULL UNIQUE,
+            ticket INTEGER NOT NULL REFERENCES tickets(number),
+            ticket_id TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            due_at TEXT NOT NULL,
+            text TEXT NOT NULL,
+            slack_channel TEXT,
+            slack_thread_ts TEXT,
+            created_at TEXT NOT NULL,
+            claimed_at TEXT,
+            claimed_by TEXT,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            sent_at TEXT
+        )
+        """
+    )
+    db.execute("CREATE INDEX outbox_unsent ON outbox(sent_at, due_at)")
+
+
+@MIGRATIONS()
+def m003_evidence_snooze_one_open_ticket(db: sqlite_utils.Database) -> None:
+    db.execute("ALTER TABLE tickets ADD COLUMN snoozed_until TEXT")
+    db.execute("ALTER TABLE tickets ADD COLUMN evidence_count INTEGER NOT NULL DEFAULT 1")
+    db.execute(
+        """
+        CREATE TABLE evidence (
+            id INTEGER PRIMARY KEY,
+            ticket INTEGER NOT NULL REFERENCES tickets(number),
+            ticket_id TEXT NOT NULL,
+            at TEXT NOT NULL,
+            source TEXT,
+            rejection TEXT,
+            bounce_text TEXT NOT NULL DEFAULT '',
+            diagnosis TEXT NOT NULL DEFAULT '{}'
+        )
+        """
+    )
+    # The backstop for "a second bounce joins the open ticket": at most one ticket per IP and
+    # list that is not closed, whatever the code above does.
+    db.execute(
+        "CREATE UNIQUE INDEX tickets_one_open_per_ip_and_list ON tickets(ip, list_key)"
+        " WHERE state <> 'closed'"
+    )
+
+
+# ---------------------------------------------------------------- conversions
+
+
+def iso(value: datetime | None) -> str | None:
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        raise ValueError("naive datetime: times must carry a timezone")
+    return value.astimezone(UTC).isoformat()
+
+
+def _time(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
+
+
+_TIME_FIELDS = (
+    "requested_at",
+    "acknowledged_at",
+    "delisted_at",
+    "verified_at",
+    "closed_at",
+    "refused_at",
+    "escalated_at",
+    "reopened_at",
+    "snoozed_until",
+    "updated_at",
+)
+_TEXT_FIELDS = (
+    "ip",
+    "receiver",
+    "blocklist",
+    "reason",
+    "recipient_domain",
+    "sender_domain",
+    "route_template",
+    "evidence",
+    "owner",
+    "slack_channel",
+    "slack_thread_ts",
+    "bounce_text",
+)
+
+
+def ticket_row(ticket: Ticket) -> dict[str, Any]:
+    row: dict[str, Any] = {name: getattr(ticket, name) for name in _TEXT_FIELDS}
+    row.update({name: iso(getattr(ticket, name)) for name in _TIME_FIELDS})
+    row.update(
+        list_key=ticket.list_key,
+        state=str(ticket.state),
+        provider_ticket_ids=json.dumps(list(ticket.provider_ticket_ids)),
+        reminder_hours=ticket.waits.reminder_hours,
+        overdue_hours=ticket.waits.overdue_hours,
+        propagation_hours=ticket.waits.propagation_hours,
+        waits_basis=ticket.waits.basis,
+        opened_at=iso(ticket.opened_at),
+        diagnosis=json.dumps(dict(ticket.diagnosis), sort_keys=True),
+        evidence_count=ticket.evidence_count,
+    )
+    return row
+
+
+def row_ticket(row: Mapping[str, Any]) -> Ticket:
+    opened = _time(row["opened_at"])
+    assert opened is not None  # NOT NULL in the schema
+    fields: dict[str, Any] = {name: row[name] for name in _TEXT_FIELDS}
+    fields["bounce_text"] = fields["bounce_text"] or ""
+    fields.update({name: _time(row.get(name)) for name in _TIME_FIELDS})
+    return Ticket(
+        number=row["number"],
+        state=State(row["state"]),
+        opened_at=opened,
+        provider_ticket_ids=tuple(json.loads(row["provider_ticket_ids"] or "[]")),
+        waits=Waits(
+            row["reminder_hours"],
+            row["overdue_hours"],
+            row["propagation_hours"],
+            row["waits_basis"],
+        ),
+        diagnosis=json.loads(row["diagnosis"] or "{}"),
+        evidence_count=row.get("evidence_count", 1),
+        **fields,
+    )
+
+
+@dataclass(frozen=True)
+class OutboxRow:
+    id: int
+    key: str
+    ticket_id: str
+    kind: str
+    due_at: datetime
+    text: str
+    slack_channel: str | None
+    slack_thread_ts: str | None
+    attempts: int
+    claimed_by: str | None
+    sent_at: datetime | None
+
+
+def _outbox_row(row: Mapping[str, Any]) -> OutboxRow:
+    due_at = _time(row["due_at"])
+    assert due_at is not None
+    return OutboxRow(
+        row["id"],
+        row["key"],
+        row["ticket_id"],
+        row["kind"],
+        due_at,
+        row["text"],
+        row["slack_channel"],
+        row["slack_thread_ts"],
+        row["attempts"],
+        row["claimed_by"],
+        _time(row["sent_at"]),
+    )
+
+
+# ---------------------------------------------------------------- the store
+
+
+class Store:
+    """Tickets, their log, evidence and the outbox in one SQLite file."""
+
+    def __init__(self, path: Path | str, migrate: bool = True) -> None:
+        self.path = Path(path)
+        try:
+            conn = sqlite3.connect(
+                str(self.path), timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None
+            )
+            self.db = sqlite_utils.Database(conn)
+            self.db.execute("PRAGMA foreign_keys = ON")
+            if self.db.journal_mode != "wal":
+                self.db.enable_wal()
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"{self.path}: not a usable SQLite database ({exc})") from None
+        if migrate:
+            self.migrate()
+
+    def close(self) -> None:
+        self.db.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def migrate(self, stop_before: str | None = None) -> list[str]:
+        """Apply pending migrations in one transaction (so two processes never race on them)."""
+        with self.write():
+            pending = [m.name for m in MIGRATIONS.pending(self.db)]
+            MIGRATIONS.apply(self.db, stop_before=stop_before)
+        return pending
+
+    def applied_migrations(self) -> list[str]:
+        return [m.name for m in MIGRATIONS.applied(self.db)]
+
+    @contextmanager
+    def write(self) -> Iterator[Store]:
+        """One IMMEDIATE transaction: read, decide and write without another writer between."""
+        if self.db.conn.in_transaction:  # nested: the outer transaction already holds the lock
+            with self.db.atomic():
+                yield self
+            return
+        try:
+            self.db.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            raise StoreError(f"{self.path}: {exc} (another writer held it too long)") from None
+        try:
+            yield self
+        except BaseException:
+            self.db.rollback()
+            raise
+        self.db.execute("COMMIT")
+
+    # -- tickets
+
+    def _query(self, sql: str, params: Iterable[Any] = ()) -> list[Ticket]:
+        return [row_ticket(r) for r in self.db.query(sql, list(params))]
+
+    def get(self, number: int) -> Ticket | None:
+        found = self._query("SELECT * FROM tickets WHERE number = ?", [number])
+        return found[0] if found else None
+
+    def tickets(self, active_only: bool = False) -> list[Ticket]:
+        where = " WHERE state <> 'closed'" if active_only else ""
+        return self._query(f"SELECT * FROM tickets{where} ORDER BY number")
+
+    def find_active(self, ip: str, list_key: str) -> Ticket | None:
+        found = self._query(
+            "SELECT * FROM tickets WHERE ip = ? AND list_key = ? AND state <> 'closed'",
+            [ip, list_key],
+        )
+        return found[0] if found else None
+
+    def find_by_ip(self, ip: str) -> list[Ticket]:
+        return self._query(
+            "SELECT * FROM tickets WHERE ip = ? AND state <> 'closed' ORDER BY number", [ip]
+        )
+
+    def find_by_provider_ticket_id(self, provider_id: str) -> list[Ticket]:
+        forms = {provider_id.upper()}
+        digits = provider_id.upper().removeprefix("SRX").removesuffix("ID")
+        if digits.isdigit():  # Microsoft writes SRX1234567890ID and [1234567890] for one ticket
+            forms |= {digits, f"SRX{digits}ID"}
+        marks = ", ".join("?" for _ in forms)
+        return self._query(
+            "SELECT DISTINCT t.* FROM tickets t, json_each(t.provider_ticket_ids) j"
+            f" WHERE upper(j.value) IN ({marks}) ORDER BY t.state = 'closed', t.number DESC",
+            sorted(forms),
+        )
+
+    def find_by_thread(self, channel: str, thread_ts: str) -> Ticket | None:
+        found = self._query(
+            "SELECT * FROM tickets WHERE slack_channel = ? AND slack_thread_ts = ?"
+            " ORDER BY number DESC",
+            [channel, thread_ts],
+        )
+        return found[0] if found else None
+
+    def insert(self, ticket: Ticket, entries: Iterable[LogEntry]) -> Ticket:
+        """Store a new ticket and its first log entries; returns it with its number. In write()."""
+        row = ticket_row(ticket)
+        cursor = self.db.execute(
+            f"INSERT INTO tickets ({', '.join(row)}) VALUES ({', '.join('?' for _ in row)})",
+            list(row.values()),
+        )
+        number = cursor.lastrowid
+        assert number is not None
+        self.db.execute(
+            "UPDATE tickets SET id = ? WHERE number = ?", [f"{ID_PREFIX}{number}", number]
+        )
+        stored = self.get(number)
+        assert stored is not None
+        self._log(stored, entries)
+        return stored
+
+    def save(self, ticket: Ticket, entries: Iterable[LogEntry]) -> None:
+        """Update the ticket row and append its log entries, in the caller's write()."""
+        row = ticket_row(ticket)
+        sets = ", ".join(f"{name} = ?" for name in row)
+        self.db.execute(
+            f"UPDATE tickets SET {sets} WHERE number = ?", [*row.values(), ticket.number]
+        )
+        self._log(ticket, entries)
+
+    def _log(self, ticket: Ticket, entries: Iterable[LogEntry]) -> None:
+        for entry in entries:
+            self.db.table("ticket_events").insert(
+                {
+                    "ticket": ticket.number,
+                    "ticket_id": ticket.id,
+                    "at": iso(entry.at),
+                    "kind": str(entry.kind),
+                    "actor": entry.actor,
+                    "from_state": str(entry.from_state) if entry.from_state else None,
+                    "to_state": str(entry.to_state),
+                    "text": entry.text,
+                    "detail": json.dumps(dict(entry.detail), sort_keys=True),
+                }
+            )
+
+    def events(self, number: int) -> list[dict[str, Any]]:
+        rows = self.db.query("SELECT * FROM ticket_events WHERE ticket = ? ORDER BY id", [number])
+        return [{**r, "detail": json.loads(r["detail"])} for r in rows]
+
+    def add_evidence(
+        self,
+        ticket: Ticket,
+        at: datetime,
+        source: str,
+        rejection: str | None,
+        bounce_text: str,
+        diagnosis: Mapping[str, Any],
+    ) -> None:
+        self.db.table("evidence").insert(
+            {
+                "ticket": ticket.number,
+                "ticket_id": ticket.id,
+                "at": iso(at),
+                "source": source,
+                "rejection": rejection,
+                "bounce_text": bounce_text,
+                "diagnosis": json.dumps(dict(diagnosis), sort_keys=True),
+            }
+        )
+
+    def evidence(self, number: int) -> list[dict[str, Any]]:
+        return list(self.db.query("SELECT * FROM evidence WHERE ticket = ? ORDER BY id", [number]))
+
+    def delisting_hours(self, list_key: str) -> list[float]:
+        """Request -> delisted, in hours, over this provider's closed tickets."""
+        rows = self.db.query(
+            "SELECT requested_at, delisted_at FROM tickets WHERE list_key = ? AND state = 'closed'"
+            " AND requested_at IS NOT NULL AND delisted_at IS NOT NULL",
+            [list_key],
+        )
+        out = []
+        for row in rows:
+            requested, delisted = _time(row["requested_at"]), _time(row["delisted_at"])
+            assert requested is not None and delisted is not None
+            out.append((delisted - requested).total_seconds() / 3600)
+        return out
+
+    # -- outbox
+
+    def enqueue(self, ticket: Ticket, ping: Ping, now: datetime) -> bool:
+        """Queue a ping once; False when its key is already queued (or sent)."""
+        cursor = self.db.execute(
+            "INSERT OR IGNORE INTO outbox (key, ticket, ticket_id, kind, due_at, text,"
+            " slack_channel, slack_thread_ts, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                ping.key,
+                ticket.number,
+                ticket.id,
+                str(ping.kind),
+                iso(ping.due_at),
+                ping.text,
+                ticket.slack_channel,
+                ticket.slack_thread_ts,
+                iso(now),
+            ],
+        )
+        return cursor.rowcount == 1
+
+    def outbox(self, unsent_only: bool = True) -> list[OutboxRow]:
+        where = " WHERE sent_at IS NULL" if unsent_only else ""
+        return [_outbox_row(r) for r in self.db.query(f"SELECT * FROM outbox{where} ORDER BY id")]
+
+    def claim(
+        self, worker: str, now: datetime, stale_before: datetime, limit: int
+    ) -> list[OutboxRow]:
+        """Claim unsent pings not claimed since `stale_before` (a dead sender's claim expires)."""
+        with self.write():
+            rows = list(
+                self.db.query(
+                    "SELECT id FROM outbox WHERE sent_at IS NULL AND due_at <= ?"
+                    " AND (claimed_at IS NULL OR claimed_at < ?) ORDER BY id LIMIT ?",
+                    [iso(now), iso(stale_before), limit],
+                )
+            )
+            ids = [r["id"] for r in rows]
+            for ping_id in ids:
+                self.db.execute(
+                    "UPDATE outbox SET claimed_at = ?, claimed_by = ?, attempts = attempts + 1"
+                    " WHERE id = ?",
+                    [iso(now), worker, ping_id],
+                )
+            if not ids:
+                return []
+            marks = ", ".join("?" for _ in ids)
+            found = self.db.query(f"SELECT * FROM outbox WHERE id IN ({marks}) ORDER BY id", ids)
+            return [_outbox_row(r) for r in found]
+
+    def mark_sent(self, ping_id: int, now: datetime) -> bool:
+        """Record delivery; False when it was already recorded (the caller must not resend)."""
+        with self.write():
+            cursor = self.db.execute(
+                "UPDATE outbox SET sent_at = ? WHERE id = ? AND sent_at IS NULL",
+                [iso(now), ping_id],
+            )
+            return cursor.rowcount == 1
+
+    def release(self, ping_id: int) -> None:
+        """Delivery failed: let the next claim take it at once."""
+        with self.write():
+            self.db.execute(
+                "UPDATE outbox SET claimed_at = NULL, claimed_by = NULL"
+                " WHERE id = ? AND sent_at IS NULL",
+                [ping_id],
+            )
