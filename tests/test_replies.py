@@ -4,9 +4,9 @@ traps (conditional refusals, hedged phrases, quoted requests, text that says not
 from __future__ import annotations
 
 import pytest
-from test_tickets_kit import KB, seed
 
 from bot.core.replies import Reply, ReplyKind, classify, ips, own_text
+from tests.test_tickets_kit import KB, seed
 
 MARKERS = {p.id: p.replies for p in KB.providers.values()}
 

@@ -14,10 +14,10 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from test_tickets_kit import REPO, T0, diagnosis, service
 
 from bot.adapters.store import MIGRATIONS, Store, StoreError
 from bot.core.tickets import State
+from tests.test_tickets_kit import REPO, T0, diagnosis, service
 
 H = timedelta(hours=1)
 
@@ -88,8 +88,8 @@ WORKER = textwrap.dedent(
     """
     import sys, os, time
     from datetime import datetime, timedelta
-    sys.path.insert(0, {tests!r})
-    from test_tickets_kit import diagnosis, service, T0
+    sys.path.insert(0, {repo!r})
+    from tests.test_tickets_kit import diagnosis, service, T0
     from bot.core.tickets import IllegalMove
     path, mode, name, count = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
     svc = service(path)
@@ -119,7 +119,7 @@ WORKER = textwrap.dedent(
             pass
         print("done", flush=True)
     """
-).format(tests=str(REPO / "tests"))
+).format(repo=str(REPO))
 
 
 def worker(path: Path, *args: str) -> subprocess.Popen[str]:

@@ -7,11 +7,11 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from test_tickets_kit import T0, diagnosis, seed, service
 
 from bot.core.model import Diagnosis, Reason
 from bot.core.tickets import IllegalMove, PingKind, State, WaitOverride
 from bot.service.tickets import NotFound, TicketService
+from tests.test_tickets_kit import T0, diagnosis, seed, service
 
 H = timedelta(hours=1)
 MIN = timedelta(minutes=1)
