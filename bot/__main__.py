@@ -10,10 +10,11 @@ from bot.cli import EXIT_USAGE
 from bot.cli import check as check_cmd
 from bot.cli import diagnose as diagnose_cmd
 from bot.cli import serve as serve_cmd
+from bot.cli import tickets as tickets_cmd
 from bot.core.errors import ConfigError, KnowledgeError
 
 # Each module adds its subcommands; keep this list in the order `--help` should show them.
-COMMAND_MODULES = (diagnose_cmd, check_cmd, serve_cmd)
+COMMAND_MODULES = (diagnose_cmd, check_cmd, tickets_cmd, serve_cmd)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -80,7 +80,7 @@ class Renderer:
         headers = _headers(text)
         if "Subject" not in headers:
             raise TemplateError(f"template {name}{SUFFIX} must extend _base{SUFFIX} (no Subject)")
-        to = headers.get("To") or headers.get("Form") or ""
+        to = headers.get("To") or headers.get("Form") or headers.get("See") or ""
         return Draft(name, headers["Subject"], to, text, tuple(_TODO.findall(text)))
 
 

@@ -97,8 +97,13 @@ def _line(service: TicketService, ticket: Ticket) -> str:
     elif plan.overdue_at and plan.reminder_at:
         nxt = f"reminder {_when(plan.reminder_at)}, overdue {_when(plan.overdue_at)}"
     ids = f" [{', '.join(ticket.provider_ticket_ids)}]" if ticket.provider_ticket_ids else ""
-    where = ticket.provider or "unknown list"
+    where = _name(service, ticket)
     return f"{ticket.id:<7} {ticket.state:<12} {ticket.ip:<16} {where}{ids}  {nxt}".rstrip()
+
+
+def _name(service: TicketService, ticket: Ticket) -> str:
+    acting = service.provider(ticket.provider)
+    return acting.name if acting else ticket.provider or "an unknown list"
 
 
 # ---------------------------------------------------------------- handlers
@@ -118,7 +123,7 @@ def cmd_open(service: TicketService, args: argparse.Namespace) -> int:
         verb = "opened" if outcome.created else "already open; bounce added as evidence to"
         print(ticket.id)
         print(
-            f"{verb} {ticket.id}: {ticket.ip} at {ticket.provider or 'unknown list'}"
+            f"{verb} {ticket.id}: {ticket.ip} at {_name(service, ticket)}"
             f" — {outcome.diagnosis.summary}",
             file=sys.stderr,
         )

@@ -1,0 +1,103 @@
+"""Delist drafts: every template the provider data names exists and renders for every route that
+names it; each template has a golden file; templates fail loudly; user text stays text.
+
+Regenerate the golden files after a deliberate template change with
+`UPDATE_GOLDEN=1 .venv/bin/pytest tests/test_drafts.py` and review the diff."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from bot.adapters.render import Renderer, TemplateError
+from bot.core.knowledge import Provider
+from bot.core.model import DelistMethod
+from bot.service.tickets import TicketService
+from tests.test_tickets_kit import KB, REPO, T0, diagnosis, service
+
+GOLDEN = REPO / "tests" / "golden" / "drafts"
+ROUTES = [(p, name) for p in KB.providers.values() for name in p.routes]
+NAMED = sorted({route.template for p in KB.providers.values() for route in p.routes.values()})
+
+
+def draft_for(svc: TicketService, provider: Provider, route: str, fixed: str | None = None):  # type: ignore[no-untyped-def]
+    listing = provider.kind in ("dnsbl", "reputation")
+    diag = diagnosis(
+        receiver=None if listing else provider.id,
+        blocklist=provider.id if listing else None,
+        route=route,
+        evidence=f"550 5.7.1 Client host [11.22.33.44] blocked by {provider.name}",
+    )
+    opened = svc.open_from_diagnosis(diag, "Subject: failure notice\n\n(the full bounce)", T0)
+    assert opened.ticket is not None, opened.problem
+    return svc.draft(opened.ticket.id, fixed=fixed)
+
+
+@pytest.fixture
+def svc(tmp_path: Path) -> TicketService:
+    return service(tmp_path / "d.db")
+
+
+def test_every_template_named_in_the_data_exists_and_nothing_else() -> None:
+    assert Renderer().names() == NAMED
+
+
+@pytest.mark.parametrize(("provider", "route"), ROUTES, ids=[f"{p.id}-{r}" for p, r in ROUTES])
+def test_every_route_renders_a_draft_with_subject_address_and_evidence(
+    svc: TicketService, provider: Provider, route: str
+) -> None:
+    draft = draft_for(svc, provider, route)
+    assert draft.template == provider.routes[route].template
+    assert draft.subject
+    # Where to send it: an address or a form; advice about a self-expiring list may have neither.
+    assert draft.to or provider.routes[route].method is DelistMethod.AUTO_EXPIRY
+    assert "11.22.33.44" in draft.text
+    assert f"blocked by {provider.name}" in draft.text  # the exact rejection line
+    assert "[TODO: what you changed" in draft.text or draft.template == "stale_list"
+    assert "ASAP" not in draft.text
+
+
+def first_route(template: str) -> tuple[Provider, str]:
+    return next((p, name) for p, name in ROUTES if p.routes[name].template == template)
+
+
+@pytest.mark.parametrize("template", NAMED)
+def test_each_template_matches_its_golden_file(svc: TicketService, template: str) -> None:
+    provider, route = first_route(template)
+    text = draft_for(svc, provider, route).text
+    golden = GOLDEN / f"{template}.txt"
+    if os.environ.get("UPDATE_GOLDEN"):
+        golden.parent.mkdir(parents=True, exist_ok=True)
+        golden.write_text(text)
+    assert text == golden.read_text()
+
+
+def test_what_was_fixed_and_the_contact_fill_the_prompts(svc: TicketService) -> None:
+    draft = draft_for(svc, KB.providers["att_legacy"], "default", fixed="Closed the open relay.")
+    assert "What we fixed: Closed the open relay." in draft.text
+    assert draft.ready and draft.todo == ()
+    assert draft.text.rstrip().endswith("Aiko Tanaka\nExample Web KK\npostmaster@example.org")
+    assert draft.to == "abuse_rbl@abuse-att.net"
+
+
+def test_user_text_is_never_template_source(svc: TicketService) -> None:
+    draft = draft_for(svc, KB.providers["att_legacy"], "default", fixed="{{ 7 * 7 }} {% if x %}")
+    assert "What we fixed: {{ 7 * 7 }} {% if x %}" in draft.text
+    plain = Renderer().render("email_request", {**_context(svc), "fixed": "a < b & c"})
+    assert "What we fixed: a < b & c" in plain.text  # no HTML escaping in a text mail
+
+
+def _context(svc: TicketService) -> dict[str, object]:
+    draft_for(svc, KB.providers["att_legacy"], "default")
+    return svc.draft_context(svc.get("DL-1"))
+
+
+def test_a_missing_value_fails_loudly_naming_the_template(svc: TicketService) -> None:
+    context = _context(svc)
+    del context["evidence"]
+    with pytest.raises(TemplateError, match=r"email_request\.txt\.j2: 'evidence' is undefined"):
+        Renderer().render("email_request", context)
+    with pytest.raises(TemplateError, match=r"no draft template nope\.txt\.j2"):
+        Renderer().render("nope", context)

@@ -1,0 +1,104 @@
+"""The ticket commands as an operator runs them: `python -m bot` in a fresh directory, the seed's
+real mails, exit codes and JSON as scripts read them."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.test_tickets_kit import REPO, SEED, seed
+
+pytest.importorskip("bot.service.diagnose", reason="`open` needs the diagnosis engine")
+
+
+@pytest.fixture
+def run(tmp_path: Path):  # type: ignore[no-untyped-def]
+    env = {"PATH": "/usr/bin:/bin", "DELISTBOT_DB": str(tmp_path / "t.db"), "PYTHONPATH": str(REPO)}
+    (tmp_path / "delistbot.toml").write_text(
+        '[contact]\nname = "Aiko Tanaka"\nemail = "postmaster@example.org"\n'
+        '[providers.microsoft_eop]\noverdue = "12h"\n'
+    )
+
+    def call(*args: str, stdin: bytes = b"") -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "bot", *args],
+            input=stdin.decode("latin-1"),
+            env=env,
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+    return call
+
+
+def test_the_seed_loop_from_a_shell(run) -> None:  # type: ignore[no-untyped-def]
+    bounce = str(SEED / "qmail-microsoft-blocklist1.txt")
+    first = run("open", bounce)
+    assert (first.returncode, first.stdout) == (0, "DL-1\n"), first.stderr
+    again = run("open", bounce)
+    assert (again.returncode, again.stdout) == (0, "DL-1\n")
+    assert "already open" in again.stderr
+    assert run("sent", "DL-1").returncode == 0
+    ack = run("update", "DL-1", "-", stdin=seed("microsoft-autoreply.txt").encode())
+    assert ack.returncode == 0 and "requested -> acknowledged" in ack.stdout
+    data = json.loads(run("ticket", "DL-1", "--json").stdout)
+    assert (data["id"], data["ip"], data["state"]) == ("DL-1", "11.22.33.44", "acknowledged")
+    assert (data["receiver"], data["provider_ticket_ids"]) == ("microsoft_eop", ["SRX1234567890ID"])
+    assert data["overdue_at"] is not None and data["expected"]["overdue_basis"] == "settings"
+    assert data["evidence_count"] == 2 and data["events"][0]["kind"] == "opened"
+    done = run("update", "DL-1", str(SEED / "microsoft-delisted.txt"))
+    assert done.returncode == 0 and "-> delisted" in done.stdout
+    (listed,) = json.loads(run("tickets", "--json").stdout)
+    assert listed["state"] == "delisted" and listed["recheck_at"].endswith("Z")
+    assert run("due").returncode == 0  # the 2 h propagation window is still running
+    later = run("due", "--at", "2999-01-01T00:00:00Z")
+    assert later.returncode == 1 and "re-check" in later.stdout
+    assert run("verified", "DL-1").returncode == 0 and run("close", "DL-1").returncode == 0
+    assert run("tickets").stdout == "" and "closed" in run("tickets", "--all").stdout
+
+
+@pytest.mark.parametrize(
+    ("stdin", "code", "message"),
+    [
+        (b"", 4, "empty"),
+        (b"\x00\x01binary\x00", 4, "binary"),
+        (b"Please call me about the invoice.", 3, "kept as a note"),
+    ],
+)
+def test_update_with_unusable_input_says_so_and_changes_nothing(run, stdin, code, message) -> None:  # type: ignore[no-untyped-def]
+    run("open", str(SEED / "qmail-microsoft-blocklist1.txt"))
+    result = run("update", "DL-1", "-", stdin=stdin)
+    assert result.returncode == code and message in result.stderr
+    assert "Traceback" not in result.stderr
+    assert json.loads(run("ticket", "DL-1", "--json").stdout)["state"] == "open"
+
+
+def test_unknown_tickets_and_refused_moves_exit_5(run) -> None:  # type: ignore[no-untyped-def]
+    assert run("sent", "DL-9").returncode == 5
+    run("open", str(SEED / "qmail-microsoft-blocklist1.txt"))
+    refused = run("verified", "DL-1")
+    assert refused.returncode == 5 and "cannot record verified" in refused.stderr
+
+
+def test_open_refuses_what_is_not_a_bounce(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    result = run("open", str(SEED / "microsoft-autoreply.txt"))
+    assert result.returncode == 3 and result.stdout == "" and "no ticket" in result.stderr
+    assert run("open", str(tmp_path / "missing.eml")).returncode == 4
+
+
+def test_draft_prints_the_request_with_the_settings_signature(run) -> None:  # type: ignore[no-untyped-def]
+    run("open", str(SEED / "qmail-microsoft-blocklist1.txt"))
+    draft = run("draft", "DL-1")
+    assert draft.returncode == 0
+    assert draft.stdout.startswith("Subject: Checklist: delist 11.22.33.44 at sender.office.com\n")
+    assert "Aiko Tanaka" in draft.stdout and "blocked using Blocklist 1" in draft.stdout
+    assert "not ready to send" in draft.stderr
+    fixed = run("draft", "DL-1", "--fixed", "Closed the open relay on 24 March")
+    assert "What we fixed: Closed the open relay on 24 March" in fixed.stdout
+    assert "not ready to send" not in fixed.stderr
