@@ -51,6 +51,7 @@ class FakeSlack:
         self.files: dict[str, tuple[dict[str, Any], bytes]] = {}
         self.acks: list[dict[str, Any]] = []
         self._failures: dict[str, list[tuple[int, int]]] = {}  # method -> [(status, retry_after)]
+        self._errors: dict[str, list[str]] = {}  # method -> Slack error codes to answer
         self._ts = itertools.count(1)
         self._lock = threading.Condition()
         self._envelopes: queue.SimpleQueue[dict[str, Any]] = queue.SimpleQueue()
@@ -97,6 +98,11 @@ class FakeSlack:
         """The next `times` calls of `method` answer `status` (429 carries Retry-After)."""
         with self._lock:
             self._failures.setdefault(method, []).extend([(status, retry_after)] * times)
+
+    def fail_next_error(self, method: str, error: str) -> None:
+        """The next call of `method` answers 200 with ok=false and this Slack error code."""
+        with self._lock:
+            self._errors.setdefault(method, []).append(error)
 
     def send_envelope(self, envelope: dict[str, Any]) -> None:
         self._envelopes.put(envelope)
@@ -155,6 +161,11 @@ class FakeSlack:
         if failure:
             status, _ = failure
             return status, {"ok": False, "error": "ratelimited" if status == 429 else "fatal_error"}
+        with self._lock:
+            errors = self._errors.get(method)
+            error = errors.pop(0) if errors else None
+        if error:
+            return 200, {"ok": False, "error": error}
         if method == "apps.connections.open":
             if not auth.startswith("Bearer xapp-"):
                 return 200, {"ok": False, "error": "invalid_auth"}

@@ -276,7 +276,7 @@ def diagnosis_messages(
     return paginate(text[:3000], blocks)
 
 
-def ip_report(ip: str, listings: Sequence[Listing]) -> list[Message]:
+def ip_report(ip: str, listings: Sequence[Listing], note: str = "") -> list[Message]:
     """The DNS picture for one IP: a row per list, a button per listing to open a ticket."""
     listed = [row for row in listings if row.status == "listed"]
     unknown = [row for row in listings if row.status == "unknown"]
@@ -286,6 +286,8 @@ def ip_report(ip: str, listings: Sequence[Listing]) -> list[Message]:
         else f"No lists were checked for {escape(ip)}"
     )
     blocks: list[Block] = [header(f"DNS picture for {ip}"), *section(summary + ".")]
+    if note:
+        blocks += section(escape(note))
     for row in listed:
         line = f":red_circle: *{escape(row.list_name)}*"
         if row.meaning:

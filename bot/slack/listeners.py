@@ -34,6 +34,10 @@ _STATUS = re.compile(r"^status\s+(\S+)$", re.IGNORECASE)
 _NOT_POSTABLE = {"not_in_channel", "channel_not_found", "is_archived"}
 
 
+class NotPostable(Exception):
+    """The bot may not post in the channel; the user has been told how to fix it."""
+
+
 def parse_command(text: str) -> tuple[str, str]:
     """`/delist` text -> (verb, argument). Verbs: modal, help, ip, list, status, bounce."""
     stripped = text.strip()
@@ -128,8 +132,8 @@ class Handlers:
 
     def report_ip(self, ctx: Context, ip: str) -> None:
         with self._reporting(ctx):
-            listings = self.services.check_ip(ip)
-            for message in blocks.ip_report(ip, listings):
+            picture = self.services.check_ip(ip)
+            for message in blocks.ip_report(picture.ip, picture.listings, picture.note):
                 self._post(ctx, message)
 
     def diagnose_pasted(self, ctx: Context, data: bytes, source: str) -> None:
@@ -207,13 +211,14 @@ class Handlers:
         try:
             return self.surface.post(ctx.channel, message, thread_ts=thread_ts)
         except SlackApiError as err:
-            if err.response.get("error") in _NOT_POSTABLE and ctx.respond:
-                ctx.respond(
-                    text="I cannot post in this channel. Invite me with `/invite @delistbot`, "
-                    "then try again.",
-                    response_type="ephemeral",
-                )
-            raise
+            if err.response.get("error") not in _NOT_POSTABLE or not ctx.respond:
+                raise
+            ctx.respond(
+                text="I cannot post in this channel. Invite me with `/invite @delistbot`, "
+                "then try again.",
+                response_type="ephemeral",
+            )
+            raise NotPostable(ctx.channel) from None
 
     def _private(self, ctx: Context, message: blocks.Message) -> None:
         if ctx.respond:
@@ -229,8 +234,10 @@ class Handlers:
         except DelistbotError as exc:
             self._tell_failure(ctx, f"Sorry, I could not do that: {escape(str(exc))}")
             raise
+        except NotPostable as exc:
+            log.info("not a member of %s; told the user", exc)
         except SlackApiError:
-            raise  # the user was told already (or Slack is unreachable): only the log can help
+            raise  # Slack refused or is unreachable: telling the user would fail the same way
         except Exception:
             self._tell_failure(ctx, "Sorry, something broke on my side; the details are in my log.")
             raise

@@ -22,9 +22,18 @@ log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
+class IpPicture:
+    """What the DNS says about one IP, ready for `blocks.ip_report`."""
+
+    ip: str
+    listings: Sequence[Listing] = ()
+    note: str = ""  # e.g. "a private address: no public list can list it"
+
+
+@dataclass(frozen=True)
 class Services:
     diagnose: Callable[[bytes, str], list[Diagnosis]]
-    check_ip: Callable[[str], Sequence[Listing]]
+    check_ip: Callable[[str], IpPicture]
     draft: Callable[[Diagnosis], str | None]
     names: Mapping[str, str] = field(default_factory=dict)  # provider id -> display name
 

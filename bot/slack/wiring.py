@@ -8,7 +8,7 @@ from bot.config import Settings
 from bot.core.model import Diagnosis
 from bot.slack.app import SlackBot, build_app
 from bot.slack.blocks import Listing
-from bot.slack.ports import Runner, Services
+from bot.slack.ports import IpPicture, Runner, Services
 from bot.slack.surface import Surface
 
 
@@ -30,12 +30,13 @@ def _diagnose(data: bytes, source: str) -> list[Diagnosis]:
     return list(diagnose_bytes(data, source))
 
 
-def _check_ip(settings: Settings) -> Callable[[str], list[Listing]]:
-    def check(ip: str) -> list[Listing]:
+def _check_ip(settings: Settings) -> Callable[[str], IpPicture]:
+    def check(ip: str) -> IpPicture:
         from bot.service.diagnose import diagnose_ip
 
         d = diagnose_ip(ip)
-        return [] if d.blocklist is None else [Listing(d.blocklist, d.blocklist, "listed")]
+        listings = [] if d.blocklist is None else [Listing(d.blocklist, d.blocklist, "listed")]
+        return IpPicture(ip, listings, d.verdict)
 
     return check
 

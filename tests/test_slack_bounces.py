@@ -1,0 +1,216 @@
+"""Bounces reaching the bot over HTTP mode, end to end: /delist with a paste, the paste form,
+a bounce pasted or e-mailed into a channel, and what must stay silent."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.fakeslack import (
+    BOT_ID,
+    BOT_USER_ID,
+    FakeSlack,
+    action_body,
+    command_body,
+    event_body,
+)
+from tests.test_slack_http import FORM, JSON, Bot
+
+CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
+SEED = CORPUS / "seed" / "qmail-microsoft-blocklist1.txt"
+EMAIL = CORPUS / "sisimai" / "maildir" / "bsd" / "rhost-microsoft-01.eml"
+SEED_IP = "11.22.33.44"  # the IP the seed bounce names
+NOT_BOUNCE = "hello team, is the 10:00 deploy still on?"
+
+
+@pytest.fixture(scope="module")
+def corpus() -> Path:
+    if not SEED.is_file() or not EMAIL.is_file():
+        pytest.skip(f"the shared corpus is not at {CORPUS} (../shared is absent)")
+    return CORPUS
+
+
+@pytest.fixture(scope="module")
+def fake() -> Iterator[FakeSlack]:
+    server = FakeSlack().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def bot(fake, corpus, tmp_path_factory) -> Iterator[Bot]:
+    running = Bot(fake, tmp_path_factory.mktemp("bounces"))
+    yield running
+    log = running.stop()
+    assert "Traceback" not in log, log
+
+
+def posts_in(fake: FakeSlack, channel: str) -> list:
+    return fake.of("chat.postMessage", where=lambda c: c.args.get("channel") == channel)
+
+
+def wait_posts(fake: FakeSlack, channel: str, count: int = 1) -> list:
+    return fake.wait_for("chat.postMessage", count,
+                         where=lambda c: c.args.get("channel") == channel)
+
+
+def shown(call) -> str:
+    return json.dumps(call.args.get("blocks")) + call.args.get("text", "")
+
+
+def message(channel: str, ts: str, text: str, **extra: object) -> dict:
+    return {"type": "message", "channel": channel, "user": "U0ALICE", "text": text, "ts": ts,
+            "channel_type": "channel", "event_ts": ts, **extra}
+
+
+def settle(bot: Bot, fake: FakeSlack, channel: str) -> None:
+    """Handle one more bounce in `channel`'s neighbour: earlier work had its chance to post."""
+    sentinel = f"{channel}-SENTINEL"
+    ts = "1699999999.000001"
+    body = event_body(message(sentinel, ts, SEED.read_text()), f"Ev-settle-{channel}")
+    assert bot.send(body, JSON)[0] == 200
+    wait_posts(fake, sentinel)
+
+
+def test_delist_with_a_pasted_bounce_acks_then_posts_the_diagnosis(bot, fake):
+    status, body = bot.send(command_body(SEED.read_text(), fake, channel="C0PASTE"), FORM)
+    assert status == 200
+    assert "Diagnosing" in body
+    post = wait_posts(fake, "C0PASTE")[0]
+    assert SEED_IP in shown(post)
+    assert "Microsoft" in shown(post)
+    assert post.args["unfurl_links"] is False and post.args["unfurl_media"] is False
+
+
+def test_the_paste_form_posts_the_diagnosis_in_the_channel_it_came_from(bot, fake):
+    payload = {
+        "type": "view_submission", "team": {"id": "T0FAKE"}, "user": {"id": "U0ALICE"},
+        "api_app_id": "A0FAKE", "trigger_id": "t",
+        "view": {"id": "V1", "type": "modal", "callback_id": "delist_paste",
+                 "private_metadata": "C0FORM", "state": {"values": {"bounce": {"text": {
+                     "type": "plain_text_input", "value": SEED.read_text()}}}}},
+    }
+    assert bot.send(action_body(payload), FORM)[0] == 200
+    assert SEED_IP in shown(wait_posts(fake, "C0FORM")[0])
+
+
+def test_a_bounce_pasted_in_a_channel_is_answered_in_its_thread(bot, fake):
+    # Slack encodes what users paste: entities, and e-mail addresses as mailto links.
+    pasted = SEED.read_text().replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    pasted = pasted.replace("delist@messaging.microsoft.com",
+                            "<mailto:delist@messaging.microsoft.com|delist@messaging.microsoft.com>")
+    body = event_body(message("C0CHAN", "1700000100.000100", pasted), "Ev-chan-1")
+    assert bot.send(body, JSON)[0] == 200
+    post = wait_posts(fake, "C0CHAN")[0]
+    assert post.args["thread_ts"] == "1700000100.000100"
+    assert SEED_IP in shown(post)
+
+
+def test_a_bounce_emailed_to_the_channel_is_read_through_files_info(bot, fake):
+    fake.add_email("F0MAIL1", EMAIL.read_bytes(), subject="Undeliverable: hello")
+    event = {
+        "type": "message", "subtype": "file_share", "text": "", "user": "USLACKBOT",
+        "bot_id": "B0EMAILAPP", "display_as_bot": True, "upload": True, "channel": "C0MAIL",
+        "channel_type": "channel", "ts": "1700000200.000100", "event_ts": "1700000200.000100",
+        "files": [{"id": "F0MAIL1", "filetype": "email", "mode": "email", "name": "x",
+                   "plain_text": "(preview only)"}],
+    }
+    assert bot.send(event_body(event, "Ev-mail-1"), JSON)[0] == 200
+    post = wait_posts(fake, "C0MAIL")[0]
+    assert post.args["thread_ts"] == "1700000200.000100"
+    assert "198.51.100.222" in shown(post)
+    info = fake.of("files.info", where=lambda c: c.args.get("file") == "F0MAIL1")
+    assert len(info) == 1
+    download = fake.of("files.download", where=lambda c: c.args.get("file") == "F0MAIL1")
+    assert download and download[0].auth.startswith("Bearer xoxb-")
+
+
+def test_a_message_that_is_not_a_bounce_gets_no_answer(bot, fake):
+    body = event_body(message("C0QUIET", "1700000300.000100", NOT_BOUNCE), "Ev-quiet-1")
+    assert bot.send(body, JSON)[0] == 200
+    settle(bot, fake, "C0QUIET")
+    assert posts_in(fake, "C0QUIET") == []
+    assert not fake.of("chat.postEphemeral", where=lambda c: c.args.get("channel") == "C0QUIET")
+
+
+def test_the_bots_own_messages_are_ignored(bot, fake):
+    own = message("C0SELF", "1700000400.000100", SEED.read_text(),
+                  user=BOT_USER_ID, bot_id=BOT_ID)
+    assert bot.send(event_body(own, "Ev-self-1"), JSON)[0] == 200
+    settle(bot, fake, "C0SELF")
+    assert posts_in(fake, "C0SELF") == []
+
+
+def test_one_message_under_two_event_ids_is_answered_once(bot, fake):
+    m = message("C0TWICE", "1700000500.000100", SEED.read_text())
+    assert bot.send(event_body(m, "Ev-twice-1"), JSON)[0] == 200
+    assert bot.send(event_body(m, "Ev-twice-2"), JSON)[0] == 200
+    wait_posts(fake, "C0TWICE")
+    settle(bot, fake, "C0TWICE")
+    assert len(posts_in(fake, "C0TWICE")) == 1
+
+
+def test_thread_replies_and_edits_are_not_taken_for_new_bounces(bot, fake):
+    reply = message("C0THREAD", "1700000600.000200", SEED.read_text(),
+                    thread_ts="1700000600.000100")
+    assert bot.send(event_body(reply, "Ev-thread-1"), JSON)[0] == 200
+    settle(bot, fake, "C0THREAD")
+    assert posts_in(fake, "C0THREAD") == []
+
+
+HOSTILE = "<!channel> <!here> <@U0BOSS> <!subteam^S0OPS|@ops> <https://evil.example|click>"
+TOKENS = ("<!channel>", "<!here>", "<@U0BOSS>", "<!subteam", "<https://evil")
+
+
+def hostile_bounce() -> str:
+    """The seed bounce with mention syntax inside the rejection line, which the bot quotes."""
+    return SEED.read_text().replace("mail from IP banned", f"mail from IP banned {HOSTILE}")
+
+
+def typed_in_slack(text: str) -> str:
+    """How Slack delivers characters a user typed: &, < and > as entities (no live mention)."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+@pytest.mark.parametrize("encode", [typed_in_slack, lambda text: text],
+                         ids=["typed-as-text", "real-mention-markup"])
+def test_mentions_inside_a_pasted_bounce_never_notify(bot, fake, encode):
+    channel = f"C0HOSTILE{encode.__name__.upper()[:6].strip('<>')}"
+    body = event_body(message(channel, "1700000700.000100", encode(hostile_bounce())),
+                      f"Ev-hostile-{channel}")
+    assert bot.send(body, JSON)[0] == 200
+    post = wait_posts(fake, channel)[0]
+    assert "banned" in shown(post)  # the line carrying the hostile text is quoted
+    for token in TOKENS:
+        assert token not in shown(post)
+    assert "link_names" not in post.args
+
+
+def test_mentions_inside_a_bounce_given_to_the_command_never_notify(bot, fake):
+    status, body = bot.send(
+        command_body(typed_in_slack(hostile_bounce()), fake, channel="C0HOSTCMD"), FORM)
+    assert status == 200
+    post = wait_posts(fake, "C0HOSTCMD")[0]
+    assert "banned" in shown(post)
+    for token in TOKENS:
+        assert token not in shown(post) and token not in body
+
+
+def test_delist_with_an_ip_acks_then_posts_what_is_known(bot, fake):
+    status, body = bot.send(command_body("203.0.113.44", fake, channel="C0IP"), FORM)
+    assert status == 200
+    assert "203.0.113.44" in body
+    assert "203.0.113.44" in shown(wait_posts(fake, "C0IP")[0])
+
+
+def test_not_in_channel_is_explained_privately(bot, fake):
+    fake.fail_next_error("chat.postMessage", "not_in_channel")
+    status, _ = bot.send(command_body(SEED.read_text(), fake, channel="C0OUTSIDE"), FORM)
+    assert status == 200
+    answer = fake.wait_for("response_url", where=lambda c: "/invite" in json.dumps(c.args))
+    assert answer[0].args["response_type"] == "ephemeral"
+
+
