@@ -96,7 +96,8 @@ def _run_console(settings: Settings, demo: str | None) -> int:
     runner = DeferredRunner()
     surface = ConsoleSurface(sys.stdout)
     bot = build(settings, runner, surface)
-    console = Console(bot.app, surface, runner)
+    console = Console(bot.app, surface, runner, tick=bot.pinger.tick,
+                      thread_of=bot.handlers.flows.thread_of)
     if demo:
         try:
             script = demo_script(Path(demo))
@@ -120,6 +121,7 @@ def _run_slack(settings: Settings, mode: str, args: argparse.Namespace) -> int:
 
     runner = ThreadRunner()
     bot = build(settings, runner)
+    bot.pinger.start()
     if mode == "socket":
         from slack_bolt.adapter.socket_mode import SocketModeHandler
 

@@ -16,11 +16,15 @@ from slack_bolt import App
 from slack_bolt.authorization import AuthorizeResult
 from slack_sdk import WebClient
 
-from bot.config import Settings
+from bot.config import Settings, parse_duration
+from bot.core.errors import ConfigError
+from bot.service.tickets import TicketService, utc_now
 from bot.slack.listeners import Handlers
+from bot.slack.pinger import DEFAULT_INTERVAL, Pinger
 from bot.slack.ports import Runner, Services
 from bot.slack.store import SlackStore
 from bot.slack.surface import Surface, WebSurface, make_client
+from bot.slack.ticket_flows import TicketFlows
 
 log = logging.getLogger(__name__)
 
@@ -30,21 +34,45 @@ CONSOLE_TEAM, CONSOLE_BOT_USER, CONSOLE_BOT_ID = "TCONSOLE", "UDELISTBOT", "BDEL
 
 @dataclass
 class SlackBot:
-    """The app and what its listeners use, so serve can also run the ping loop against them."""
+    """The app and what its listeners use; serve starts `pinger` beside the transport."""
 
     app: App
     handlers: Handlers
     surface: Surface
     store: SlackStore
+    pinger: Pinger
+
+
+@dataclass(frozen=True)
+class SlackSettings:
+    """The settings file's optional [slack] table."""
+
+    ping_interval: float = DEFAULT_INTERVAL
+    auto_open: frozenset[str] = frozenset()  # channel ids where bounces open tickets at once
+    fallback_channel: str | None = None  # where pings of tickets opened outside Slack go
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> SlackSettings:
+        table = dict(settings.raw.get("slack", {}))
+        unknown = set(table) - {"ping_interval", "auto_open", "channel"}
+        if unknown:
+            raise ConfigError(f"[slack]: unknown key(s) {', '.join(sorted(unknown))}")
+        interval = parse_duration(table.get("ping_interval", "10s"), "slack.ping_interval")
+        auto_open = table.get("auto_open", [])
+        if not isinstance(auto_open, list) or not all(isinstance(c, str) for c in auto_open):
+            raise ConfigError("[slack] auto_open must be a list of channel ids")
+        return cls(max(0.2, interval), frozenset(auto_open), table.get("channel") or None)
 
 
 def build_app(
     settings: Settings,
     services: Services,
     runner: Runner,
+    tickets: TicketService,
     surface: Surface | None = None,
 ) -> SlackBot:
     """The Slack app; with `surface` given (the console) it never talks to Slack."""
+    options = SlackSettings.from_settings(settings)
     store = SlackStore(settings.db_path)
     if surface is None:
         client = make_client(settings.slack_bot_token, settings.slack_api_base_url)
@@ -65,9 +93,13 @@ def build_app(
             process_before_response=True,  # the console waits for each listener in turn
             logger=logging.getLogger("slack_bolt"),
         )
-    handlers = Handlers(services, surface, store, runner)
+    pinger = Pinger(tickets, surface, owner_of=lambda ref: tickets.get(ref).owner,
+                    clock=utc_now, interval=options.ping_interval,
+                    fallback_channel=options.fallback_channel)
+    flows = TicketFlows(tickets, surface, store, services.names, wake_pinger=pinger.wake)
+    handlers = Handlers(services, surface, store, runner, flows, options.auto_open)
     handlers.register(app)
-    return SlackBot(app, handlers, surface, store)
+    return SlackBot(app, handlers, surface, store, pinger)
 
 
 def _console_identity(enterprise_id: str | None, team_id: str | None) -> AuthorizeResult:

@@ -255,7 +255,8 @@ def diagnosis_blocks(d: Diagnosis, names: Mapping[str, str]) -> list[Block]:
 
 
 def draft_blocks(draft: str) -> list[Block]:
-    return [context("Draft request (copy it as is):"), *code(draft)]
+    note = "Draft request: fill in the [TODO: …] parts, then send it as is."
+    return [context(note if "[TODO" in draft else "Draft request (copy it as is):"), *code(draft)]
 
 
 def diagnosis_messages(
@@ -263,9 +264,12 @@ def diagnosis_messages(
     names: Mapping[str, str],
     draft: str | None = None,
     open_value: str | None = None,
+    note: str | None = None,
 ) -> list[Message]:
     """Diagnosis, the draft, and an "Open ticket" button carrying `open_value`."""
     blocks = diagnosis_blocks(d, names)
+    if note:
+        blocks.append(context(escape(note)))
     if draft:
         blocks += draft_blocks(draft)
     if open_value is not None:
@@ -311,12 +315,110 @@ def ip_report(ip: str, listings: Sequence[Listing], note: str = "") -> list[Mess
     return paginate(summary, blocks)
 
 
+# ---------------------------------------------------------------- tickets
+
+# The card's buttons; action ids are part of the contract with the listeners.
+CARD_ACTIONS = (
+    ("Request sent", "request_sent", "primary"),
+    ("Delisted", "delisted", None),
+    ("Snooze 1 day", "snooze", None),
+    ("Close", "close", "danger"),
+)
+
+
+@dataclass(frozen=True)
+class TicketView:
+    """What a ticket card shows, computed by the caller from the ticket and its expectations."""
+
+    id: str
+    ip: str
+    provider: str  # display name of the list or receiver the request goes to
+    state: str
+    age_hours: float  # since the clock started (request sent), else since opened
+    clock: str  # "since the request" | "since opened"
+    expected_hours: float | None  # when it becomes overdue, from the same start
+    owner: str | None = None  # a Slack user id
+    provider_ticket_ids: tuple[str, ...] = ()
+    snoozed_until: str | None = None
+    next_step: str = ""
+    active: bool = True
+
+    @property
+    def overdue(self) -> bool:
+        return self.expected_hours is not None and self.age_hours > self.expected_hours
+
+
+def _user(user_id: str | None) -> str:
+    # A stored id we put there ourselves; still, only a well-formed id becomes a mention.
+    if user_id and user_id.isalnum() and user_id[:1] in {"U", "W"}:
+        return f"<@{user_id}>"
+    return "nobody yet"
+
+
+def age_line(t: TicketView) -> str:
+    expected = f", overdue after {_hours(t.expected_hours)}" if t.expected_hours else ""
+    flag = " :hourglass: *overdue*" if t.overdue and t.active else ""
+    return f"{_hours(t.age_hours)} {t.clock}{expected}{flag}"
+
+
+def ticket_card(t: TicketView) -> Message:
+    """The ticket's top-level message; its thread holds everything that happens after."""
+    facts = [
+        f"*State:* {escape(t.state)}",
+        f"*Owner:* {_user(t.owner)}",
+        f"*Age:* {age_line(t)}",
+        f"*Provider ticket:* {escape(', '.join(t.provider_ticket_ids)) or 'none yet'}",
+    ]
+    if t.snoozed_until:
+        facts.append(f"*Snoozed until:* {escape(t.snoozed_until)}")
+    card: list[Block] = [
+        header(f"{t.id} · {t.ip} · {t.provider}"),
+        {"type": "section", "fields": [_mrkdwn(f) for f in facts]},
+    ]
+    if t.next_step:
+        card += section(f"*Next step:* {escape(t.next_step)}")
+    if t.active:
+        card.append(actions(f"ticket:{t.id}", *(
+            button(label, action_id, t.id, style) for label, action_id, style in CARD_ACTIONS
+        )))
+    card.append(context("Replies in this thread belong to this ticket: paste the provider's "
+                        "answers here."))
+    return Message(f"{t.id}: {t.ip} at {t.provider} is {t.state}", tuple(card))
+
+
+def ticket_rows(tickets: Sequence[TicketView]) -> list[Block]:
+    """One line per ticket, oldest first, as /delist list and App Home show them."""
+    if not tickets:
+        return section("No open tickets.")
+    lines = [
+        f"*{escape(t.id)}* {escape(t.ip)} at {escape(t.provider)} — {escape(t.state)}, "
+        f"{age_line(t)}"
+        for t in tickets
+    ]
+    return section("\n".join(lines))
+
+
+def ticket_list(tickets: Sequence[TicketView]) -> list[Message]:
+    title = f"{len(tickets)} open ticket(s), oldest first"
+    return paginate(title, [header(title), *ticket_rows(tickets)])
+
+
+def ping_message(owner: str | None, text: str) -> Message:
+    """A ping in a ticket thread: the owner is mentioned on purpose; the text is not markup."""
+    prefix = _user(owner) + " " if owner else ""
+    if prefix == "nobody yet ":
+        prefix = ""
+    return Message(prefix + escape(text), tuple(section(prefix + escape(text))))
+
+
 # ---------------------------------------------------------------- App Home
 
 
-def home_view() -> dict[str, Any]:
-    """The Home tab; the open-tickets list joins it with the ticket lifecycle."""
-    return {
-        "type": "home",
-        "blocks": [header("delistbot"), *section(HELP_TEXT)],
-    }
+def home_view(tickets: Sequence[TicketView] | None = None) -> dict[str, Any]:
+    """The Home tab: open tickets, oldest first, with age against the expected wait."""
+    body: list[Block] = [header("delistbot")]
+    if tickets is not None:
+        body += [header(f"Open tickets ({len(tickets)}), oldest first")]
+        body += ticket_rows(tickets)[: 100 - 4]  # Home tabs hold at most 100 blocks
+    body += [{"type": "divider"}, *section(HELP_TEXT)]
+    return {"type": "home", "blocks": body}

@@ -28,6 +28,7 @@ from typing import Any, TextIO
 
 from slack_bolt import App, BoltRequest
 
+from bot.core.errors import DelistbotError
 from bot.slack.blocks import Block, Message
 from bot.slack.ports import DeferredRunner
 
@@ -36,7 +37,11 @@ USER = "UCONSOLE"
 _ENTITIES = (("&lt;", "<"), ("&gt;", ">"), ("&amp;", "&"))
 
 
+_MENTION = re.compile(r"<@([A-Z0-9]+)>")
+
+
 def _plain(text: str) -> str:
+    text = _MENTION.sub(r"@\1", text)
     for entity, char in _ENTITIES:
         text = text.replace(entity, char)
     return text
@@ -81,6 +86,7 @@ class ConsoleSurface:
         self.buttons: list[tuple[Block, Block, str, str | None]] = []  # block, element, channel, ts
         self.threads: dict[str, str] = {}  # message ts -> thread it lives in
         self.modal_open: dict[str, Any] | None = None
+        self.metadata: set[tuple[str, str]] = set()  # (thread, payload) of pings posted
 
     def _button(self, channel: str, ts: str | None) -> Callable[[Block, str], int]:
         def register(block: Block, action_id: str) -> int:
@@ -100,14 +106,24 @@ class ConsoleSurface:
             self.out.flush()
 
     def post(
-        self, channel: str, message: Message, thread_ts: str | None = None, broadcast: bool = False
+        self,
+        channel: str,
+        message: Message,
+        thread_ts: str | None = None,
+        broadcast: bool = False,
+        metadata: dict[str, Any] | None = None,
     ) -> str:
         ts = f"{next(self._ts)}.000100"
+        if metadata:
+            self.metadata.add((thread_ts or ts, str(metadata.get("event_payload"))))
         self.threads[ts] = thread_ts or ts
         where = f"in thread {thread_ts}" if thread_ts else "in #console"
         also = " (also sent to the channel)" if broadcast else ""
         self._print(f"delistbot {where}{also}, message {ts}:", message, channel, ts)
         return ts
+
+    def thread_has(self, channel: str, thread_ts: str, event_type: str, key: str) -> bool:
+        return (thread_ts, str({"key": key})) in self.metadata
 
     def update(self, channel: str, ts: str, message: Message) -> None:
         self._print(f"delistbot updated message {ts}:", message, channel, ts)
@@ -129,8 +145,17 @@ class ConsoleSurface:
 
 
 class Console:
-    def __init__(self, app: App, surface: ConsoleSurface, runner: DeferredRunner) -> None:
+    def __init__(
+        self,
+        app: App,
+        surface: ConsoleSurface,
+        runner: DeferredRunner,
+        tick: Callable[[], int] = lambda: 0,
+        thread_of: Callable[[str], str | None] = lambda ref: None,
+    ) -> None:
         self.app, self.surface, self.runner = app, surface, runner
+        self.thread_of = thread_of  # DL-n -> the ticket's thread
+        self.tick = tick  # the ping loop's tick: due pings show right after each input
         self._ids = itertools.count(1)
         self._user_ts = itertools.count(1)
 
@@ -143,6 +168,7 @@ class Console:
         elif response.body:
             self._print_ack(response.body)
         self.runner.drain()
+        self.tick()
 
     def _print_ack(self, body: str) -> None:
         try:
@@ -253,6 +279,11 @@ class Console:
         return True
 
     def _thread(self, ref: str) -> str:
+        if ref.upper().startswith("DL-"):
+            try:
+                return self.thread_of(ref) or ref
+            except DelistbotError:
+                return ref
         return self.surface.threads.get(ref, ref)
 
 

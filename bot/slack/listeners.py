@@ -26,16 +26,14 @@ from bot.slack.ports import Runner, Services
 from bot.slack.store import SlackStore
 from bot.slack.surface import Surface
 from bot.slack.text import escape, from_slack
+from bot.slack.ticket_flows import TicketFlows
 
 log = logging.getLogger(__name__)
 
+CARD_ACTION_IDS = tuple(action_id for _, action_id, _ in blocks.CARD_ACTIONS)
 _STATUS = re.compile(r"^status\s+(\S+)$", re.IGNORECASE)
 # Errors meaning "I cannot post there": tell the user privately instead of failing silently.
 _NOT_POSTABLE = {"not_in_channel", "channel_not_found", "is_archived"}
-
-
-class NotPostable(Exception):
-    """The bot may not post in the channel; the user has been told how to fix it."""
 
 
 def parse_command(text: str) -> tuple[str, str]:
@@ -69,12 +67,20 @@ class Context:
 
 class Handlers:
     def __init__(
-        self, services: Services, surface: Surface, store: SlackStore, runner: Runner
+        self,
+        services: Services,
+        surface: Surface,
+        store: SlackStore,
+        runner: Runner,
+        flows: TicketFlows,
+        auto_open: frozenset[str] = frozenset(),
     ) -> None:
         self.services = services
         self.surface = surface
         self.store = store
         self.runner = runner
+        self.flows = flows
+        self.auto_open = auto_open  # channels where a bounce opens its ticket without a click
 
     # ------------------------------------------------------------ registration
 
@@ -85,7 +91,9 @@ class Handlers:
         app.event("message")(self.on_message)
         app.event("app_home_opened")(self.on_home_opened)
         app.action("open_ticket")(self.on_open_ticket)
-        app.action("open_ticket_ip")(self.on_open_ticket)
+        app.action("open_ticket_ip")(self.on_open_ticket_ip)
+        for action_id in CARD_ACTION_IDS:
+            app.action(action_id)(self.on_card_button)
         # Catch-alls last: events, actions and views we do not handle get 200 (not 404).
         app.event(re.compile(".*"))(_ignore)
         app.action(re.compile(".*"))(_ack_only)
@@ -109,7 +117,8 @@ class Handlers:
         self, ack: Ack, command: dict[str, Any], respond: Callable[..., Any]
     ) -> None:
         verb, arg = parse_command(from_slack(command.get("text", "")))
-        ctx = Context(command["channel_id"], command.get("user_id"), respond=respond)
+        ctx = Context(command["channel_id"], command.get("user_id"),
+                      respond=respond if command.get("response_url") else None)
         if verb == "help":
             ack(**_ack_kwargs(blocks.help_message()))
         elif verb == "modal":
@@ -118,8 +127,12 @@ class Handlers:
         elif verb == "ip":
             ack(text=f"Checking {arg} against the blocklists…")
             self.runner.submit(self.report_ip, ctx, arg)
-        elif verb in {"list", "status"}:
-            ack(**_ack_kwargs(blocks.notice("Ticket tracking is not available yet.")))
+        elif verb == "list":
+            ack(text="Looking up the open tickets…")
+            self.runner.submit(self.list_tickets, ctx)
+        elif verb == "status":
+            ack(text="Looking up the ticket…")
+            self.runner.submit(self.ticket_status, ctx, arg)
         else:
             ack(text="Diagnosing the bounce you pasted…")
             self.runner.submit(self.diagnose_pasted, ctx, arg.encode(), "slack:/delist")
@@ -137,18 +150,34 @@ class Handlers:
                 self._post(ctx, message)
 
     def diagnose_pasted(self, ctx: Context, data: bytes, source: str) -> None:
+        """/delist <bounce> or the form: a ticket (card + thread) for each bounce it holds."""
         with self._reporting(ctx):
-            diagnoses = self.services.diagnose(data, source)
-            bounces = [d for d in diagnoses if d.is_bounce]
+            opened = self.flows.open_from_command(ctx.channel, ctx.user, data, source)
+            bounces = [o for o in opened if o.diagnosis.is_bounce]
             if not bounces:
-                reason = diagnoses[0].not_bounce_reason if diagnoses else "empty input"
+                reason = opened[0].diagnosis.not_bounce_reason if opened else "empty input"
                 self._private(ctx, blocks.notice(
                     f"That does not read as a bounce ({escape(reason or 'no reason given')}). "
                     "Paste the whole bounce, headers included, or try `/delist help`."
                 ))
                 return
-            for d in bounces:
-                self._post_diagnosis(ctx, d, thread_ts=None)
+            for o in bounces:
+                if o.ticket is None:  # a bounce, but nothing to delist: show the diagnosis
+                    self._post_diagnosis(ctx, o.diagnosis, thread_ts=None,
+                                         note=f"No ticket: {o.problem}")
+
+    def list_tickets(self, ctx: Context) -> None:
+        with self._reporting(ctx):
+            for message in blocks.ticket_list(self.flows.open_views()):
+                self._private(ctx, message)
+
+    def ticket_status(self, ctx: Context, ref: str) -> None:
+        with self._reporting(ctx):
+            found = self.flows.find(ref)
+            if not found:
+                self._private(ctx, blocks.notice(f"No open ticket for {escape(ref)}."))
+            for ticket in found:
+                self._private(ctx, blocks.ticket_card(self.flows.view(ticket)))
 
     # ------------------------------------------------------------ channel messages
 
@@ -156,21 +185,41 @@ class Handlers:
         subtype = event.get("subtype")
         if subtype not in (None, "file_share", "thread_broadcast"):
             return  # edits, deletes, joins…: nothing to diagnose
-        thread_ts = event.get("thread_ts")
-        if thread_ts and thread_ts != event.get("ts"):
-            return  # a reply in a thread: ticket threads are handled with the lifecycle
         if not self.store.claim(f"message:{event.get('channel')}:{event.get('ts')}"):
             return  # the same message delivered under another event id
-        self.runner.submit(self.diagnose_message, event)
+        thread_ts = event.get("thread_ts")
+        if thread_ts and thread_ts != event.get("ts"):
+            self.runner.submit(self.thread_reply, event)
+        else:
+            self.runner.submit(self.diagnose_message, event)
+
+    def thread_reply(self, event: dict[str, Any]) -> None:
+        data = self._message_bytes(event)
+        if data:
+            self.flows.thread_reply(event["channel"], event["thread_ts"], event.get("user"),
+                                    data.decode("utf-8", "replace"))
 
     def diagnose_message(self, event: dict[str, Any]) -> None:
         channel, ts = event["channel"], event["ts"]
         data = self._message_bytes(event)
         if not data:
             return
-        for d in self.services.diagnose(data, f"slack:{channel}/{ts}"):
-            if d.is_bounce:  # anything else is conversation: stay silent
-                self._post_diagnosis(Context(channel, event.get("user")), d, thread_ts=ts)
+        source = f"slack:{channel}/{ts}"
+        bounces = [d for d in self.services.diagnose(data, source) if d.is_bounce]
+        if not bounces:
+            # A provider's reply forwarded to the channel moves its ticket; anything else is
+            # conversation, and the bot stays silent.
+            self.flows.channel_reply(event.get("user"), data.decode("utf-8", "replace"))
+            return
+        user = event.get("user") if event.get("user") != "USLACKBOT" else None
+        if channel in self.auto_open:
+            self.flows.open_from_message(channel, ts, None, user, data, source)
+            return
+        key = f"{channel}/{ts}"
+        self.store.keep_source(key, channel, ts, data)
+        ctx = Context(channel, user)
+        for d in bounces:
+            self._post_diagnosis(ctx, d, thread_ts=ts, open_value=key)
 
     def _message_bytes(self, event: dict[str, Any]) -> bytes | None:
         if event.get("subtype") == "file_share":
@@ -188,37 +237,70 @@ class Handlers:
     def on_home_opened(self, event: dict[str, Any]) -> None:
         if event.get("tab", "home") != "home":
             return
-        self.surface.publish_home(event["user"], blocks.home_view())
+        self.surface.publish_home(event["user"], blocks.home_view(self.flows.open_views()))
 
-    def on_open_ticket(self, ack: Ack, body: dict[str, Any]) -> None:
+    def on_open_ticket(self, ack: Ack, body: dict[str, Any], action: dict[str, Any]) -> None:
+        """"Open ticket" under a diagnosis in a channel thread; that message becomes the card."""
+        ack()
+        self.runner.submit(self.open_ticket, body, action["value"])
+
+    def open_ticket(self, body: dict[str, Any], key: str) -> None:
+        user = body["user"]["id"]
+        container = body.get("container") or {}
+        channel = container.get("channel_id") or (body.get("channel") or {}).get("id") or ""
+        ctx = Context(channel, user)
+        with self._reporting(ctx):
+            found = self.store.source(key)
+            if found is None:
+                self._private(ctx, blocks.notice("I no longer have that bounce; paste it again."))
+                return
+            source_channel, ts, data = found
+            opened = self.flows.open_from_message(
+                source_channel, ts, container.get("message_ts"), user, data, f"slack:{key}")
+            for o in opened:
+                if o.diagnosis.is_bounce and o.ticket is None:
+                    self._private(ctx, blocks.notice(f"No ticket: {escape(o.problem or '')}"))
+
+    def on_open_ticket_ip(self, ack: Ack, body: dict[str, Any], action: dict[str, Any]) -> None:
+        ack()
+        ip, _, list_id = action["value"].partition("|")
+        channel = (body.get("channel") or {}).get("id") or ""
+        self.runner.submit(self.open_ticket_ip, Context(channel, body["user"]["id"]), ip, list_id)
+
+    def open_ticket_ip(self, ctx: Context, ip: str, list_id: str) -> None:
+        with self._reporting(ctx):
+            result = self.flows.open_from_listing(ctx.channel, ctx.user, ip, list_id)
+            if result.ticket is None:
+                self._private(ctx, blocks.notice(f"No ticket: {escape(result.problem or '')}"))
+
+    def on_card_button(self, ack: Ack, body: dict[str, Any], action: dict[str, Any]) -> None:
         ack()
         channel = (body.get("channel") or {}).get("id") or ""
-        self.surface.ephemeral(
-            channel,
-            body["user"]["id"],
-            blocks.notice("Ticket tracking is not available yet."),
-        )
+        self.runner.submit(self.press, action["action_id"], action["value"], body["user"]["id"],
+                           channel)
+
+    def press(self, action_id: str, ref: str, user: str, channel: str) -> None:
+        with self._reporting(Context(channel, user)):
+            self.flows.press(action_id, ref, user, channel)
 
     # ------------------------------------------------------------ helpers
 
-    def _post_diagnosis(self, ctx: Context, d: Diagnosis, thread_ts: str | None) -> None:
+    def _post_diagnosis(
+        self,
+        ctx: Context,
+        d: Diagnosis,
+        thread_ts: str | None,
+        open_value: str | None = None,
+        note: str | None = None,
+    ) -> None:
         draft = self.services.draft(d)
-        for message in blocks.diagnosis_messages(d, self.services.names, draft):
+        messages = blocks.diagnosis_messages(d, self.services.names, draft, open_value, note)
+        for message in messages:
             posted = self._post(ctx, message, thread_ts)
             thread_ts = thread_ts or posted  # continuation parts go under the first
 
     def _post(self, ctx: Context, message: blocks.Message, thread_ts: str | None = None) -> str:
-        try:
-            return self.surface.post(ctx.channel, message, thread_ts=thread_ts)
-        except SlackApiError as err:
-            if err.response.get("error") not in _NOT_POSTABLE or not ctx.respond:
-                raise
-            ctx.respond(
-                text="I cannot post in this channel. Invite me with `/invite @delistbot`, "
-                "then try again.",
-                response_type="ephemeral",
-            )
-            raise NotPostable(ctx.channel) from None
+        return self.surface.post(ctx.channel, message, thread_ts=thread_ts)
 
     def _private(self, ctx: Context, message: blocks.Message) -> None:
         if ctx.respond:
@@ -234,9 +316,14 @@ class Handlers:
         except DelistbotError as exc:
             self._tell_failure(ctx, f"Sorry, I could not do that: {escape(str(exc))}")
             raise
-        except NotPostable as exc:
-            log.info("not a member of %s; told the user", exc)
-        except SlackApiError:
+        except SlackApiError as err:
+            if err.response.get("error") in _NOT_POSTABLE and ctx.respond:
+                # Only the response_url still reaches the user; tell them how to fix it.
+                ctx.respond(text="I cannot post in this channel. Invite me with "
+                            "`/invite @delistbot`, then try again.", response_type="ephemeral")
+                log.info("cannot post in %s (%s); told the user", ctx.channel,
+                         err.response.get("error"))
+                return
             raise  # Slack refused or is unreachable: telling the user would fail the same way
         except Exception:
             self._tell_failure(ctx, "Sorry, something broke on my side; the details are in my log.")

@@ -3,31 +3,29 @@
 State lives in SQLite (the lifecycle's outbox), not in timers, so a restart loses nothing: each
 tick queues what is due (idempotent by key), claims a batch, posts each ping with
 `reply_broadcast` so the channel sees it too, and marks it sent. A delivery Slack refuses (429
-after retries, 5xx, a network error) is released back to the outbox and tried on a later tick;
-it is marked sent only after Slack accepted it, so it is never posted twice by one worker.
+after the client's own retries, 5xx, a network error) is released back to the outbox and tried on
+a later tick. A ping claimed before (its sender died mid-delivery) is first looked for in the
+thread, by the key carried in the message metadata, so a crash never posts it twice.
 """
 
 from __future__ import annotations
 
 import logging
-import re
 import threading
 import urllib.error
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Protocol
 
 from slack_sdk.errors import SlackApiError
 
 from bot.slack import blocks
 from bot.slack.surface import Surface
-from bot.slack.text import escape
 
 log = logging.getLogger(__name__)
 
-# Only a real Slack user id becomes a mention; anything else stays text.
-_USER_ID = re.compile(r"^[UW][A-Z0-9]{2,}$")
 DEFAULT_INTERVAL = 10.0  # seconds between ticks: a due ping goes out well within 30 s
+PING_EVENT = "delistbot_ping"  # message metadata type carrying the ping's outbox key
 
 
 class Outbox(Protocol):
@@ -37,23 +35,23 @@ class Outbox(Protocol):
     def ping_failed(self, ping_id: int) -> None: ...
 
 
-def mention(owner: str | None) -> str:
-    return f"<@{owner}> " if owner and _USER_ID.match(owner) else ""
-
-
 class Pinger:
     def __init__(
         self,
         outbox: Outbox,
         surface: Surface,
         owner_of: Callable[[str], str | None],
+        clock: Callable[[], datetime],
         interval: float = DEFAULT_INTERVAL,
         worker: str = "slack",
-        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        fallback_channel: str | None = None,
     ) -> None:
         self.outbox, self.surface, self.owner_of = outbox, surface, owner_of
-        self.interval, self.worker, self.clock = interval, worker, clock
+        self.clock, self.interval, self.worker = clock, interval, worker
+        self.fallback_channel = fallback_channel  # for tickets opened outside Slack
         self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._lock = threading.Lock()  # one tick at a time, whoever starts it
         self._thread = threading.Thread(target=self._loop, name="delistbot-pinger", daemon=True)
 
     def start(self) -> None:
@@ -61,7 +59,12 @@ class Pinger:
 
     def stop(self) -> None:
         self._stop.set()
+        self._wake.set()
         self._thread.join(timeout=self.interval + 5)
+
+    def wake(self) -> None:
+        """Run a tick now (a confirmation just arrived) instead of at the next interval."""
+        self._wake.set()
 
     def _loop(self) -> None:
         while not self._stop.is_set():
@@ -69,25 +72,33 @@ class Pinger:
                 self.tick()
             except Exception:  # one bad tick (database busy, a bug) must not end the loop
                 log.exception("ping tick failed; trying again in %.0fs", self.interval)
-            self._stop.wait(self.interval)
+            self._wake.wait(self.interval)
+            self._wake.clear()
 
     def tick(self) -> int:
         """Queue, claim and deliver what is due now; the number of pings delivered."""
-        now = self.clock()
-        self.outbox.queue_due(now)
-        sent = 0
-        for row in self.outbox.claim_pings(self.worker, now):
-            sent += self._deliver(row)
-        return sent
+        with self._lock:
+            now = self.clock()
+            self.outbox.queue_due(now)
+            return sum(self._deliver(row) for row in self.outbox.claim_pings(self.worker, now))
 
     def _deliver(self, row: Any) -> int:
-        if not row.slack_channel or not row.slack_thread_ts:
-            self.outbox.ping_failed(row.id)  # no thread to post in; stays queued for the CLI
+        channel, thread_ts = row.slack_channel, row.slack_thread_ts
+        if not (channel and thread_ts) and self.fallback_channel:
+            channel, thread_ts = self.fallback_channel, None
+        if not channel:
+            self.outbox.ping_failed(row.id)  # no thread and no fallback channel: the CLI's
             return 0
-        text = mention(self.owner_of(row.ticket_id)) + escape(row.text)
         try:
-            self.surface.post(row.slack_channel, blocks.notice(text), thread_ts=row.slack_thread_ts,
-                              broadcast=True)
+            if row.attempts > 1 and thread_ts and self.surface.thread_has(
+                channel, thread_ts, PING_EVENT, row.key
+            ):
+                log.info("ping %s was delivered before a restart; not posting it again", row.key)
+            else:
+                message = blocks.ping_message(self.owner_of(row.ticket_id), row.text)
+                self.surface.post(channel, message, thread_ts=thread_ts, broadcast=True,
+                                  metadata={"event_type": PING_EVENT,
+                                            "event_payload": {"key": row.key}})
         except (SlackApiError, urllib.error.URLError, OSError) as exc:
             log.warning("ping %s for %s not delivered (%s); it stays in the outbox",
                         row.key, row.ticket_id, exc)

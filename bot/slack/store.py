@@ -4,6 +4,7 @@
 channel+ts). Slack retries a delivery it thinks failed (X-Slack-Retry-Num) and a restart can replay
 one; claiming the key in a unique row before acting makes the second delivery a no-op.
 `slack_sources`: the bounce text behind an "Open ticket" button, so a click days later still has it.
+`slack_cards`: where each ticket's card message is, so every change can update it.
 """
 
 from __future__ import annotations
@@ -34,6 +35,9 @@ class SlackStore:
                 pk="key",
                 if_not_exists=True,
             )
+            self._db.table("slack_cards").create(
+                {"ticket_id": str, "channel": str, "ts": str}, pk="ticket_id", if_not_exists=True
+            )
 
     def claim(self, key: str, now: float | None = None) -> bool:
         """True the first time `key` is seen (the caller should act), False ever after."""
@@ -59,6 +63,19 @@ class SlackStore:
                 {"key": key, "channel": channel, "ts": ts, "data": data, "created_at": time.time()},
                 replace=True,
             )
+
+    def keep_card(self, ticket_id: str, channel: str, ts: str) -> None:
+        with self._lock, self._db.conn:
+            self._db.table("slack_cards").insert(
+                {"ticket_id": ticket_id, "channel": channel, "ts": ts}, replace=True
+            )
+
+    def card(self, ticket_id: str) -> tuple[str, str] | None:
+        """Where a ticket's card is (channel, ts), to chat.update it."""
+        with self._lock:
+            rows = list(self._db.query(
+                "SELECT channel, ts FROM slack_cards WHERE ticket_id = ?", [ticket_id]))
+        return (rows[0]["channel"], rows[0]["ts"]) if rows else None
 
     def source(self, key: str) -> tuple[str, str, bytes] | None:
         with self._lock:

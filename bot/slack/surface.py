@@ -32,8 +32,13 @@ class Surface(Protocol):
         message: Message,
         thread_ts: str | None = None,
         broadcast: bool = False,
+        metadata: dict[str, Any] | None = None,
     ) -> str:
         """Post a message; returns its ts."""
+        ...
+
+    def thread_has(self, channel: str, thread_ts: str, event_type: str, key: str) -> bool:
+        """Whether a message carrying this metadata key is already in the thread."""
         ...
 
     def update(self, channel: str, ts: str, message: Message) -> None: ...
@@ -75,14 +80,33 @@ class WebSurface:
         message: Message,
         thread_ts: str | None = None,
         broadcast: bool = False,
+        metadata: dict[str, Any] | None = None,
     ) -> str:
         extra: dict[str, Any] = {}
         if thread_ts:
             extra["thread_ts"] = thread_ts
             if broadcast:
                 extra["reply_broadcast"] = True
+        if metadata:
+            extra["metadata"] = metadata
         response = self.client.chat_postMessage(channel=channel, **message.as_kwargs(), **extra)
         return str(response["ts"])
+
+    def thread_has(self, channel: str, thread_ts: str, event_type: str, key: str) -> bool:
+        cursor = None
+        while True:
+            page = self.client.conversations_replies(
+                channel=channel, ts=thread_ts, include_all_metadata=True, limit=200, cursor=cursor
+            )
+            for message in page.get("messages") or []:
+                meta = message.get("metadata") or {}
+                if meta.get("event_type") == event_type and (
+                    (meta.get("event_payload") or {}).get("key") == key
+                ):
+                    return True
+            cursor = (page.get("response_metadata") or {}).get("next_cursor")
+            if not cursor:
+                return False
 
     def update(self, channel: str, ts: str, message: Message) -> None:
         kwargs = message.as_kwargs()

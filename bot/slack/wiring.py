@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
+from typing import Any, cast
 
 from bot.config import Settings
 from bot.core.model import Diagnosis
@@ -45,5 +47,31 @@ def _no_draft(d: Diagnosis) -> str | None:
     return None
 
 
+class PerThreadTickets:
+    """One TicketService per thread, built on first use.
+
+    The ticket store's SQLite connection may only be used by the thread that opened it, and the
+    Slack app works from several (Bolt's listeners, the work pool, the ping loop). Each gets its
+    own connection; SQLite's locking (the store's IMMEDIATE transactions) keeps writes serial.
+    """
+
+    def __init__(self, make: Callable[[], Any]) -> None:
+        self._make = make
+        self._local = threading.local()
+
+    def __getattr__(self, name: str) -> Any:
+        service = getattr(self._local, "service", None)
+        if service is None:
+            service = self._local.service = self._make()
+        return getattr(service, name)
+
+
 def build(settings: Settings, runner: Runner, surface: Surface | None = None) -> SlackBot:
-    return build_app(settings, services(settings), runner, surface)
+    from bot.core.knowledge import load
+    from bot.service import tickets
+
+    knowledge = load()
+    per_thread = PerThreadTickets(lambda: tickets.build(settings, knowledge))
+    per_thread.tickets  # noqa: B018 - open (and migrate) the database now, not on first use
+    return build_app(settings, services(settings), runner,
+                     cast("tickets.TicketService", per_thread), surface)

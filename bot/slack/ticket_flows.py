@@ -1,0 +1,292 @@
+"""Tickets in Slack: each ticket is one card (a message) and one thread.
+
+A ticket opened from `/delist <bounce>` gets its card as a new top-level message, and its thread
+is the card's. A ticket opened from a bounce pasted or e-mailed into the channel lives in that
+message's thread; the bot's diagnosis reply there becomes the card. Card locations are kept in the
+Slack store (`slack_cards`) so every change can `chat.update` the card; the thread itself is
+recorded on the ticket (`attach_thread`) so replies there find it.
+
+Everything here runs after the ack, on the runner.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from datetime import datetime, timedelta
+from typing import Any, cast
+
+from bot.core.errors import DelistbotError
+from bot.core.model import Diagnosis, Reason
+from bot.core.tickets import Event, Kind, Ping, State, Ticket
+from bot.service.tickets import Applied, Opened, TicketService, utc_now
+from bot.slack import blocks
+from bot.slack.store import SlackStore
+from bot.slack.surface import Surface
+from bot.slack.text import escape
+
+log = logging.getLogger(__name__)
+
+SNOOZE = timedelta(days=1)
+_MOVES = {
+    "request_sent": (Kind.SENT, "marked the request sent"),
+    "delisted": (Kind.DELISTED, "marked it delisted"),
+    "close": (Kind.CLOSED, "closed it"),
+}
+
+
+class TicketFlows:
+    def __init__(
+        self,
+        tickets: TicketService,
+        surface: Surface,
+        store: SlackStore,
+        names: Mapping[str, str],
+        wake_pinger: Callable[[], None] = lambda: None,
+        clock: Callable[[], datetime] = utc_now,
+    ) -> None:
+        self.tickets, self.surface, self.store, self.names = tickets, surface, store, names
+        self.wake_pinger, self.clock = wake_pinger, clock
+
+    # ------------------------------------------------------------ views
+
+    def view(self, t: Ticket, now: datetime | None = None) -> blocks.TicketView:
+        now = now or self.clock()
+        start = t.requested_at or t.acknowledged_at
+        clock = "since the request" if start else "since opened"
+        age = (now - (start or t.opened_at)).total_seconds() / 3600
+        return blocks.TicketView(
+            id=t.id,
+            ip=t.ip,
+            provider=self.names.get(t.list_key, t.list_key or "unknown provider"),
+            state=str(t.state),
+            age_hours=max(0.0, age),
+            clock=clock,
+            expected_hours=self.tickets.waits(t).overdue_hours,
+            owner=t.owner,
+            provider_ticket_ids=t.provider_ticket_ids,
+            snoozed_until=t.snoozed_until.strftime("%Y-%m-%d %H:%M UTC")
+            if t.snoozed_until else None,
+            next_step=self._next_step(t),
+            active=t.state is not State.CLOSED,
+        )
+
+    @staticmethod
+    def _next_step(t: Ticket) -> str:
+        by_state = {
+            State.REQUESTED: "Wait for the provider's answer; paste it in this thread.",
+            State.ACKNOWLEDGED: "The provider has it; paste its next answer in this thread.",
+            State.ESCALATED: "Escalated: wait for the escalation team's answer.",
+            State.DELISTED: "Delisted: wait for propagation, then re-check the IP.",
+            State.VERIFIED: "Verified: close the ticket when mail flows again.",
+            State.REFUSED: "Refused: fix what the provider named, then ask again.",
+        }
+        return by_state.get(t.state) or str(t.diagnosis.get("next_step") or "")
+
+    def open_views(self) -> list[blocks.TicketView]:
+        now = self.clock()
+        active = sorted(self.tickets.tickets(active_only=True), key=lambda t: t.opened_at)
+        return [self.view(t, now) for t in active]
+
+    def thread_of(self, ref: str) -> str | None:
+        return self.tickets.get(ref).slack_thread_ts
+
+    def find(self, ref: str) -> list[Ticket]:
+        """A ticket by DL-id, or the open tickets of an IP."""
+        if ref.upper().startswith("DL-"):
+            return [self.tickets.get(ref)]
+        return self.tickets.store.find_by_ip(ref)
+
+    # ------------------------------------------------------------ opening
+
+    def open_from_command(
+        self, channel: str, user: str | None, data: bytes, source: str
+    ) -> list[Opened]:
+        """/delist <bounce>: a ticket per bounce, its card top-level, its story in the thread."""
+        opened = self.tickets.open_from_bounce(data, source, self.clock(), actor=_actor(user))
+        for result in opened:
+            if result.ticket is not None:
+                self._publish(result, channel, user, card_ts=None, thread_ts=None)
+        return opened
+
+    def open_from_message(
+        self, channel: str, thread_ts: str, card_ts: str | None, user: str | None,
+        data: bytes, source: str,
+    ) -> list[Opened]:
+        """A bounce posted in the channel: the ticket lives in that message's thread."""
+        now = self.clock()
+        opened = self.tickets.open_from_bounce(
+            data, source, now, channel=channel, thread_ts=thread_ts, actor=_actor(user)
+        )
+        for result in opened:
+            if result.ticket is not None:
+                self._publish(result, channel, user, card_ts=card_ts, thread_ts=thread_ts)
+        return opened
+
+    def open_from_listing(self, channel: str, user: str | None, ip: str, list_id: str) -> Opened:
+        """A button on the DNS picture: the listing itself is the evidence."""
+        name = self.names.get(list_id, list_id)
+        d = Diagnosis(
+            source=f"dns:{list_id}", is_bounce=True, sending_ip=ip, sending_ip_source="input",
+            blocklist=list_id, reason=Reason.BLOCKED,
+            evidence=f"{ip} is listed on {name} (DNS check)",
+            verdict=f"{ip} is listed on {name}.",
+        )
+        result = self.tickets.open_from_diagnosis(d, "", self.clock(), actor=_actor(user))
+        if result.ticket is not None:
+            self._publish(result, channel, user, card_ts=None, thread_ts=None)
+        return result
+
+    def _publish(
+        self, result: Opened, channel: str, user: str | None,
+        card_ts: str | None, thread_ts: str | None,
+    ) -> None:
+        ticket = result.ticket
+        assert ticket is not None
+        now = self.clock()
+        if user and not ticket.owner:
+            ticket = self.tickets.assign(ticket.id, user, now, actor=_actor(user))
+        if not result.created and ticket.slack_thread_ts and ticket.slack_channel and (
+            ticket.slack_thread_ts != thread_ts
+        ):
+            self._joined(result, ticket, channel, thread_ts)
+            return
+        card = blocks.ticket_card(self.view(ticket, now))
+        if card_ts:
+            self.surface.update(channel, card_ts, card)
+        else:
+            card_ts = self.surface.post(channel, card)
+        thread_ts = thread_ts or card_ts
+        self.store.keep_card(ticket.id, channel, card_ts)
+        if ticket.slack_thread_ts != thread_ts:
+            ticket = self.tickets.attach_thread(ticket.id, channel, thread_ts, now)
+        if card_ts == thread_ts:  # a new card: the diagnosis goes under it
+            self._post_all(channel, thread_ts, blocks.diagnosis_messages(
+                result.diagnosis, self.names))
+        self._post_draft(ticket, channel, thread_ts)
+
+    def _joined(
+        self, result: Opened, ticket: Ticket, channel: str, thread_ts: str | None
+    ) -> None:
+        """Another bounce for a ticket that already has a thread: say so here and there."""
+        assert ticket.slack_channel and ticket.slack_thread_ts
+        here = (f"Same IP and list as {ticket.id} ({ticket.state}); its card and thread are in "
+                f"<#{ticket.slack_channel}>. Replies about it belong there.")
+        messages = blocks.diagnosis_messages(result.diagnosis, self.names, note=here)
+        if thread_ts:  # the bounce's own thread: the diagnosis goes under it
+            self._post_all(channel, thread_ts, messages)
+        else:
+            first = self.surface.post(channel, messages[0])
+            self._post_all(channel, first, messages[1:])
+        note = f"Another bounce for {ticket.id} ({escape(result.diagnosis.source)})."
+        self.surface.post(ticket.slack_channel, blocks.notice(note),
+                          thread_ts=ticket.slack_thread_ts)
+        self.refresh(ticket)
+
+    def _post_draft(self, ticket: Ticket, channel: str, thread_ts: str) -> None:
+        try:
+            draft = self.tickets.draft(ticket.id)
+        except DelistbotError as exc:
+            self.surface.post(channel, blocks.notice(f"No draft: {escape(str(exc))}"),
+                              thread_ts=thread_ts)
+            return
+        self._post_all(channel, thread_ts, blocks.paginate(
+            f"Draft request for {ticket.id}", blocks.draft_blocks(_draft_text(draft))))
+
+    def _post_all(self, channel: str, thread_ts: str, messages: list[blocks.Message]) -> None:
+        for message in messages:
+            self.surface.post(channel, message, thread_ts=thread_ts)
+
+    # ------------------------------------------------------------ moves
+
+    def press(self, action_id: str, ref: str, user: str, channel: str) -> None:
+        """A card button: move the ticket, update the card, say who did what in the thread."""
+        now = self.clock()
+        try:
+            if action_id == "snooze":
+                ticket = self.tickets.snooze(ref, now + SNOOZE, now, actor=_actor(user))
+                done = "snoozed it for a day"
+            else:
+                kind, done = _MOVES[action_id]
+                ticket = self.tickets.move(ref, Event(kind, _actor(user)), now)
+        except DelistbotError as exc:
+            self.surface.ephemeral(channel, user, blocks.notice(
+                f"{escape(ref)}: {escape(str(exc))}"))
+            return
+        self.refresh(ticket)
+        self._say(ticket, f"<@{user}> {done}: {ticket.id} is now {ticket.state}.")
+        if action_id == "delisted":
+            self.queue_confirmation(ticket, "marked delisted by hand")
+
+    def thread_reply(self, channel: str, thread_ts: str, user: str | None, text: str) -> None:
+        """A message in a thread: a provider reply moves its ticket; other text is a note."""
+        if self.tickets.store.find_by_thread(channel, thread_ts) is None:
+            return  # not a ticket thread: other conversations are none of our business
+        applied = self.tickets.apply_reply(
+            text, self.clock(), channel=channel, thread_ts=thread_ts, actor=_actor(user))
+        self._after_reply(applied)
+
+    def channel_reply(self, user: str | None, text: str) -> bool:
+        """A provider mail forwarded or pasted top-level: True if it moved a ticket."""
+        if not self.tickets.classify(text).recognised:
+            return False
+        applied = self.tickets.apply_reply(text, self.clock(), actor=_actor(user))
+        if applied.ticket is None:
+            return False
+        self._after_reply(applied)
+        return True
+
+    def _after_reply(self, applied: Applied) -> None:
+        ticket = applied.ticket
+        if ticket is None or not applied.reply.recognised:
+            return  # a plain note: kept in the ticket's log, nothing to say
+        self.refresh(ticket)
+        kind = str(applied.reply.kind)
+        if applied.refused:
+            self._say(ticket, f"That reads as '{kind}', which {ticket.id} cannot take while "
+                      f"{ticket.state}; noted in its log.")
+            return
+        ids = ", ".join(applied.reply.ticket_ids)
+        extra = f" (provider ticket {ids})" if ids else ""
+        self._say(ticket, f"Provider reply recognised as {kind}{extra}: {ticket.id} is now "
+                  f"{ticket.state}.")
+        if ticket.state is State.DELISTED and applied.changed:
+            self.queue_confirmation(ticket, "the provider confirmed it")
+
+    def queue_confirmation(self, ticket: Ticket, how: str) -> None:
+        """The confirmation ping goes through the outbox: delivered once, retried if Slack fails."""
+        if ticket.delisted_at is None:
+            return
+        now = self.clock()
+        waits = self.tickets.waits(ticket)
+        text = (f"{ticket.id} ({ticket.ip}): delisted, {how}. Mail may still bounce for about "
+                f"{waits.propagation_hours:g} h while receivers catch up; I will ask for a "
+                "re-check then.")
+        # The lifecycle's PingKind has no "confirmed" (its pings are timers); the outbox stores
+        # the kind as text, so the confirmation rides the same delivery guarantees.
+        ping = Ping(ticket.id, cast(Any, "confirmed"), now,
+                    f"{ticket.id}/confirmed/{ticket.delisted_at.isoformat()}", text)
+        with self.tickets.store.write():
+            self.tickets.store.enqueue(ticket, ping, now)
+        self.wake_pinger()
+
+    # ------------------------------------------------------------ helpers
+
+    def refresh(self, ticket: Ticket) -> None:
+        where = self.store.card(ticket.id)
+        if where:
+            self.surface.update(where[0], where[1], blocks.ticket_card(self.view(ticket)))
+
+    def _say(self, ticket: Ticket, text: str) -> None:
+        if ticket.slack_channel and ticket.slack_thread_ts:
+            self.surface.post(ticket.slack_channel, blocks.notice(text),
+                              thread_ts=ticket.slack_thread_ts)
+
+
+def _actor(user: str | None) -> str:
+    return f"slack:{user}" if user else "slack"
+
+
+def _draft_text(draft: Any) -> str:
+    """The draft to copy as is (its [TODO: …] prompts show what is still to fill in)."""
+    return str(getattr(draft, "text", draft))
