@@ -42,6 +42,7 @@ class Call:
     args: dict[str, Any]
     auth: str
     at: float = field(default_factory=time.monotonic)
+    ok: bool = True  # False when the fake refused it (429, 500, an error code)
 
 
 class FakeSlack:
@@ -50,6 +51,7 @@ class FakeSlack:
         self.responses: list[dict[str, Any]] = []  # bodies posted to response_url
         self.files: dict[str, tuple[dict[str, Any], bytes]] = {}
         self.acks: list[dict[str, Any]] = []
+        self.messages: list[dict[str, Any]] = []  # what chat.postMessage posted, for replies
         self._failures: dict[str, list[tuple[int, int]]] = {}  # method -> [(status, retry_after)]
         self._errors: dict[str, list[str]] = {}  # method -> Slack error codes to answer
         self._ts = itertools.count(1)
@@ -156,7 +158,11 @@ class FakeSlack:
             return pending.pop(0) if pending else None
 
     def api(self, method: str, args: dict[str, Any], auth: str) -> tuple[int, dict[str, Any]]:
-        self._record(Call(method, args, auth))
+        status, answer = self._answer(method, args, auth)
+        self._record(Call(method, args, auth, ok=status == 200 and bool(answer.get("ok"))))
+        return status, answer
+
+    def _answer(self, method: str, args: dict[str, Any], auth: str) -> tuple[int, dict[str, Any]]:
         failure = self._failure(method)
         if failure:
             status, _ = failure
@@ -192,7 +198,20 @@ class FakeSlack:
                    "bot_id": BOT_ID, "ts": ts, "blocks": args.get("blocks", [])}
         if args.get("thread_ts"):
             message["thread_ts"] = args["thread_ts"]
+        if args.get("metadata"):
+            message["metadata"] = _json_arg(args["metadata"])
+        with self._lock:
+            self.messages.append({"channel": args["channel"], **message})
         return {"ok": True, "channel": args["channel"], "ts": ts, "message": message}
+
+    def _m_conversations_replies(self, args: dict[str, Any]) -> dict[str, Any]:
+        parent = str(args.get("ts"))
+        with self._lock:
+            found = [m for m in self.messages if m["channel"] == args.get("channel")
+                     and (m["ts"] == parent or m.get("thread_ts") == parent)]
+        if str(args.get("include_all_metadata")).lower() not in {"true", "1"}:
+            found = [{k: v for k, v in m.items() if k != "metadata"} for m in found]
+        return {"ok": True, "messages": found, "has_more": False}
 
     def _m_chat_update(self, args: dict[str, Any]) -> dict[str, Any]:
         if not args.get("ts"):

@@ -210,6 +210,8 @@ def _name(names: Mapping[str, str], provider_id: str | None) -> str:
 def _hours(hours: float | None) -> str:
     if hours is None:
         return "unknown"
+    if hours < 1 / 60:
+        return f"{round(hours * 3600)} s"
     if hours < 1:
         return f"{round(hours * 60)} min"
     if hours < 48:

@@ -106,11 +106,11 @@ class TicketFlows:
         opened = self.tickets.open_from_bounce(data, source, self.clock(), actor=_actor(user))
         for result in opened:
             if result.ticket is not None:
-                self._publish(result, channel, user, card_ts=None, thread_ts=None)
+                self._publish(result, channel, user, None, thread_ts=None)
         return opened
 
     def open_from_message(
-        self, channel: str, thread_ts: str, card_ts: str | None, user: str | None,
+        self, channel: str, thread_ts: str, clicked_ts: str | None, user: str | None,
         data: bytes, source: str,
     ) -> list[Opened]:
         """A bounce posted in the channel: the ticket lives in that message's thread."""
@@ -120,7 +120,7 @@ class TicketFlows:
         )
         for result in opened:
             if result.ticket is not None:
-                self._publish(result, channel, user, card_ts=card_ts, thread_ts=thread_ts)
+                self._publish(result, channel, user, clicked_ts, thread_ts=thread_ts)
         return opened
 
     def open_from_listing(self, channel: str, user: str | None, ip: str, list_id: str) -> Opened:
@@ -134,13 +134,20 @@ class TicketFlows:
         )
         result = self.tickets.open_from_diagnosis(d, "", self.clock(), actor=_actor(user))
         if result.ticket is not None:
-            self._publish(result, channel, user, card_ts=None, thread_ts=None)
+            self._publish(result, channel, user, None, thread_ts=None)
         return result
 
     def _publish(
         self, result: Opened, channel: str, user: str | None,
-        card_ts: str | None, thread_ts: str | None,
+        clicked_ts: str | None, thread_ts: str | None,
     ) -> None:
+        """Post the ticket's card and its story: the diagnosis and the draft in its thread.
+
+        `thread_ts` is the bounce's own thread when it was posted in the channel (the card
+        becomes a reply there), else None (the card is a new top-level message and its thread
+        is the ticket's). `clicked_ts` is the diagnosis whose "Open ticket" was pressed: it
+        loses its button instead of being posted again.
+        """
         ticket = result.ticket
         assert ticket is not None
         now = self.clock()
@@ -151,16 +158,17 @@ class TicketFlows:
         ):
             self._joined(result, ticket, channel, thread_ts)
             return
-        card = blocks.ticket_card(self.view(ticket, now))
-        if card_ts:
-            self.surface.update(channel, card_ts, card)
-        else:
-            card_ts = self.surface.post(channel, card)
+        card_ts = self.surface.post(channel, blocks.ticket_card(self.view(ticket, now)),
+                                    thread_ts=thread_ts)
         thread_ts = thread_ts or card_ts
         self.store.keep_card(ticket.id, channel, card_ts)
         if ticket.slack_thread_ts != thread_ts:
             ticket = self.tickets.attach_thread(ticket.id, channel, thread_ts, now)
-        if card_ts == thread_ts:  # a new card: the diagnosis goes under it
+        diagnosis = blocks.diagnosis_messages(
+            result.diagnosis, self.names, note=f"Ticket {ticket.id} opened; its card is below.")
+        if clicked_ts:
+            self.surface.update(channel, clicked_ts, diagnosis[-1])  # the page with the button
+        else:
             self._post_all(channel, thread_ts, blocks.diagnosis_messages(
                 result.diagnosis, self.names))
         self._post_draft(ticket, channel, thread_ts)
@@ -220,10 +228,13 @@ class TicketFlows:
 
     def thread_reply(self, channel: str, thread_ts: str, user: str | None, text: str) -> None:
         """A message in a thread: a provider reply moves its ticket; other text is a note."""
-        if self.tickets.store.find_by_thread(channel, thread_ts) is None:
+        ticket = self.tickets.store.find_by_thread(channel, thread_ts)
+        if ticket is None:
             return  # not a ticket thread: other conversations are none of our business
+        # Replies in a ticket's thread belong to that ticket, whatever ids or IPs they quote.
         applied = self.tickets.apply_reply(
-            text, self.clock(), channel=channel, thread_ts=thread_ts, actor=_actor(user))
+            text, self.clock(), ref=ticket.id, channel=channel, thread_ts=thread_ts,
+            actor=_actor(user))
         self._after_reply(applied)
 
     def channel_reply(self, user: str | None, text: str) -> bool:

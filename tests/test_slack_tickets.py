@@ -1,0 +1,307 @@
+"""Tickets in Slack, end to end over HTTP mode: the card and its thread, buttons, provider
+replies in the thread, pings from the outbox (overdue, confirmation), across a restart and
+through Slack failures. Waits are shortened with a settings file, as an operator would."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.fakeslack import Call, FakeSlack, action_body, command_body, event_body
+from tests.test_slack_http import FORM, JSON, Bot
+
+CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "seed"
+SEED_IP = "11.22.33.44"
+SETTINGS = """
+[providers.microsoft_eop]
+reminder = "1h"
+overdue = "3s"
+propagation = "1h"
+
+[slack]
+ping_interval = "0.5s"
+auto_open = ["C0AUTO"]
+"""
+
+
+@pytest.fixture(scope="module")
+def corpus() -> Path:
+    if not (CORPUS / "qmail-microsoft-blocklist1.txt").is_file():
+        pytest.skip(f"the shared corpus is not at {CORPUS} (../shared is absent)")
+    return CORPUS
+
+
+def seed(ip: str) -> str:
+    return (CORPUS / "qmail-microsoft-blocklist1.txt").read_text().replace(SEED_IP, ip)
+
+
+def reply(name: str, ip: str) -> str:
+    return (CORPUS / name).read_text().replace(SEED_IP, ip)
+
+
+@pytest.fixture(scope="module")
+def fake() -> Iterator[FakeSlack]:
+    server = FakeSlack().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    tmp = tmp_path_factory.mktemp("tickets")
+    (tmp / "delistbot.toml").write_text(SETTINGS)
+    return tmp
+
+
+def start(fake: FakeSlack, home: Path) -> Bot:
+    return Bot(fake, home, DELISTBOT_CONFIG=str(home / "delistbot.toml"))
+
+
+@pytest.fixture(scope="module")
+def bot(fake, home, corpus) -> Iterator[Bot]:
+    running = start(fake, home)
+    yield running
+    log = running.stop()
+    assert "Traceback" not in log, log
+
+
+def in_channel(channel: str, **match: object):
+    def where(call: Call) -> bool:
+        return call.args.get("channel") == channel and all(
+            call.args.get(k) == v for k, v in match.items())
+    return where
+
+
+def shown(call: Call) -> str:
+    return json.dumps(call.args.get("blocks")) + call.args.get("text", "")
+
+
+def action_ids(call: Call) -> set[str]:
+    return {e["action_id"] for b in call.args["blocks"] if b["type"] == "actions"
+            for e in b["elements"]}
+
+
+def open_by_command(bot: Bot, fake: FakeSlack, channel: str, ip: str) -> tuple[str, str]:
+    """/delist <bounce> in `channel`: (ticket id, card ts)."""
+    assert bot.send(command_body(seed(ip), fake, channel=channel), FORM)[0] == 200
+    card = fake.wait_for("chat.postMessage", where=lambda c: c.args.get("channel") == channel
+                         and "thread_ts" not in c.args and ip in c.args.get("text", ""))[0]
+    ticket = card.args["text"].split(":")[0]
+    ts = next(m["ts"] for m in fake.messages if m["channel"] == channel
+              and "thread_ts" not in m and ip in m["text"])
+    return ticket, ts
+
+
+def press(bot: Bot, channel: str, action_id: str, ticket: str, card_ts: str,
+          user: str = "U0ALICE") -> None:
+    payload = {
+        "type": "block_actions", "team": {"id": "T0FAKE"}, "user": {"id": user},
+        "api_app_id": "A0FAKE", "trigger_id": "t", "channel": {"id": channel},
+        "container": {"type": "message", "channel_id": channel, "message_ts": card_ts},
+        "message": {"ts": card_ts, "type": "message"},
+        "actions": [{"action_id": action_id, "block_id": f"ticket:{ticket}", "value": ticket,
+                     "type": "button", "action_ts": "1.1"}],
+    }
+    assert bot.send(action_body(payload), FORM)[0] == 200
+
+
+def thread_message(channel: str, thread_ts: str, ts: str, text: str) -> dict:
+    return {"type": "message", "channel": channel, "user": "U0ALICE", "text": text, "ts": ts,
+            "thread_ts": thread_ts, "channel_type": "channel", "event_ts": ts}
+
+
+def pings(fake: FakeSlack, channel: str, text: str) -> list[Call]:
+    return [c for c in fake.of("chat.postMessage", where=in_channel(channel))
+            if c.ok and c.args.get("reply_broadcast") and text in c.args.get("text", "")]
+
+
+def wait_ping(fake: FakeSlack, channel: str, text: str, timeout: float = 20) -> Call:
+    return fake.wait_for("chat.postMessage", timeout=timeout, where=lambda c: c.ok
+                         and c.args.get("channel") == channel and c.args.get("reply_broadcast")
+                         and text in c.args.get("text", ""))[0]
+
+
+def test_pasted_bounce_gets_a_card_and_its_story_in_the_cards_thread(bot, fake):
+    ticket, card_ts = open_by_command(bot, fake, "C0CARD", "11.23.0.1")
+    assert ticket.startswith("DL-")
+    card = fake.of("chat.postMessage", where=in_channel("C0CARD"))[0]
+    assert action_ids(card) == {"request_sent", "delisted", "snooze", "close"}
+    assert "<@U0ALICE>" in shown(card)  # the one who pasted it owns it
+    story = fake.wait_for("chat.postMessage", 2, where=in_channel("C0CARD", thread_ts=card_ts))
+    assert "11.23.0.1" in shown(story[0])  # the diagnosis
+    assert "Draft request" in shown(story[1])
+
+
+def test_request_sent_updates_the_card_and_says_so_in_the_thread(bot, fake):
+    ticket, card_ts = open_by_command(bot, fake, "C0SENT", "11.23.1.1")
+    press(bot, "C0SENT", "request_sent", ticket, card_ts)
+    update = fake.wait_for("chat.update", where=lambda c: c.args.get("ts") == card_ts)[0]
+    assert "requested" in shown(update)
+    note = fake.wait_for("chat.postMessage", where=lambda c: c.args.get("thread_ts") == card_ts
+                         and "marked the request sent" in c.args.get("text", ""))
+    assert note
+
+
+def test_a_move_the_ticket_cannot_make_is_explained_privately(bot, fake):
+    ticket, card_ts = open_by_command(bot, fake, "C0ILLEGAL", "11.23.2.1")
+    press(bot, "C0ILLEGAL", "close", ticket, card_ts)
+    fake.wait_for("chat.update", where=lambda c: c.args.get("ts") == card_ts)
+    press(bot, "C0ILLEGAL", "request_sent", ticket, card_ts)
+    said = fake.wait_for("chat.postEphemeral", where=in_channel("C0ILLEGAL"))[0]
+    assert ticket in said.args["text"] and said.args["user"] == "U0ALICE"
+
+
+def test_provider_autoreply_in_the_thread_moves_the_ticket(bot, fake):
+    ticket, card_ts = open_by_command(bot, fake, "C0ACK", "11.23.3.1")
+    press(bot, "C0ACK", "request_sent", ticket, card_ts)
+    fake.wait_for("chat.update", where=lambda c: c.args.get("ts") == card_ts)
+    body = event_body(thread_message("C0ACK", card_ts, "1700001000.000200",
+                                     reply("microsoft-autoreply.txt", "11.23.3.1")), "Ev-ack-1")
+    assert bot.send(body, JSON)[0] == 200
+    update = fake.wait_for("chat.update", 2, where=lambda c: c.args.get("ts") == card_ts)[-1]
+    assert "acknowledged" in shown(update) and "SRX1234567890ID" in shown(update)
+
+
+def test_a_plain_note_in_the_thread_moves_nothing(bot, fake):
+    _, card_ts = open_by_command(bot, fake, "C0NOTE", "11.23.4.1")
+    body = event_body(thread_message("C0NOTE", card_ts, "1700001100.000200",
+                                     "called them, will retry tomorrow"), "Ev-note-1")
+    assert bot.send(body, JSON)[0] == 200
+    # Handled once the next thread message (a real reply) has been: the note changed nothing.
+    body = event_body(thread_message("C0NOTE", card_ts, "1700001100.000300",
+                                     reply("microsoft-autoreply.txt", "11.23.4.1")), "Ev-note-2")
+    assert bot.send(body, JSON)[0] == 200
+    updates = fake.wait_for("chat.update", where=lambda c: c.args.get("ts") == card_ts)
+    assert len(updates) == 1 and "acknowledged" in shown(updates[0])
+
+
+def test_overdue_ping_in_the_thread_mentions_the_owner_once(bot, fake):
+    ticket, card_ts = open_by_command(bot, fake, "C0LATE", "11.23.5.1")
+    press(bot, "C0LATE", "request_sent", ticket, card_ts)
+    ping = wait_ping(fake, "C0LATE", "longer than")
+    assert ping.args["thread_ts"] == card_ts
+    assert ping.args["text"].startswith("<@U0ALICE> ")
+    assert ticket in ping.args["text"]
+    # A later event in the same ticket has been handled: still one overdue ping.
+    body = event_body(thread_message("C0LATE", card_ts, "1700001200.000200",
+                                     reply("microsoft-delisted.txt", "11.23.5.1")), "Ev-late-2")
+    assert bot.send(body, JSON)[0] == 200
+    wait_ping(fake, "C0LATE", "delisted")
+    assert len(pings(fake, "C0LATE", "longer than")) == 1
+
+
+def test_confirmation_pasted_in_the_thread_pings_the_owner(bot, fake):
+    _, card_ts = open_by_command(bot, fake, "C0DONE", "11.23.6.1")
+    body = event_body(thread_message("C0DONE", card_ts, "1700001300.000200",
+                                     reply("microsoft-delisted.txt", "11.23.6.1")), "Ev-done-1")
+    assert bot.send(body, JSON)[0] == 200
+    ping = wait_ping(fake, "C0DONE", "delisted, the provider confirmed it")
+    assert ping.args["thread_ts"] == card_ts
+    assert ping.args["text"].startswith("<@U0ALICE> ")
+    update = fake.wait_for("chat.update", where=lambda c: c.args.get("ts") == card_ts)[-1]
+    assert "delisted" in shown(update)
+
+
+def test_a_ping_slack_refuses_stays_in_the_outbox_and_goes_out_once(bot, fake):
+    ticket, card_ts = open_by_command(bot, fake, "C0RETRY", "11.23.7.1")
+    fake.wait_for("chat.postMessage", 2, where=in_channel("C0RETRY", thread_ts=card_ts))
+    press(bot, "C0RETRY", "request_sent", ticket, card_ts)
+    fake.wait_for("chat.postMessage", where=lambda c: c.args.get("thread_ts") == card_ts
+                  and "marked the request sent" in c.args.get("text", ""))
+    # Every attempt of the client's own retries fails: the ping must wait for a later tick.
+    fake.fail_next("chat.postMessage", 500, times=3)
+    ping = wait_ping(fake, "C0RETRY", "longer than", timeout=30)
+    refused = [c for c in fake.of("chat.postMessage", where=in_channel("C0RETRY"))
+               if not c.ok and "longer than" in c.args.get("text", "")]
+    assert len(refused) == 3 and refused[-1].at < ping.at
+    assert len(pings(fake, "C0RETRY", "longer than")) == 1
+
+
+def test_list_status_and_app_home_show_open_tickets_oldest_first(bot, fake):
+    first, _ = open_by_command(bot, fake, "C0LIST", "11.23.8.1")
+    second, _ = open_by_command(bot, fake, "C0LIST", "11.23.8.2")
+    assert bot.send(command_body("list", fake, channel="C0LIST"), FORM)[0] == 200
+    listed = fake.wait_for("response_url", where=lambda c: second in json.dumps(c.args))[0]
+    text = json.dumps(listed.args)
+    assert text.index(first) < text.index(second)
+    assert bot.send(command_body(f"status {second}", fake, channel="C0LIST"), FORM)[0] == 200
+    status = fake.wait_for("response_url", where=lambda c: "request_sent" in json.dumps(c.args)
+                           and second in json.dumps(c.args))
+    assert status
+    event = {"type": "app_home_opened", "user": "U0LISTER", "tab": "home", "event_ts": "1.1"}
+    assert bot.send(event_body(event, "Ev-home-list"), JSON)[0] == 200
+    view = fake.wait_for("views.publish", where=lambda c: c.args["user_id"] == "U0LISTER")[0]
+    rows = json.dumps(view.args["view"])
+    assert rows.index(first) < rows.index(second)
+    assert "overdue after" in rows
+
+
+def test_open_ticket_button_under_a_channel_bounce_keeps_the_ticket_in_that_thread(bot, fake):
+    msg = {"type": "message", "channel": "C0BUTTON", "user": "U0BOB", "text": seed("11.23.9.1"),
+           "ts": "1700001400.000100", "channel_type": "channel", "event_ts": "1700001400.000100"}
+    assert bot.send(event_body(msg, "Ev-button-1"), JSON)[0] == 200
+    diagnosis = fake.wait_for("chat.postMessage", where=in_channel("C0BUTTON"))[0]
+    assert diagnosis.args["thread_ts"] == msg["ts"]
+    assert "open_ticket" in action_ids(diagnosis)
+    value = next(e["value"] for b in diagnosis.args["blocks"] if b["type"] == "actions"
+                 for e in b["elements"])
+    diag_ts = next(m["ts"] for m in fake.messages if m["channel"] == "C0BUTTON")
+    payload = {
+        "type": "block_actions", "team": {"id": "T0FAKE"}, "user": {"id": "U0BOB"},
+        "api_app_id": "A0FAKE", "trigger_id": "t", "channel": {"id": "C0BUTTON"},
+        "container": {"type": "message", "channel_id": "C0BUTTON", "message_ts": diag_ts},
+        "actions": [{"action_id": "open_ticket", "block_id": "diagnosis", "value": value,
+                     "type": "button", "action_ts": "1.2"}],
+    }
+    assert bot.send(action_body(payload), FORM)[0] == 200
+    card = fake.wait_for("chat.postMessage", where=lambda c: c.args.get("channel") == "C0BUTTON"
+                         and "request_sent" in json.dumps(c.args.get("blocks")))[0]
+    assert card.args["thread_ts"] == msg["ts"]
+    cleared = fake.wait_for("chat.update", where=lambda c: c.args.get("ts") == diag_ts)[0]
+    assert "open_ticket" not in json.dumps(cleared.args["blocks"])
+
+
+def test_repeated_deliveries_never_open_a_second_ticket(bot, fake):
+    msg = {"type": "message", "channel": "C0AUTO", "user": "U0BOB", "text": seed("11.23.10.1"),
+           "ts": "1700001500.000100", "channel_type": "channel", "event_ts": "1700001500.000100"}
+    assert bot.send(event_body(msg, "Ev-auto-1"), JSON)[0] == 200
+    assert bot.send(event_body(msg, "Ev-auto-1"), JSON, **{"X-Slack-Retry-Num": "1"})[0] == 200
+    assert bot.send(event_body(msg, "Ev-auto-2"), JSON)[0] == 200
+    fake.wait_for("chat.postMessage", where=lambda c: c.args.get("channel") == "C0AUTO"
+                  and "request_sent" in json.dumps(c.args.get("blocks")))
+    # Another bounce in the channel has been handled since: still one card for this one.
+    other = {**msg, "text": seed("11.23.10.2"), "ts": "1700001500.000200",
+             "event_ts": "1700001500.000200"}
+    assert bot.send(event_body(other, "Ev-auto-3"), JSON)[0] == 200
+    fake.wait_for("chat.postMessage", where=lambda c: c.args.get("channel") == "C0AUTO"
+                  and "11.23.10.2" in c.args.get("text", ""))
+    cards = [c for c in fake.of("chat.postMessage", where=in_channel("C0AUTO"))
+             if "request_sent" in json.dumps(c.args.get("blocks")) and "11.23.10.1" in shown(c)]
+    assert len(cards) == 1
+
+
+def test_restart_between_opening_and_the_ping(fake, home, corpus):
+    first = start(fake, home)
+    try:
+        ticket, card_ts = open_by_command(first, fake, "C0RESTART", "11.23.11.1")
+        press(first, "C0RESTART", "request_sent", ticket, card_ts)
+        fake.wait_for("chat.update", where=lambda c: c.args.get("ts") == card_ts)
+    finally:
+        first.stop()
+    second = start(fake, home)
+    try:
+        ping = wait_ping(fake, "C0RESTART", "longer than")
+        assert ping.args["thread_ts"] == card_ts and ticket in ping.args["text"]
+        # Pasting the confirmation afterwards proves the restarted bot handled later work too.
+        body = event_body(thread_message("C0RESTART", card_ts, "1700001600.000200",
+                                         reply("microsoft-delisted.txt", "11.23.11.1")),
+                          "Ev-restart-ping")
+        assert second.send(body, JSON)[0] == 200
+        wait_ping(fake, "C0RESTART", "delisted")
+    finally:
+        log = second.stop()
+    assert len(pings(fake, "C0RESTART", "longer than")) == 1
+    assert "Traceback" not in log, log
