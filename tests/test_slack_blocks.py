@@ -74,7 +74,7 @@ def test_diagnosis_with_draft_and_button_golden():
 def test_ip_report_golden():
     listings = [
         Listing("spamhaus", "Spamhaus ZEN", "listed", "SBL: spam source",
-                "https://check.spamhaus.org/"),
+                "https://check.spamhaus.org/", "Listed by SBL, see <https://x.example|x> & more"),
         Listing("spamcop", "SpamCop", "not listed"),
         Listing("uceprotect", "UCEPROTECT L1", "unknown"),
     ]
@@ -129,3 +129,52 @@ def test_many_warnings_stay_under_fifty_blocks_per_message():
     messages = blocks.diagnosis_messages(d, {})
     assert all(len(m.blocks) <= 50 for m in messages)
     assert sum(len(m.blocks) for m in messages) >= 120
+
+
+CARD = blocks.TicketView(
+    id="DL-7", ip="203.0.113.44", provider="Microsoft 365", state="requested",
+    age_hours=30.0, clock="since the request", expected_hours=24.0, owner="U0ALICE",
+    provider_ticket_ids=("SRX1234567890ID",), next_step="Wait for the provider's answer.",
+)
+
+
+def test_ticket_card_golden():
+    _check_golden("ticket_card", blocks.ticket_card(CARD).as_kwargs())
+
+
+def test_closed_ticket_card_has_no_buttons():
+    closed = blocks.ticket_card(blocks.TicketView(**{**CARD.__dict__, "state": "closed",
+                                                     "active": False}))
+    assert not [b for b in closed.blocks if b["type"] == "actions"]
+
+
+def test_card_buttons_carry_the_ticket_and_the_contract_action_ids():
+    card = blocks.ticket_card(CARD)
+    buttons = [e for b in card.blocks if b["type"] == "actions" for e in b["elements"]]
+    assert [b["action_id"] for b in buttons] == ["request_sent", "delisted", "snooze", "close"]
+    assert {b["value"] for b in buttons} == {"DL-7"}
+
+
+def test_home_with_tickets_golden():
+    young = blocks.TicketView(**{**CARD.__dict__, "id": "DL-8", "age_hours": 0.5,
+                                 "state": "open", "clock": "since opened"})
+    _check_golden("home_tickets", blocks.home_view([CARD, young]))
+
+
+def test_ping_mentions_the_owner_and_nobody_else():
+    ping = blocks.ping_message("U0ALICE", "DL-7 overdue <!channel> <@U0BOSS>")
+    assert ping.text.startswith("<@U0ALICE> ")
+    assert "<!channel>" not in ping.text and "<@U0BOSS>" not in ping.text
+    assert blocks.ping_message("not-a-user-id <!here>", "x").text == "x"
+
+
+@pytest.mark.parametrize("count", [1000, 5000])
+def test_app_home_stays_within_a_hundred_blocks_and_says_what_it_left_out(count):
+    many = [blocks.TicketView(**{**CARD.__dict__, "id": f"DL-{i}"}) for i in range(count)]
+    view = blocks.home_view(many)
+    assert len(view["blocks"]) <= 100
+    text = json.dumps(view)
+    listed = sum(f"*DL-{i}*" in text for i in range(count))
+    if listed < count:
+        assert f"and {count - listed} newer ticket(s)" in text
+    assert "*DL-0*" in text  # the oldest always shows

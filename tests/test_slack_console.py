@@ -39,3 +39,22 @@ def test_explicit_slack_mode_without_credentials_is_a_usage_error(tmp_path):
     assert result.returncode == 2
     assert "SLACK_SIGNING_SECRET" in result.stderr and "SLACK_BOT_TOKEN" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_with_no_input_the_console_plays_the_demo_on_a_scratch_database(tmp_path):
+    result = run_console("", tmp_path)
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "console demo" in out
+    assert "== DL-1 · 203.0.113.44" in out  # the ticket card
+    assert "DL-1 is now acknowledged" in out  # Microsoft's auto-reply pasted in its thread
+    assert "(also sent to the channel)" in out and "delisted, the provider confirmed it" in out
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "console.db").exists()  # the user's database was not touched
+
+
+def test_piped_bounce_is_diagnosed_in_its_thread(tmp_path):
+    bounce = (ROOT / "examples" / "seed-bounce.txt").read_text()
+    result = run_console(bounce + "\n.\n", tmp_path)
+    assert "delistbot in thread" in result.stdout and "203.0.113.44" in result.stdout
+    assert "[1] Open ticket" in result.stdout

@@ -130,9 +130,10 @@ def test_pasted_bounce_gets_a_card_and_its_story_in_the_cards_thread(bot, fake):
     card = fake.of("chat.postMessage", where=in_channel("C0CARD"))[0]
     assert action_ids(card) == {"request_sent", "delisted", "snooze", "close"}
     assert "<@U0ALICE>" in shown(card)  # the one who pasted it owns it
-    story = fake.wait_for("chat.postMessage", 2, where=in_channel("C0CARD", thread_ts=card_ts))
+    story = fake.wait_for("chat.postMessage", 3, where=in_channel("C0CARD", thread_ts=card_ts))
     assert "11.23.0.1" in shown(story[0])  # the diagnosis
-    assert "Draft request" in shown(story[1])
+    assert "DNS picture for 11.23.0.1" in shown(story[1])
+    assert "Draft request" in shown(story[2])
 
 
 def test_request_sent_updates_the_card_and_says_so_in_the_thread(bot, fake):
@@ -207,7 +208,7 @@ def test_confirmation_pasted_in_the_thread_pings_the_owner(bot, fake):
 
 def test_a_ping_slack_refuses_stays_in_the_outbox_and_goes_out_once(bot, fake):
     ticket, card_ts = open_by_command(bot, fake, "C0RETRY", "11.23.7.1")
-    fake.wait_for("chat.postMessage", 2, where=in_channel("C0RETRY", thread_ts=card_ts))
+    fake.wait_for("chat.postMessage", 3, where=in_channel("C0RETRY", thread_ts=card_ts))
     press(bot, "C0RETRY", "request_sent", ticket, card_ts)
     fake.wait_for("chat.postMessage", where=lambda c: c.args.get("thread_ts") == card_ts
                   and "marked the request sent" in c.args.get("text", ""))

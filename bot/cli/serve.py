@@ -4,8 +4,10 @@ Mode, unless `--socket` / `--http` / `--console` says otherwise:
   SLACK_APP_TOKEN set        -> Socket Mode (slack_sdk's built-in client; no public URL needed)
   SLACK_SIGNING_SECRET set   -> HTTP on --port / DELISTBOT_PORT, path /slack/events, served by
                                 waitress (a production WSGI server, pure Python)
-  neither                    -> the console: the same app in this terminal (`--demo` plays the
-                                repo's sample bounce through it)
+  neither                    -> the console: the same app in this terminal; with input piped
+                                in, that input is the script; with no input at all (or
+                                `--demo`), it plays the repo's sample bounce through the bot
+                                on a scratch database
 Slack modes also need SLACK_BOT_TOKEN.
 """
 
@@ -14,11 +16,15 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+import tempfile
+from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 from bot.cli import EXIT_OK, EXIT_USAGE
 from bot.config import Settings, load_settings
 from bot.core.errors import ConfigError
+from bot.slack.demo import demo_script
 
 log = logging.getLogger("delistbot.serve")
 
@@ -88,8 +94,34 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run_console(settings: Settings, demo: str | None) -> int:
-    from bot.slack.console import Console, ConsoleSurface, stdin_lines
-    from bot.slack.demo import demo_script
+    interactive = sys.stdin.isatty()
+    lines: Iterator[str] = iter(())
+    if not interactive and not demo:
+        # Piped input is a script; with none at all (CI, `make run`), play the demo instead.
+        script = sys.stdin.read() if not sys.stdin.closed else ""
+        if script.strip():
+            lines = iter(script.splitlines(keepends=True))
+        elif DEMO_BOUNCE.is_file():
+            demo = str(DEMO_BOUNCE)
+    if demo:
+        try:
+            lines = iter(demo_script(Path(demo)))
+        except OSError as exc:
+            print(f"delistbot serve --demo: cannot read {demo}: {exc.strerror}", file=sys.stderr)
+            return EXIT_USAGE
+        print(f"delistbot console demo: {demo} pasted into #console, then its ticket's life "
+              "(a scratch database; your own is not touched).")
+        with tempfile.TemporaryDirectory(prefix="delistbot-demo-") as scratch:
+            return _console(replace(settings, db_path=Path(scratch) / "demo.db"), lines)
+    if interactive:
+        print("delistbot console: type /delist help, paste a bounce (end with a line '.'), "
+              ":quit to leave.")
+        lines = iter(sys.stdin)
+    return _console(settings, lines, interactive)
+
+
+def _console(settings: Settings, lines: Iterator[str], interactive: bool = False) -> int:
+    from bot.slack.console import Console, ConsoleSurface
     from bot.slack.ports import DeferredRunner
     from bot.slack.wiring import build
 
@@ -98,19 +130,7 @@ def _run_console(settings: Settings, demo: str | None) -> int:
     bot = build(settings, runner, surface)
     console = Console(bot.app, surface, runner, tick=bot.pinger.tick,
                       thread_of=bot.handlers.flows.thread_of)
-    if demo:
-        try:
-            script = demo_script(Path(demo))
-        except OSError as exc:
-            print(f"delistbot serve --demo: cannot read {demo}: {exc.strerror}", file=sys.stderr)
-            return EXIT_USAGE
-        console.run(iter(script))
-        return EXIT_OK
-    interactive = sys.stdin.isatty()
-    if interactive:
-        print("delistbot console: type /delist help, paste a bounce (end with a line '.'), "
-              ":quit to leave.")
-    console.run(stdin_lines(), prompt=(lambda: print("\n# ", end="", flush=True))
+    console.run(lines, prompt=(lambda: print("\n# ", end="", flush=True))
                 if interactive else (lambda: None))
     return EXIT_OK
 

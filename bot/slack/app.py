@@ -96,7 +96,8 @@ def build_app(
     pinger = Pinger(tickets, surface, owner_of=lambda ref: tickets.get(ref).owner,
                     clock=utc_now, interval=options.ping_interval,
                     fallback_channel=options.fallback_channel)
-    flows = TicketFlows(tickets, surface, store, services.names, wake_pinger=pinger.wake)
+    flows = TicketFlows(tickets, surface, store, services.names, wake_pinger=pinger.wake,
+                        check_ip=services.check_ip)
     handlers = Handlers(services, surface, store, runner, flows, options.auto_open)
     handlers.register(app)
     return SlackBot(app, handlers, surface, store, pinger)

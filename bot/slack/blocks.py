@@ -53,6 +53,7 @@ class Listing:
     status: str  # "listed" | "not listed" | "unknown"
     meaning: str = ""
     delist_url: str | None = None
+    reason: str = ""  # the list's own words (its TXT record), when it gives any
 
 
 # ---------------------------------------------------------------- primitives
@@ -298,6 +299,8 @@ def ip_report(ip: str, listings: Sequence[Listing], note: str = "") -> list[Mess
         line = f":red_circle: *{escape(row.list_name)}*"
         if row.meaning:
             line += f" — {escape(row.meaning)}"
+        if row.reason:
+            line += f"\nReason given: {escape(row.reason)}"
         if row.delist_url:
             line += f"\nDelist: {escape(row.delist_url)}"
         blocks += section(line)
@@ -421,6 +424,12 @@ def home_view(tickets: Sequence[TicketView] | None = None) -> dict[str, Any]:
     body: list[Block] = [header("delistbot")]
     if tickets is not None:
         body += [header(f"Open tickets ({len(tickets)}), oldest first")]
-        body += ticket_rows(tickets)[: 100 - 4]  # Home tabs hold at most 100 blocks
+        rows = ticket_rows(tickets)
+        room = 100 - 5  # Home tabs hold at most 100 blocks; keep room for the rest
+        if len(rows) > room:
+            shown = sum(b["text"]["text"].count("\n") + 1 for b in rows[: room - 1])
+            rows = [*rows[: room - 1], context(
+                f"…and {len(tickets) - shown} newer ticket(s): `/delist list` shows them all.")]
+        body += rows
     body += [{"type": "divider"}, *section(HELP_TEXT)]
     return {"type": "home", "blocks": body}

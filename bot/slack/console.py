@@ -21,7 +21,6 @@ from __future__ import annotations
 import itertools
 import json
 import re
-import sys
 import threading
 from collections.abc import Callable, Iterator
 from typing import Any, TextIO
@@ -314,7 +313,3 @@ def _read_paste(lines: Iterator[str]) -> str:
             break
         out.append(text)
     return "\n".join(out).rstrip("\n")
-
-
-def stdin_lines(stream: TextIO = sys.stdin) -> Iterator[str]:
-    yield from stream

@@ -21,6 +21,7 @@ from bot.core.model import Diagnosis, Reason
 from bot.core.tickets import Event, Kind, Ping, State, Ticket
 from bot.service.tickets import Applied, Opened, TicketService, utc_now
 from bot.slack import blocks
+from bot.slack.ports import IpPicture
 from bot.slack.store import SlackStore
 from bot.slack.surface import Surface
 from bot.slack.text import escape
@@ -44,9 +45,10 @@ class TicketFlows:
         names: Mapping[str, str],
         wake_pinger: Callable[[], None] = lambda: None,
         clock: Callable[[], datetime] = utc_now,
+        check_ip: Callable[[str], IpPicture] | None = None,
     ) -> None:
         self.tickets, self.surface, self.store, self.names = tickets, surface, store, names
-        self.wake_pinger, self.clock = wake_pinger, clock
+        self.wake_pinger, self.clock, self.check_ip = wake_pinger, clock, check_ip
 
     # ------------------------------------------------------------ views
 
@@ -171,7 +173,16 @@ class TicketFlows:
         else:
             self._post_all(channel, thread_ts, blocks.diagnosis_messages(
                 result.diagnosis, self.names))
+        self._post_dns(ticket.ip, channel, thread_ts)
         self._post_draft(ticket, channel, thread_ts)
+
+    def _post_dns(self, ip: str, channel: str, thread_ts: str) -> None:
+        """What the block lists say about the IP now, under the diagnosis."""
+        if self.check_ip is None:
+            return
+        picture = self.check_ip(ip)
+        self._post_all(channel, thread_ts,
+                       blocks.ip_report(picture.ip, picture.listings, picture.note))
 
     def _joined(
         self, result: Opened, ticket: Ticket, channel: str, thread_ts: str | None

@@ -2,25 +2,44 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
-from collections.abc import Callable
-from typing import Any, cast
+from collections.abc import Callable, Coroutine
+from typing import Any, TypeVar, cast
 
 from bot.config import Settings
+from bot.core.knowledge import Knowledge, load
 from bot.core.model import Diagnosis
 from bot.slack.app import SlackBot, build_app
 from bot.slack.blocks import Listing
 from bot.slack.ports import IpPicture, Runner, Services
 from bot.slack.surface import Surface
 
+_T = TypeVar("_T")
 
-def services(settings: Settings) -> Services:
-    from bot.core.knowledge import load
 
-    knowledge = load()
+class DnsLoop:
+    """One event loop thread for every DNS check of the process.
+
+    The evidence service is asyncio (all of one check's lookups in flight at once) and its
+    resolver shares a cache and a concurrency limit bound to one loop; Slack work runs on plain
+    threads, which hand their checks to this loop and wait for the answer.
+    """
+
+    def __init__(self) -> None:
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="delistbot-dns",
+                                        daemon=True)
+        self._thread.start()
+
+    def run(self, job: Coroutine[Any, Any, _T], timeout: float) -> _T:
+        return asyncio.run_coroutine_threadsafe(job, self._loop).result(timeout)
+
+
+def services(settings: Settings, knowledge: Knowledge) -> Services:
     return Services(
         diagnose=_diagnose,
-        check_ip=_check_ip(settings),
+        check_ip=_check_ip(settings, knowledge),
         draft=_no_draft,
         names={pid: p.name for pid, p in knowledge.providers.items()},
     )
@@ -32,19 +51,34 @@ def _diagnose(data: bytes, source: str) -> list[Diagnosis]:
     return list(diagnose_bytes(data, source))
 
 
-def _check_ip(settings: Settings) -> Callable[[str], IpPicture]:
-    def check(ip: str) -> IpPicture:
-        from bot.service.diagnose import diagnose_ip
+def _check_ip(settings: Settings, knowledge: Knowledge) -> Callable[[str], IpPicture]:
+    from bot.cli.check import build_service
+    from bot.core.dnsbl import ListingStatus
 
-        d = diagnose_ip(ip)
-        listings = [] if d.blocklist is None else [Listing(d.blocklist, d.blocklist, "listed")]
-        return IpPicture(ip, listings, d.verdict)
+    evidence = build_service(settings, knowledge)
+    loop = DnsLoop()
+    status = {ListingStatus.LISTED: "listed", ListingStatus.NOT_LISTED: "not listed"}
+
+    def delist_url(provider_id: str) -> str | None:
+        provider = knowledge.providers.get(provider_id)
+        return provider.route.url if provider else None
+
+    def check(ip: str) -> IpPicture:
+        # The service has its own overall deadline; this bound only guards a wedged loop.
+        result = loop.run(evidence.check_ip(ip), timeout=settings.dns_deadline + 10)
+        listings = [
+            Listing(x.provider, x.list, status.get(x.status, "unknown"), x.meaning or "",
+                    delist_url(x.provider), x.detail or "")
+            for x in result.listings
+        ]
+        note = " ".join(filter(None, [result.problem, result.private, *result.notes]))
+        return IpPicture(result.ip or ip, listings, note)
 
     return check
 
 
 def _no_draft(d: Diagnosis) -> str | None:
-    return None
+    return None  # drafts come with the ticket (`TicketService.draft`), not the bare diagnosis
 
 
 class PerThreadTickets:
@@ -67,11 +101,10 @@ class PerThreadTickets:
 
 
 def build(settings: Settings, runner: Runner, surface: Surface | None = None) -> SlackBot:
-    from bot.core.knowledge import load
     from bot.service import tickets
 
     knowledge = load()
     per_thread = PerThreadTickets(lambda: tickets.build(settings, knowledge))
     per_thread.tickets  # noqa: B018 - open (and migrate) the database now, not on first use
-    return build_app(settings, services(settings), runner,
+    return build_app(settings, services(settings, knowledge), runner,
                      cast("tickets.TicketService", per_thread), surface)

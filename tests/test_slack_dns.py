@@ -1,0 +1,71 @@
+"""/delist <ip> against the loopback DNS server: the DNS picture, a button per listing, and the
+ticket a button opens. One zone never answers: the picture says so, and the ack is not held."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from bot.core import dnsbl, knowledge
+from tests.dnsserver import LISTED_IP, SPAMCOP_TXT, DnsTestServer, Drop, seed
+from tests.fakeslack import FakeSlack, action_body, command_body
+from tests.test_slack_http import FORM, Bot
+
+ZONES = dnsbl.load_zones(knowledge.load().providers)
+SILENT_ZONE = "psbl.surriel.com"
+
+
+@pytest.fixture(scope="module")
+def dns() -> Iterator[DnsTestServer]:
+    server = DnsTestServer().start()
+    seed(server, [(n, z.ipv6) for z in ZONES if (n := z.query_zone({}))])
+    server.behave(SILENT_ZONE, Drop())
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def fake() -> Iterator[FakeSlack]:
+    server = FakeSlack().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def bot(fake, dns, tmp_path_factory) -> Iterator[Bot]:
+    home: Path = tmp_path_factory.mktemp("dns")
+    (home / "delistbot.toml").write_text('[dns]\ntimeout = "0.3s"\ndeadline = "1.5s"\n')
+    running = Bot(fake, home, DELISTBOT_NAMESERVERS=dns.address,
+                  DELISTBOT_CONFIG=str(home / "delistbot.toml"))
+    yield running
+    log = running.stop()
+    assert "Traceback" not in log, log
+
+
+def test_ip_check_shows_each_listing_with_a_button_and_the_silent_list(bot, fake):
+    status, body = bot.send(command_body(LISTED_IP, fake, channel="C0DNS"), FORM)
+    assert status == 200 and LISTED_IP in body
+    post = fake.wait_for("chat.postMessage", where=lambda c: c.args.get("channel") == "C0DNS")[0]
+    text = json.dumps(post.args["blocks"])
+    assert "SpamCop" in text and SPAMCOP_TXT.split("?")[0] in text
+    buttons = [e for b in post.args["blocks"] if b["type"] == "actions" for e in b["elements"]]
+    assert {b["value"] for b in buttons} >= {f"{LISTED_IP}|spamcop"}
+    assert "PSBL" in text and "No answer from" in text
+
+
+def test_a_listing_button_opens_a_ticket_with_its_card(bot, fake):
+    payload = {
+        "type": "block_actions", "team": {"id": "T0FAKE"}, "user": {"id": "U0CAROL"},
+        "api_app_id": "A0FAKE", "trigger_id": "t", "channel": {"id": "C0DNSBTN"},
+        "container": {"type": "message", "channel_id": "C0DNSBTN", "message_ts": "1.1"},
+        "actions": [{"action_id": "open_ticket_ip", "block_id": "listing:spamcop",
+                     "value": f"{LISTED_IP}|spamcop", "type": "button", "action_ts": "1.2"}],
+    }
+    assert bot.send(action_body(payload), FORM)[0] == 200
+    card = fake.wait_for("chat.postMessage", where=lambda c: c.args.get("channel") == "C0DNSBTN"
+                         and "request_sent" in json.dumps(c.args.get("blocks")))[0]
+    assert LISTED_IP in card.args["text"] and "SpamCop" in card.args["text"]
+    assert "<@U0CAROL>" in json.dumps(card.args["blocks"])
