@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench bench-dns clean
+.PHONY: run test lint bench bench-dns bench-slack clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,10 @@ bench-dns: $(STAMP)
 	$(BIN)/pip install --quiet pydnsbl
 	$(BIN)/python benchmarks/dns_single.py
 	$(BIN)/python benchmarks/dns_sweep.py
+
+## bench-slack: ack latency of 50 concurrent /delist commands (one DNS list silent), RSS with 1,000 tickets
+bench-slack: $(STAMP)
+	$(BIN)/python benchmarks/slack_ack.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
