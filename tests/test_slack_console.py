@@ -58,3 +58,15 @@ def test_piped_bounce_is_diagnosed_in_its_thread(tmp_path):
     result = run_console(bounce + "\n.\n", tmp_path)
     assert "delistbot in thread" in result.stdout and "203.0.113.44" in result.stdout
     assert "[1] Open ticket" in result.stdout
+
+
+def test_a_bad_slack_setting_is_a_clear_usage_error(tmp_path):
+    settings = tmp_path / "delistbot.toml"
+    settings.write_text('[slack]\nping_intervall = "5s"\n')
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "DELISTBOT_"))}
+    env.update(DELISTBOT_DB=str(tmp_path / "x.db"), DELISTBOT_CONFIG=str(settings))
+    result = subprocess.run([sys.executable, "-m", "bot", "serve", "--console"], input="",
+                            text=True, capture_output=True, env=env, cwd=ROOT, timeout=60)
+    assert result.returncode == 2
+    assert "[slack]: unknown key(s) ping_intervall" in result.stderr
+    assert "Traceback" not in result.stderr

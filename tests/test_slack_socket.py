@@ -83,3 +83,19 @@ def test_events_api_envelope_is_acked_and_handled_once(bot, fake):
     fake.wait_for_ack("env-ev-2")
     home = fake.wait_for("views.publish", where=lambda c: c.args["user_id"] == "U0SOCKHOME")
     assert len(home) == 1
+
+
+def test_a_bounce_through_the_socket_opens_a_ticket_with_its_card(bot, fake):
+    bounce = (Path(__file__).parents[1] / "examples" / "seed-bounce.txt").read_text()
+    fake.send_envelope({
+        "envelope_id": "env-bounce", "type": "slash_commands", "accepts_response_payload": True,
+        "payload": {"command": "/delist", "text": bounce, "channel_id": "C0SOCKB",
+                    "user_id": "U0ALICE", "team_id": "T0FAKE", "trigger_id": "t2",
+                    "response_url": fake.response_url("sock")},
+    })
+    ack = fake.wait_for_ack("env-bounce")
+    assert "Diagnosing" in json.dumps(ack)
+    card = fake.wait_for("chat.postMessage", where=lambda c: c.args.get("channel") == "C0SOCKB"
+                         and "thread_ts" not in c.args)[0]
+    assert "request_sent" in json.dumps(card.args["blocks"])
+    assert "203.0.113.44" in card.args["text"]
