@@ -306,3 +306,20 @@ def test_restart_between_opening_and_the_ping(fake, home, corpus):
         log = second.stop()
     assert len(pings(fake, "C0RESTART", "longer than")) == 1
     assert "Traceback" not in log, log
+
+
+def test_a_provider_confirmation_emailed_to_the_channel_moves_its_ticket(bot, fake):
+    ticket, card_ts = open_by_command(bot, fake, "C0FWD", "11.23.12.1")
+    fake.add_email("F0CONFIRM", reply("microsoft-delisted.txt", "11.23.12.1").encode(),
+                   subject="RE: SRX - FW: failure notice")
+    event = {
+        "type": "message", "subtype": "file_share", "text": "", "user": "USLACKBOT",
+        "bot_id": "B0EMAILAPP", "channel": "C0FWD", "channel_type": "channel",
+        "ts": "1700001700.000100", "event_ts": "1700001700.000100",
+        "files": [{"id": "F0CONFIRM", "filetype": "email", "mode": "email", "name": "RE"}],
+    }
+    assert bot.send(event_body(event, "Ev-fwd-1"), JSON)[0] == 200
+    ping = wait_ping(fake, "C0FWD", "delisted, the provider confirmed it")
+    assert ping.args["thread_ts"] == card_ts and ticket in ping.args["text"]
+    update = fake.wait_for("chat.update", where=lambda c: c.args.get("ts") == card_ts)[-1]
+    assert "delisted" in shown(update)

@@ -77,13 +77,17 @@ def build_app(
     if surface is None:
         client = make_client(settings.slack_bot_token, settings.slack_api_base_url)
         surface = WebSurface(client)
+        bolt_log = logging.getLogger("slack_bolt")
+        # App() also reads SLACK_BOT_TOKEN itself and warns that the client's token wins; both
+        # are the same token here, so that one warning would only mislead an operator.
+        bolt_log.addFilter(_SameTokenWarning())
         app = App(
             client=client,
             signing_secret=settings.slack_signing_secret or "",
             token_verification_enabled=False,
             # Listeners only ack and enqueue; a roomy pool keeps acks from queueing.
             listener_executor=ThreadPoolExecutor(max_workers=32),
-            logger=logging.getLogger("slack_bolt"),
+            logger=bolt_log,
         )
     else:
         app = App(
@@ -101,6 +105,11 @@ def build_app(
     handlers = Handlers(services, surface, store, runner, flows, options.auto_open)
     handlers.register(app)
     return SlackBot(app, handlers, surface, store, pinger)
+
+
+class _SameTokenWarning(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "`token` will be unused" not in record.getMessage()
 
 
 def _console_identity(enterprise_id: str | None, team_id: str | None) -> AuthorizeResult:
