@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from bot.core import dnsbl, knowledge
-from tests.dnsserver import LISTED_IP, SPAMCOP_TXT, DnsTestServer, Drop, seed
+from tests.dnsserver import LISTED_IP, SPAMCOP_TXT, DnsTestServer, Drop, reverse, seed
 from tests.fakeslack import FakeSlack, action_body, command_body
 from tests.test_slack_http import FORM, Bot
 
@@ -37,7 +37,10 @@ def fake() -> Iterator[FakeSlack]:
 @pytest.fixture(scope="module")
 def bot(fake, dns, tmp_path_factory) -> Iterator[Bot]:
     home: Path = tmp_path_factory.mktemp("dns")
-    (home / "delistbot.toml").write_text('[dns]\ntimeout = "0.3s"\ndeadline = "1.5s"\n')
+    (home / "delistbot.toml").write_text(
+        '[dns]\ntimeout = "0.3s"\ndeadline = "1.5s"\n'
+        '[providers.spamcop]\npropagation = "1s"\n'
+        '[slack]\nping_interval = "0.5s"\n')
     running = Bot(fake, home, DELISTBOT_NAMESERVERS=dns.address,
                   DELISTBOT_CONFIG=str(home / "delistbot.toml"))
     yield running
@@ -69,3 +72,29 @@ def test_a_listing_button_opens_a_ticket_with_its_card(bot, fake):
                          and "request_sent" in json.dumps(c.args.get("blocks")))[0]
     assert LISTED_IP in card.args["text"] and "SpamCop" in card.args["text"]
     assert "<@U0CAROL>" in json.dumps(card.args["blocks"])
+
+
+def test_the_propagation_recheck_ping_says_what_dns_sees_now(bot, fake, dns):
+    ip = "85.10.20.40"  # listed on SpamCop for this test alone
+    dns.add(reverse(ip, "bl.spamcop.net"), "A", "127.0.0.2")
+    payload = {
+        "type": "block_actions", "team": {"id": "T0FAKE"}, "user": {"id": "U0DAVE"},
+        "api_app_id": "A0FAKE", "trigger_id": "t", "channel": {"id": "C0RECHECK"},
+        "actions": [{"action_id": "open_ticket_ip", "block_id": "listing:spamcop",
+                     "value": f"{ip}|spamcop", "type": "button", "action_ts": "1.3"}],
+    }
+    assert bot.send(action_body(payload), FORM)[0] == 200
+    fake.wait_for("chat.postMessage", where=lambda c: c.args.get("channel") == "C0RECHECK"
+                  and "request_sent" in json.dumps(c.args.get("blocks")))
+    card = next(m for m in fake.messages if m["channel"] == "C0RECHECK")
+    ticket = card["text"].split(":")[0]
+    press = {**payload, "container": {"type": "message", "channel_id": "C0RECHECK",
+                                      "message_ts": card["ts"]},
+             "actions": [{"action_id": "delisted", "block_id": f"ticket:{ticket}",
+                          "value": ticket, "type": "button", "action_ts": "1.4"}]}
+    assert bot.send(action_body(press), FORM)[0] == 200
+    ping = fake.wait_for("chat.postMessage", timeout=20, where=lambda c: c.args.get(
+        "channel") == "C0RECHECK" and "propagation window is over" in c.args.get("text", ""))[0]
+    assert ping.args["reply_broadcast"] is True and ping.args["thread_ts"] == card["ts"]
+    assert "DNS re-check: still listed on SpamCop" in ping.args["text"]
+    assert ping.args["text"].startswith("<@U0DAVE> ")

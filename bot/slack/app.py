@@ -102,6 +102,7 @@ def build_app(
                     fallback_channel=options.fallback_channel)
     flows = TicketFlows(tickets, surface, store, services.names, wake_pinger=pinger.wake,
                         check_ip=services.check_ip)
+    pinger.annotate = flows.ping_note
     handlers = Handlers(services, surface, store, runner, flows, options.auto_open)
     handlers.register(app)
     return SlackBot(app, handlers, surface, store, pinger)

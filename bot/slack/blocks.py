@@ -208,7 +208,7 @@ def _name(names: Mapping[str, str], provider_id: str | None) -> str:
     return escape(names.get(provider_id, provider_id))
 
 
-def _hours(hours: float | None) -> str:
+def duration(hours: float | None) -> str:
     if hours is None:
         return "unknown"
     if hours < 1 / 60:
@@ -244,7 +244,7 @@ def diagnosis_blocks(d: Diagnosis, names: Mapping[str, str]) -> list[Block]:
         f"*Rejected by:* {who}",
         f"*Blocklist:* {_name(names, d.blocklist) if d.blocklist else 'none named'}",
         f"*Reason:* {escape(str(d.reason) if d.reason else 'unknown')}",
-        f"*Expected wait:* {_hours(d.expected_wait_hours)}",
+        f"*Expected wait:* {duration(d.expected_wait_hours)}",
         _delist_line(d),
     ]
     blocks.append({"type": "section", "fields": [_mrkdwn(f) for f in facts]})
@@ -361,9 +361,9 @@ def _user(user_id: str | None) -> str:
 
 
 def age_line(t: TicketView) -> str:
-    expected = f", overdue after {_hours(t.expected_hours)}" if t.expected_hours else ""
+    expected = f", overdue after {duration(t.expected_hours)}" if t.expected_hours else ""
     flag = " :hourglass: *overdue*" if t.overdue and t.active else ""
-    return f"{_hours(t.age_hours)} {t.clock}{expected}{flag}"
+    return f"{duration(t.age_hours)} {t.clock}{expected}{flag}"
 
 
 def ticket_card(t: TicketView) -> Message:

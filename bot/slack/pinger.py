@@ -45,8 +45,10 @@ class Pinger:
         interval: float = DEFAULT_INTERVAL,
         worker: str = "slack",
         fallback_channel: str | None = None,
+        annotate: Callable[[Any], str] = lambda row: "",
     ) -> None:
         self.outbox, self.surface, self.owner_of = outbox, surface, owner_of
+        self.annotate = annotate  # extra words for a ping, looked up when it goes out
         self.clock, self.interval, self.worker = clock, interval, worker
         self.fallback_channel = fallback_channel  # for tickets opened outside Slack
         self._stop = threading.Event()
@@ -82,6 +84,13 @@ class Pinger:
             self.outbox.queue_due(now)
             return sum(self._deliver(row) for row in self.outbox.claim_pings(self.worker, now))
 
+    def _annotation(self, row: Any) -> str:
+        try:
+            return self.annotate(row)
+        except Exception:  # the ping matters more than its extra line
+            log.exception("could not annotate ping %s", row.key)
+            return ""
+
     def _deliver(self, row: Any) -> int:
         channel, thread_ts = row.slack_channel, row.slack_thread_ts
         if not (channel and thread_ts) and self.fallback_channel:
@@ -95,7 +104,8 @@ class Pinger:
             ):
                 log.info("ping %s was delivered before a restart; not posting it again", row.key)
             else:
-                message = blocks.ping_message(self.owner_of(row.ticket_id), row.text)
+                text = " ".join(filter(None, [row.text, self._annotation(row)]))
+                message = blocks.ping_message(self.owner_of(row.ticket_id), text)
                 self.surface.post(channel, message, thread_ts=thread_ts, broadcast=True,
                                   metadata={"event_type": PING_EVENT,
                                             "event_payload": {"key": row.key}})

@@ -282,8 +282,8 @@ class TicketFlows:
         now = self.clock()
         waits = self.tickets.waits(ticket)
         text = (f"{ticket.id} ({ticket.ip}): delisted, {how}. Mail may still bounce for about "
-                f"{waits.propagation_hours:g} h while receivers catch up; I will ask for a "
-                "re-check then.")
+                f"{blocks.duration(waits.propagation_hours)} while receivers catch up; I will ask "
+                "for a re-check then.")
         # The lifecycle's PingKind has no "confirmed" (its pings are timers); the outbox stores
         # the kind as text, so the confirmation rides the same delivery guarantees.
         ping = Ping(ticket.id, cast(Any, "confirmed"), now,
@@ -291,6 +291,22 @@ class TicketFlows:
         with self.tickets.store.write():
             self.tickets.store.enqueue(ticket, ping, now)
         self.wake_pinger()
+
+    def ping_note(self, row: Any) -> str:
+        """For the propagation re-check ping: what the list's DNS says about the IP right now."""
+        if row.kind != "recheck" or self.check_ip is None:
+            return ""
+        ticket = self.tickets.get(row.ticket_id)
+        picture = self.check_ip(ticket.ip)
+        rows = [x for x in picture.listings if x.list_id == ticket.list_key]
+        if not rows:
+            return ""  # not a DNS list (a receiver's own block): only a test message can tell
+        listed = [x.list_name for x in rows if x.status == "listed"]
+        if listed:
+            return f"DNS re-check: still listed on {', '.join(listed)}."
+        if all(x.status == "not listed" for x in rows):
+            return f"DNS re-check: {rows[0].list_name} no longer lists it."
+        return "DNS re-check: the list did not answer."
 
     # ------------------------------------------------------------ helpers
 
