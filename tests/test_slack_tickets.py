@@ -325,3 +325,28 @@ def test_a_provider_confirmation_emailed_to_the_channel_moves_its_ticket(bot, fa
     assert ping.args["thread_ts"] == card_ts and ticket in ping.args["text"]
     update = fake.wait_for("chat.update", where=lambda c: c.args.get("ts") == card_ts)[-1]
     assert "delisted" in shown(update)
+
+
+def test_a_second_click_on_open_ticket_opens_nothing_more(bot, fake):
+    msg = {"type": "message", "channel": "C0CLICK2", "user": "U0BOB", "text": seed("11.23.13.1"),
+           "ts": "1700001800.000100", "channel_type": "channel", "event_ts": "1700001800.000100"}
+    assert bot.send(event_body(msg, "Ev-click2-1"), JSON)[0] == 200
+    diagnosis = fake.wait_for("chat.postMessage", where=in_channel("C0CLICK2"))[0]
+    value = next(e["value"] for b in diagnosis.args["blocks"] if b["type"] == "actions"
+                 for e in b["elements"])
+    diag_ts = next(m["ts"] for m in fake.messages if m["channel"] == "C0CLICK2")
+    payload = {
+        "type": "block_actions", "team": {"id": "T0FAKE"}, "user": {"id": "U0BOB"},
+        "api_app_id": "A0FAKE", "trigger_id": "t", "channel": {"id": "C0CLICK2"},
+        "container": {"type": "message", "channel_id": "C0CLICK2", "message_ts": diag_ts},
+        "actions": [{"action_id": "open_ticket", "block_id": "diagnosis", "value": value,
+                     "type": "button", "action_ts": "1.2"}],
+    }
+    assert bot.send(action_body(payload), FORM)[0] == 200
+    assert bot.send(action_body(payload), FORM)[0] == 200
+    fake.wait_for("chat.postEphemeral", where=in_channel("C0CLICK2"))
+    fake.wait_for("chat.postMessage", where=lambda c: c.args.get("channel") == "C0CLICK2"
+                  and "Draft request" in c.args.get("text", ""))
+    cards = [c for c in fake.of("chat.postMessage", where=in_channel("C0CLICK2"))
+             if "request_sent" in json.dumps(c.args.get("blocks"))]
+    assert len(cards) == 1

@@ -240,7 +240,7 @@ class Handlers:
         self.surface.publish_home(event["user"], blocks.home_view(self.flows.open_views()))
 
     def on_open_ticket(self, ack: Ack, body: dict[str, Any], action: dict[str, Any]) -> None:
-        """"Open ticket" under a diagnosis in a channel thread; that message becomes the card."""
+        """"Open ticket" under a diagnosis in a channel thread: the card joins that thread."""
         ack()
         self.runner.submit(self.open_ticket, body, action["value"])
 
@@ -253,6 +253,10 @@ class Handlers:
             found = self.store.source(key)
             if found is None:
                 self._private(ctx, blocks.notice("I no longer have that bounce; paste it again."))
+                return
+            if not self.store.claim(f"open:{key}"):  # a second click, or two people at once
+                self._private(ctx, blocks.notice("That bounce's ticket is already open, in "
+                                                 "this thread."))
                 return
             source_channel, ts, data = found
             opened = self.flows.open_from_message(
