@@ -188,6 +188,7 @@ def test_overdue_ping_in_the_thread_mentions_the_owner_once(bot, fake):
     assert ping.args["thread_ts"] == card_ts
     assert ping.args["text"].startswith("<@U0ALICE> ")
     assert ticket in ping.args["text"]
+    assert "Next step:" in ping.args["text"] and "https://sender.office.com/" in ping.args["text"]
     # A later event in the same ticket has been handled: still one overdue ping.
     body = event_body(thread_message("C0LATE", card_ts, "1700001200.000200",
                                      reply("microsoft-delisted.txt", "11.23.5.1")), "Ev-late-2")

@@ -293,10 +293,33 @@ class TicketFlows:
         self.wake_pinger()
 
     def ping_note(self, row: Any) -> str:
+        """Words a ping needs at the moment it goes out (the outbox holds the core's text)."""
+        if row.kind == "overdue":
+            return self._overdue_next_step(self.tickets.get(row.ticket_id))
+        if row.kind == "recheck":
+            return self._recheck(self.tickets.get(row.ticket_id))
+        return ""
+
+    def _overdue_next_step(self, ticket: Ticket) -> str:
+        """Reply to the provider (quoting its ticket id), and its escalation route if it has one."""
+        steps = []
+        if ticket.provider_ticket_ids:
+            steps.append(f"reply to the provider quoting {ticket.provider_ticket_ids[-1]}")
+        provider = self.tickets.provider(ticket.list_key)
+        route = provider.route if provider else None
+        if route and route.url:
+            steps.append(f"or use {route.url}")
+        elif route and route.address:
+            steps.append(f"or write to {route.address}")
+        text = f"Next step: {' '.join(steps)}." if steps else ""
+        if route and route.note:
+            text = f"{text} ({route.note})".strip()
+        return text
+
+    def _recheck(self, ticket: Ticket) -> str:
         """For the propagation re-check ping: what the list's DNS says about the IP right now."""
-        if row.kind != "recheck" or self.check_ip is None:
+        if self.check_ip is None:
             return ""
-        ticket = self.tickets.get(row.ticket_id)
         picture = self.check_ip(ticket.ip)
         rows = [x for x in picture.listings if x.list_id == ticket.list_key]
         if not rows:
