@@ -71,6 +71,7 @@ class Settings:
     dns_timeout: float = 2.0
     dns_deadline: float = 6.0
     dns_concurrency: int = 64
+    dns_recheck: float = 1800.0  # seconds between DNS re-checks of a waiting ticket's IP
     port: int = 3000
     slack_bot_token: str | None = field(default=None, repr=False)
     slack_app_token: str | None = field(default=None, repr=False)
@@ -79,6 +80,12 @@ class Settings:
     providers: Mapping[str, ProviderOverride] = field(default_factory=dict)
     contact: Contact = Contact()
     raw: Mapping[str, Any] = field(default_factory=dict, repr=False)
+
+
+def _at_least(seconds: float, minimum: float, setting: str) -> float:
+    if seconds < minimum:
+        raise ConfigError(f"{setting}: must be at least {minimum:g} s")
+    return seconds
 
 
 def _nameservers(value: str) -> tuple[tuple[str, int], ...]:
@@ -144,6 +151,8 @@ def load_settings(env: Mapping[str, str] | None = None, cwd: Path | None = None)
         dns_timeout=parse_duration(dns.get("timeout", "2s"), "dns.timeout"),
         dns_deadline=parse_duration(dns.get("deadline", "6s"), "dns.deadline"),
         dns_concurrency=int(dns.get("concurrency", 64)),
+        dns_recheck=_at_least(parse_duration(dns.get("recheck", "30m"), "dns.recheck"), 1,
+                              "dns.recheck"),
         port=int(port_text),
         slack_bot_token=env.get("SLACK_BOT_TOKEN") or None,
         slack_app_token=env.get("SLACK_APP_TOKEN") or None,

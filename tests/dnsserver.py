@@ -86,6 +86,14 @@ class DnsTestServer:
         chunks = [text[i:i + 255] for i in range(0, len(text), 255)] or [""]
         self.add(name, "TXT", " ".join(_quote(c) for c in chunks), ttl=ttl)
 
+    def remove(self, name: str) -> None:
+        """Forget every record of `name` (a list drops an IP): it answers NXDOMAIN from now on."""
+        name = _norm(name)
+        with self._lock:
+            for key in [k for k in self.records if k[0] == name]:
+                del self.records[key]
+            self.names.discard(name)
+
     def behave(self, zone: str, behaviour: Behaviour) -> None:
         with self._lock:
             self.behaviours[_norm(zone)] = behaviour

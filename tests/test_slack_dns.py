@@ -38,7 +38,7 @@ def fake() -> Iterator[FakeSlack]:
 def bot(fake, dns, tmp_path_factory) -> Iterator[Bot]:
     home: Path = tmp_path_factory.mktemp("dns")
     (home / "delistbot.toml").write_text(
-        '[dns]\ntimeout = "0.3s"\ndeadline = "1.5s"\n'
+        '[dns]\ntimeout = "0.3s"\ndeadline = "1.5s"\nrecheck = "1s"\n'
         '[providers.spamcop]\npropagation = "1s"\n'
         '[slack]\nping_interval = "0.5s"\n')
     running = Bot(fake, home, DELISTBOT_NAMESERVERS=dns.address,
@@ -98,3 +98,42 @@ def test_the_propagation_recheck_ping_says_what_dns_sees_now(bot, fake, dns):
     assert ping.args["reply_broadcast"] is True and ping.args["thread_ts"] == card["ts"]
     assert "DNS re-check: still listed on SpamCop" in ping.args["text"]
     assert ping.args["text"].startswith("<@U0DAVE> ")
+
+
+def test_a_list_dropping_the_ip_is_seen_in_dns_pinged_in_the_thread_then_verified(bot, fake, dns):
+    ip = "85.10.20.41"  # listed on SpamCop until the list drops it below
+    dns.add(reverse(ip, "bl.spamcop.net"), "A", "127.0.0.2", ttl=0)
+    payload = {
+        "type": "block_actions", "team": {"id": "T0FAKE"}, "user": {"id": "U0ERIN"},
+        "api_app_id": "A0FAKE", "trigger_id": "t", "channel": {"id": "C0SEEN"},
+        "actions": [{"action_id": "open_ticket_ip", "block_id": "listing:spamcop",
+                     "value": f"{ip}|spamcop", "type": "button", "action_ts": "1.5"}],
+    }
+    assert bot.send(action_body(payload), FORM)[0] == 200
+    fake.wait_for("chat.postMessage", where=lambda c: c.args.get("channel") == "C0SEEN"
+                  and "request_sent" in json.dumps(c.args.get("blocks")))
+    card = next(m for m in fake.messages if m["channel"] == "C0SEEN")
+    ticket = card["text"].split(":")[0]
+    press = {**payload, "container": {"type": "message", "channel_id": "C0SEEN",
+                                      "message_ts": card["ts"]},
+             "actions": [{"action_id": "request_sent", "block_id": f"ticket:{ticket}",
+                          "value": ticket, "type": "button", "action_ts": "1.6"}]}
+    assert bot.send(action_body(press), FORM)[0] == 200
+    fake.wait_for("chat.update", where=lambda c: c.args.get("ts") == card["ts"]
+                  and "requested" in json.dumps(c.args.get("blocks")))
+    dns.remove(reverse(ip, "bl.spamcop.net"))
+
+    def on_card(text: str):
+        return lambda c: c.args.get("channel") == "C0SEEN" and text in c.args.get("text", "")
+
+    ping = fake.wait_for("chat.postMessage", timeout=20, where=on_card("seen in DNS"))[0]
+    assert ping.args["reply_broadcast"] is True and ping.args["thread_ts"] == card["ts"]
+    assert ping.args["text"].startswith(f"<@U0ERIN> {ticket} ({ip}): delisted, seen in DNS")
+    fake.wait_for("chat.update", where=lambda c: c.args.get("ts") == card["ts"]
+                  and "delisted" in json.dumps(c.args.get("blocks")))
+    # SpamCop's propagation window is 1 s in the settings: the next look-up verifies it.
+    done = fake.wait_for("chat.postMessage", timeout=20, where=on_card("DNS agrees"))[0]
+    assert done.args["thread_ts"] == card["ts"] and done.args["text"].startswith("<@U0ERIN> ")
+    fake.wait_for("chat.update", where=lambda c: c.args.get("ts") == card["ts"]
+                  and "verified" in json.dumps(c.args.get("blocks")))
+    assert len(fake.of("chat.postMessage", where=on_card("seen in DNS"))) == 1

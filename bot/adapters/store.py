@@ -158,6 +158,16 @@ def m003_evidence_snooze_one_open_ticket(db: sqlite_utils.Database) -> None:
     )
 
 
+@MIGRATIONS()
+def m004_dns_recheck(db: sqlite_utils.Database) -> None:
+    # The last DNS look-up of the ticket's IP on its list: when, what it said (listed, not_listed,
+    # unknown, no_zone) and the list's words. Overwritten by each re-check; a re-check that moves
+    # the ticket is also in ticket_events.
+    db.execute("ALTER TABLE tickets ADD COLUMN dns_checked_at TEXT")
+    db.execute("ALTER TABLE tickets ADD COLUMN dns_status TEXT")
+    db.execute("ALTER TABLE tickets ADD COLUMN dns_detail TEXT")
+
+
 # ---------------------------------------------------------------- conversions
 
 
@@ -461,6 +471,44 @@ class Store:
             assert requested is not None and delisted is not None
             out.append((delisted - requested).total_seconds() / 3600)
         return out
+
+    # -- DNS re-checks
+
+    def note_dns(self, number: int, at: datetime, status: str, detail: str) -> None:
+        """Remember the last DNS answer for a ticket's IP on its list (in the caller's write())."""
+        self.db.execute(
+            "UPDATE tickets SET dns_checked_at = ?, dns_status = ?, dns_detail = ? WHERE number = ?",
+            [iso(at), status, detail, number],
+        )
+
+    def dns_state(self, number: int) -> tuple[datetime | None, str | None, str | None]:
+        rows = list(
+            self.db.query(
+                "SELECT dns_checked_at, dns_status, dns_detail FROM tickets WHERE number = ?",
+                [number],
+            )
+        )
+        if not rows:
+            return None, None, None
+        row = rows[0]
+        return _time(row["dns_checked_at"]), row["dns_status"], row["dns_detail"]
+
+    def dns_candidates(
+        self, states: Iterable[str], list_keys: Iterable[str], checked_by: datetime
+    ) -> list[tuple[Ticket, datetime | None]]:
+        """Tickets in `states` on one of `list_keys`, never DNS-checked or last checked at or
+        before `checked_by`, least recently checked first, with their last check time."""
+        states, list_keys = list(states), list(list_keys)
+        if not states or not list_keys:
+            return []
+        rows = self.db.query(
+            f"SELECT * FROM tickets WHERE state IN ({', '.join('?' for _ in states)})"
+            f" AND list_key IN ({', '.join('?' for _ in list_keys)})"
+            " AND (dns_checked_at IS NULL OR dns_checked_at <= ?)"
+            " ORDER BY dns_checked_at IS NOT NULL, dns_checked_at, number",
+            [*states, *list_keys, iso(checked_by)],
+        )
+        return [(row_ticket(r), _time(r["dns_checked_at"])) for r in rows]
 
     # -- outbox
 

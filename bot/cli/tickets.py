@@ -4,10 +4,13 @@
                                    an IP and list with a ticket not yet closed prints that id
   delistbot sent ID                the request went out: the clock starts
   delistbot update ID PATH|-       feed a provider reply (auto-reply, confirmation, refusal)
-  delistbot verified|close|reopen ID, delistbot snooze ID DURATION
+  delistbot verified|close|reopen|escalate ID, delistbot snooze ID DURATION
   delistbot ticket ID [--json], delistbot tickets [--all] [--json]
   delistbot draft ID [--fixed TEXT]
   delistbot due [--at TIME] [--json]   exit 0 when nothing is due, 1 when something is
+  delistbot recheck [ID] [--json]  DNS look-ups of tickets on DNS lists: a waiting ticket no longer
+                                   listed is delisted, a delisted one past its propagation window
+                                   verified or still blocked (exit 1 when one is still blocked)
 
 Exit codes follow bot.cli: 3 when the input is not a bounce (or, for update, not a recognisable
 reply: it is kept as a note), 4 when it cannot be read, 5 for an unknown ticket or a refused move.
@@ -280,6 +283,19 @@ def cmd_due(service: TicketService, args: argparse.Namespace) -> int:
     return EXIT_ATTENTION if pings else EXIT_OK
 
 
+def cmd_recheck(service: TicketService, args: argparse.Namespace) -> int:
+    from bot.service import recheck
+
+    results = recheck.build(load_settings(), service).run(utc_now(), ref=args.id)
+    if args.json:
+        print(json.dumps([r.to_json() for r in results], indent=2, ensure_ascii=False))
+    elif not results:
+        print("nothing to re-check now: no ticket on a DNS list is due for a look-up")
+    for result in [] if args.json else results:
+        print(result.message)
+    return EXIT_ATTENTION if any(r.still_blocked for r in results) else EXIT_OK
+
+
 def _iso(value: datetime) -> str:
     return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
@@ -305,6 +321,8 @@ def register(sub: Any) -> None:
         ("verified", "verify", "verified", "a re-check shows mail flows again"),
         ("close", "close", "closed", "close a ticket"),
         ("reopen", "reopen", "reopened (a new cycle starts at `sent`)", "relisted or not fixed"),
+        ("escalate", "escalate", "escalated (the wait restarts)",
+         "the request went to the provider's escalation route"),
     ):
         p = sub.add_parser(name, help=text)
         p.add_argument("id", metavar="ID")
@@ -330,6 +348,14 @@ def register(sub: Any) -> None:
     p.add_argument("id", metavar="ID")
     p.add_argument("--fixed", metavar="TEXT", help="what you fixed, for the draft")
     p.set_defaults(func=_run(cmd_draft))
+
+    p = sub.add_parser(
+        "recheck",
+        help="look ticket IPs up on their DNS list now: delisted, verified or still blocked",
+    )
+    p.add_argument("id", metavar="ID", nargs="?", help="this ticket only, whenever last checked")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_run(cmd_recheck))
 
     p = sub.add_parser("due", help="reminders, overdue tickets and re-checks due now")
     p.add_argument("--at", type=_parse_time, metavar="TIME", help="as of this ISO 8601 time")

@@ -389,9 +389,14 @@ def effective_waits(stored: Waits, override: WaitOverride | None, learned: Learn
 
 
 class PingKind(StrEnum):
+    # Timers: computed by `due` from the stored state.
     REMINDER = "reminder"
     OVERDUE = "overdue"
     RECHECK = "recheck"
+    # News: queued when it happens (a confirmation, a DNS re-check's finding).
+    CONFIRMED = "confirmed"
+    STILL_LISTED = "still_listed"
+    VERIFIED = "verified"
 
 
 @dataclass(frozen=True)
@@ -451,7 +456,7 @@ def due(ticket: Ticket, waits: Waits, now: datetime, provider_name: str = "") ->
                 plan.recheck_at,
                 ticket.delisted_at,
                 f"{head}: delisted {_ago(ticket.delisted_at, now)} ago and the "
-                f"{_hours(waits.propagation_hours)} propagation window is over:"
+                f"{duration(waits.propagation_hours)} propagation window is over:"
                 " re-check the IP and send a test message, then `verified` or `reopen`.",
             ),
         )
@@ -466,7 +471,7 @@ def due(ticket: Ticket, waits: Waits, now: datetime, provider_name: str = "") ->
                 plan.overdue_at,
                 start,
                 f"{head}: {ticket.state} for {_ago(start, now)}, longer than the "
-                f"{_hours(waits.overdue_hours)} expected ({waits.basis}):"
+                f"{duration(waits.overdue_hours)} expected ({waits.basis}):"
                 " chase the provider or escalate.",
             ),
         )
@@ -478,22 +483,30 @@ def due(ticket: Ticket, waits: Waits, now: datetime, provider_name: str = "") ->
                 plan.reminder_at,
                 start,
                 f"{head}: {ticket.state} {_ago(start, now)} ago, no answer recorded yet;"
-                f" look for the provider's reply (overdue after {_hours(waits.overdue_hours)}).",
+                f" look for the provider's reply (overdue after {duration(waits.overdue_hours)}).",
             ),
         )
     return ()
 
 
 def _ping(ticket: Ticket, kind: PingKind, due_at: datetime, cycle: datetime, text: str) -> Ping:
-    key = f"{ticket.id}/{kind}/{cycle.isoformat()}"
-    return Ping(ticket.id, kind, due_at, key, text)
+    return Ping(ticket.id, kind, due_at, ping_key(ticket, kind, cycle), text)
 
 
-def _hours(hours: float) -> str:
+def ping_key(ticket: Ticket, kind: PingKind, cycle: datetime) -> str:
+    """One key per ticket, kind and cycle: the outbox queues each key once."""
+    return f"{ticket.id}/{kind}/{cycle.isoformat()}"
+
+
+def duration(hours: float) -> str:
+    """Hours as a reader says them: 45 s, 30 min, 2 h, 3 days."""
+    if hours < 1 / 60:
+        return f"{round(hours * 3600)} s"
     if hours < 1:
         return f"{round(hours * 60)} min"
     return f"{round(hours, 1):g} h" if hours < 72 else f"{round(hours / 24, 1):g} days"
 
 
 def _ago(then: datetime, now: datetime) -> str:
-    return _hours(max(0.0, (now - then).total_seconds() / 3600))
+    return duration(max(0.0, (now - then).total_seconds() / 3600))
+

@@ -12,7 +12,7 @@ import asyncio
 import dataclasses
 import ipaddress
 import time
-from collections.abc import Awaitable, Iterable, Mapping
+from collections.abc import Awaitable, Collection, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -100,19 +100,25 @@ class EvidenceService:
 
     # ------------------------------------------------------------------ block lists
 
-    async def check_ip(self, text: str) -> CheckResult:
+    async def check_ip(self, text: str, providers: Collection[str] | None = None) -> CheckResult:
+        """Every current list's answer for the IP in `text`; with `providers`, only the zones of
+        those list operators (a ticket's re-check asks its own list, not all of them)."""
         started = time.monotonic()
         target = dnsbl.parse_target(text)
         if target.problem or target.private or target.ip is None:
             return CheckResult(text, str(target.ip) if target.ip else None, target.problem,
                                target.private)
-        planned = dnsbl.plan(self.zones, target.ip, self.keys)
+        zones = self.zones if providers is None else self.zones_of(providers)
+        planned = dnsbl.plan(zones, target.ip, self.keys)
         tasks = [self._listing(p) for p in planned.queries]
         listings = await _within(tasks, self.deadline,
                                  [self._late(p) for p in planned.queries])
         return CheckResult(text, str(target.ip), listings=tuple(listings),
                            skipped=planned.skipped, notes=self._notes(),
                            seconds=time.monotonic() - started)
+
+    def zones_of(self, providers: Collection[str]) -> tuple[Zone, ...]:
+        return tuple(z for z in self.zones if z.provider in providers)
 
     async def _listing(self, p: Planned) -> Listing:
         ask = self.resolver.query

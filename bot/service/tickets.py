@@ -30,15 +30,18 @@ from bot.core.tickets import (
     Kind,
     Learned,
     Ping,
+    PingKind,
     Schedule,
     Ticket,
     WaitOverride,
     Waits,
+    duration,
     effective_waits,
     initial_waits,
     learn,
     new_ticket,
     parse_ticket_number,
+    ping_key,
     schedule,
     transition,
 )
@@ -270,6 +273,11 @@ class TicketService:
     ) -> Ticket:
         return self.move(ref, Event(Kind.REOPENED, actor, text=note), now)
 
+    def escalate(
+        self, ref: str | int, now: datetime, actor: str = "cli", note: str | None = None
+    ) -> Ticket:
+        return self.move(ref, Event(Kind.ESCALATED, actor, text=note), now)
+
     def snooze(self, ref: str | int, until: datetime, now: datetime, actor: str = "cli") -> Ticket:
         return self.move(ref, Event(Kind.SNOOZED, actor, until=normalise(until)), now)
 
@@ -451,6 +459,46 @@ class TicketService:
             count += self.ping_sent(row.id, now)
         return count
 
+    def queue_ping(self, ticket: Ticket, ping: Ping, now: datetime) -> bool:
+        """Queue a news ping (not a timer) in the outbox; False when its key was queued before."""
+        now = normalise(now)
+        with self.store.write():
+            return self.store.enqueue(ticket, ping, now)
+
+    def confirmation(self, ticket: Ticket, how: str, now: datetime) -> Ping | None:
+        """The "delisted" ping of this cycle: once per delisting, whoever saw it first."""
+        if ticket.delisted_at is None:
+            return None
+        waits = self.waits(ticket)
+        text = (
+            f"{ticket.id} ({ticket.ip}): delisted, {how}. Mail may still bounce for about "
+            f"{duration(waits.propagation_hours)} while receivers catch up; I will ask for a "
+            "re-check then."
+        )
+        key = ping_key(ticket, PingKind.CONFIRMED, ticket.delisted_at)
+        return Ping(ticket.id, PingKind.CONFIRMED, normalise(now), key, text)
+
+    def queue_confirmation(self, ticket: Ticket, how: str, now: datetime) -> bool:
+        ping = self.confirmation(ticket, how, now)
+        return ping is not None and self.queue_ping(ticket, ping, now)
+
+    def next_step(self, ticket: Ticket) -> str:
+        """What to do when a wait runs long or a list still blocks: write to the provider again
+        (quoting its ticket id), by its route; the route's note when it has one."""
+        steps = []
+        if ticket.provider_ticket_ids:
+            steps.append(f"reply to the provider quoting {ticket.provider_ticket_ids[-1]}")
+        provider = self.provider(ticket.list_key)
+        route = provider.route if provider else None
+        if route and route.url:
+            steps.append(f"{'or ' if steps else ''}use {route.url}")
+        elif route and route.address:
+            steps.append(f"{'or ' if steps else ''}write to {route.address}")
+        text = f"Next step: {' '.join(steps)}." if steps else ""
+        if route and route.note:
+            text = f"{text} ({route.note})".strip()
+        return text
+
     # -- views
 
     def expectations(self, ticket: Ticket) -> dict[str, Any]:
@@ -500,7 +548,13 @@ class TicketService:
             "slack_channel": ticket.slack_channel,
             "slack_thread_ts": ticket.slack_thread_ts,
             "expected": self.expectations(ticket),
+            "dns": self._dns_json(ticket),
         }
+
+    def _dns_json(self, ticket: Ticket) -> dict[str, Any]:
+        """The last DNS re-check of the IP on the ticket's list (`delistbot recheck`)."""
+        checked_at, status, detail = self.store.dns_state(ticket.number or 0)
+        return {"checked_at": _iso(checked_at), "status": status, "detail": detail}
 
     # -- drafts
 

@@ -103,6 +103,9 @@ def build_app(
     flows = TicketFlows(tickets, surface, store, services.names, wake_pinger=pinger.wake,
                         check_ip=services.check_ip)
     pinger.annotate = flows.ping_note
+    if services.recheck is not None:
+        flows.recheck = services.recheck
+        pinger.before_tick = flows.dns_recheck
     handlers = Handlers(services, surface, store, runner, flows, options.auto_open)
     handlers.register(app)
     return SlackBot(app, handlers, surface, store, pinger)

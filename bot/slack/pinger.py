@@ -46,9 +46,13 @@ class Pinger:
         worker: str = "slack",
         fallback_channel: str | None = None,
         annotate: Callable[[Any], str] = lambda row: "",
+        before_tick: Callable[[datetime], object] | None = None,
     ) -> None:
         self.outbox, self.surface, self.owner_of = outbox, surface, owner_of
         self.annotate = annotate  # extra words for a ping, looked up when it goes out
+        # Work that may queue pings, run first in each tick (the tickets' DNS re-checks), so
+        # what it finds goes out in the same tick.
+        self.before_tick = before_tick
         self.clock, self.interval, self.worker = clock, interval, worker
         self.fallback_channel = fallback_channel  # for tickets opened outside Slack
         self._stop = threading.Event()
@@ -81,8 +85,17 @@ class Pinger:
         """Queue, claim and deliver what is due now; the number of pings delivered."""
         with self._lock:
             now = self.clock()
+            self._before(now)
             self.outbox.queue_due(now)
             return sum(self._deliver(row) for row in self.outbox.claim_pings(self.worker, now))
+
+    def _before(self, now: datetime) -> None:
+        if self.before_tick is None:
+            return
+        try:
+            self.before_tick(now)
+        except Exception:  # the DNS re-checks failing must not hold back the pings
+            log.exception("DNS re-check of tickets failed; pings go out all the same")
 
     def _annotation(self, row: Any) -> str:
         try:

@@ -13,6 +13,7 @@ import threading
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Protocol
 
 from bot.core.model import Diagnosis
@@ -36,6 +37,8 @@ class Services:
     check_ip: Callable[[str], IpPicture]
     draft: Callable[[Diagnosis], str | None]
     names: Mapping[str, str] = field(default_factory=dict)  # provider id -> display name
+    # DNS re-checks of tickets due at a time (bot.service.recheck); None: not wired (no DNS)
+    recheck: Callable[[datetime], Sequence[Any]] | None = None
 
 
 class Runner(Protocol):

@@ -12,13 +12,14 @@ Everything here runs after the ack, on the runner.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import Any, cast
+from typing import Any
 
 from bot.core.errors import DelistbotError
 from bot.core.model import Diagnosis, Reason
-from bot.core.tickets import Event, Kind, Ping, State, Ticket
+from bot.core.tickets import Event, Kind, State, Ticket
+from bot.service.recheck import Rechecked
 from bot.service.tickets import Applied, Opened, TicketService, utc_now
 from bot.slack import blocks
 from bot.slack.ports import IpPicture
@@ -49,6 +50,7 @@ class TicketFlows:
     ) -> None:
         self.tickets, self.surface, self.store, self.names = tickets, surface, store, names
         self.wake_pinger, self.clock, self.check_ip = wake_pinger, clock, check_ip
+        self.recheck: Callable[[datetime], Sequence[Rechecked]] | None = None
 
     # ------------------------------------------------------------ views
 
@@ -277,44 +279,26 @@ class TicketFlows:
 
     def queue_confirmation(self, ticket: Ticket, how: str) -> None:
         """The confirmation ping goes through the outbox: delivered once, retried if Slack fails."""
-        if ticket.delisted_at is None:
+        if self.tickets.queue_confirmation(ticket, how, self.clock()):
+            self.wake_pinger()
+
+    def dns_recheck(self, now: datetime) -> None:
+        """The ping loop's DNS re-checks: a ticket moved by what DNS says gets its card updated;
+        the confirmation or "still blocked" ping it queued goes out in the same tick."""
+        if self.recheck is None:
             return
-        now = self.clock()
-        waits = self.tickets.waits(ticket)
-        text = (f"{ticket.id} ({ticket.ip}): delisted, {how}. Mail may still bounce for about "
-                f"{blocks.duration(waits.propagation_hours)} while receivers catch up; I will ask "
-                "for a re-check then.")
-        # The lifecycle's PingKind has no "confirmed" (its pings are timers); the outbox stores
-        # the kind as text, so the confirmation rides the same delivery guarantees.
-        ping = Ping(ticket.id, cast(Any, "confirmed"), now,
-                    f"{ticket.id}/confirmed/{ticket.delisted_at.isoformat()}", text)
-        with self.tickets.store.write():
-            self.tickets.store.enqueue(ticket, ping, now)
-        self.wake_pinger()
+        for result in self.recheck(now):
+            if result.moved:
+                self.refresh(result.ticket)
+            log.info("DNS re-check: %s", result.message)
 
     def ping_note(self, row: Any) -> str:
         """Words a ping needs at the moment it goes out (the outbox holds the core's text)."""
         if row.kind == "overdue":
-            return self._overdue_next_step(self.tickets.get(row.ticket_id))
+            return self.tickets.next_step(self.tickets.get(row.ticket_id))
         if row.kind == "recheck":
             return self._recheck(self.tickets.get(row.ticket_id))
         return ""
-
-    def _overdue_next_step(self, ticket: Ticket) -> str:
-        """Reply to the provider (quoting its ticket id), and its escalation route if it has one."""
-        steps = []
-        if ticket.provider_ticket_ids:
-            steps.append(f"reply to the provider quoting {ticket.provider_ticket_ids[-1]}")
-        provider = self.tickets.provider(ticket.list_key)
-        route = provider.route if provider else None
-        if route and route.url:
-            steps.append(f"or use {route.url}")
-        elif route and route.address:
-            steps.append(f"or write to {route.address}")
-        text = f"Next step: {' '.join(steps)}." if steps else ""
-        if route and route.note:
-            text = f"{text} ({route.note})".strip()
-        return text
 
     def _recheck(self, ticket: Ticket) -> str:
         """For the propagation re-check ping: what the list's DNS says about the IP right now."""

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Callable, Coroutine
-from typing import Any, TypeVar, cast
+from collections.abc import Callable, Coroutine, Sequence
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from bot.config import Settings
 from bot.core.knowledge import Knowledge, load
@@ -14,6 +15,9 @@ from bot.slack.app import SlackBot, build_app
 from bot.slack.blocks import Listing
 from bot.slack.ports import IpPicture, Runner, Services
 from bot.slack.surface import Surface
+
+if TYPE_CHECKING:
+    from bot.service.evidence import EvidenceService
 
 _T = TypeVar("_T")
 
@@ -36,12 +40,18 @@ class DnsLoop:
         return asyncio.run_coroutine_threadsafe(job, self._loop).result(timeout)
 
 
-def services(settings: Settings, knowledge: Knowledge) -> Services:
+def services(settings: Settings, knowledge: Knowledge, tickets: Any = None) -> Services:
+    """The Slack edge's callables; with `tickets`, DNS re-checks of tickets too."""
+    from bot.cli.check import build_service
+
+    evidence = build_service(settings, knowledge)  # one resolver and cache for the process
+    loop = DnsLoop()
     return Services(
         diagnose=_diagnose,
-        check_ip=_check_ip(settings, knowledge),
+        check_ip=_check_ip(settings, knowledge, evidence, loop),
         draft=_no_draft,
         names={pid: p.name for pid, p in knowledge.providers.items()},
+        recheck=_recheck(settings, tickets, evidence, loop) if tickets is not None else None,
     )
 
 
@@ -51,12 +61,11 @@ def _diagnose(data: bytes, source: str) -> list[Diagnosis]:
     return list(diagnose_bytes(data, source))
 
 
-def _check_ip(settings: Settings, knowledge: Knowledge) -> Callable[[str], IpPicture]:
-    from bot.cli.check import build_service
+def _check_ip(
+    settings: Settings, knowledge: Knowledge, evidence: EvidenceService, loop: DnsLoop
+) -> Callable[[str], IpPicture]:
     from bot.core.dnsbl import ListingStatus
 
-    evidence = build_service(settings, knowledge)
-    loop = DnsLoop()
     status = {ListingStatus.LISTED: "listed", ListingStatus.NOT_LISTED: "not listed"}
 
     def delist_url(provider_id: str) -> str | None:
@@ -75,6 +84,21 @@ def _check_ip(settings: Settings, knowledge: Knowledge) -> Callable[[str], IpPic
         return IpPicture(result.ip or ip, listings, note)
 
     return check
+
+
+def _recheck(
+    settings: Settings, tickets: Any, evidence: EvidenceService, loop: DnsLoop
+) -> Callable[[datetime], Sequence[Any]]:
+    """Tickets' DNS re-checks, run from the ping loop's thread with the lookups on the DNS loop."""
+    from bot.service.recheck import DnsRecheck
+
+    checker = DnsRecheck(
+        tickets,
+        evidence,
+        timedelta(seconds=settings.dns_recheck),
+        run=lambda job: loop.run(job, timeout=settings.dns_deadline + 10),
+    )
+    return checker.run
 
 
 def _no_draft(d: Diagnosis) -> str | None:
@@ -106,5 +130,5 @@ def build(settings: Settings, runner: Runner, surface: Surface | None = None) ->
     knowledge = load()
     per_thread = PerThreadTickets(lambda: tickets.build(settings, knowledge))
     per_thread.tickets  # noqa: B018 - open (and migrate) the database now, not on first use
-    return build_app(settings, services(settings, knowledge), runner,
+    return build_app(settings, services(settings, knowledge, per_thread), runner,
                      cast("tickets.TicketService", per_thread), surface)
