@@ -54,6 +54,8 @@ class FakeSlack:
         self.messages: list[dict[str, Any]] = []  # what chat.postMessage posted, for replies
         self._failures: dict[str, list[tuple[int, int]]] = {}  # method -> [(status, retry_after)]
         self._errors: dict[str, list[str]] = {}  # method -> Slack error codes to answer
+        self._hangs: list[tuple[str, bool, Any]] = []  # (method, posted, where(args))
+        self._unhang = threading.Event()
         self._ts = itertools.count(1)
         self._lock = threading.Condition()
         self._envelopes: queue.SimpleQueue[dict[str, Any]] = queue.SimpleQueue()
@@ -77,6 +79,7 @@ class FakeSlack:
         return self
 
     def stop(self) -> None:
+        self._unhang.set()
         self.server.shutdown()
         self.server.server_close()
 
@@ -105,6 +108,24 @@ class FakeSlack:
         """The next call of `method` answers 200 with ok=false and this Slack error code."""
         with self._lock:
             self._errors.setdefault(method, []).append(error)
+
+    def hang_next(self, method: str, posted: bool = True, where: Any = None) -> None:
+        """The next call of `method` whose arguments match `where(args)` gets no answer: the
+        connection stays open until `release_hung()` (a caller dying there never learns the
+        outcome). With `posted`, Slack did the work first (the message is in the channel)."""
+        with self._lock:
+            self._hangs.append((method, posted, where))
+
+    def release_hung(self) -> None:
+        self._unhang.set()
+
+    def _hang(self, method: str, args: dict[str, Any]) -> bool | None:
+        with self._lock:
+            for i, (m, posted, where) in enumerate(self._hangs):
+                if m == method and (where is None or where(args)):
+                    del self._hangs[i]
+                    return posted
+        return None
 
     def send_envelope(self, envelope: dict[str, Any]) -> None:
         self._envelopes.put(envelope)
@@ -158,8 +179,15 @@ class FakeSlack:
             return pending.pop(0) if pending else None
 
     def api(self, method: str, args: dict[str, Any], auth: str) -> tuple[int, dict[str, Any]]:
+        hang = self._hang(method, args)
+        if hang is False:  # the request got lost on the way: nothing done, no answer
+            self._record(Call(method, args, auth, ok=False))
+            self._unhang.wait(60)
+            return 500, {"ok": False, "error": "fatal_error"}
         status, answer = self._answer(method, args, auth)
         self._record(Call(method, args, auth, ok=status == 200 and bool(answer.get("ok"))))
+        if hang:  # done, but the answer never reaches the caller
+            self._unhang.wait(60)
         return status, answer
 
     def _answer(self, method: str, args: dict[str, Any], auth: str) -> tuple[int, dict[str, Any]]:
@@ -203,6 +231,16 @@ class FakeSlack:
         with self._lock:
             self.messages.append({"channel": args["channel"], **message})
         return {"ok": True, "channel": args["channel"], "ts": ts, "message": message}
+
+    def _m_conversations_history(self, args: dict[str, Any]) -> dict[str, Any]:
+        """Top-level messages of a channel, newest first, at most `limit`."""
+        with self._lock:
+            found = [m for m in self.messages if m["channel"] == args.get("channel")
+                     and m.get("thread_ts") in (None, m["ts"])]
+        found = found[::-1][: int(args.get("limit") or 100)]
+        if str(args.get("include_all_metadata")).lower() not in {"true", "1"}:
+            found = [{k: v for k, v in m.items() if k != "metadata"} for m in found]
+        return {"ok": True, "messages": found, "has_more": False}
 
     def _m_conversations_replies(self, args: dict[str, Any]) -> dict[str, Any]:
         parent = str(args.get("ts"))
@@ -307,13 +345,16 @@ def _handler(fake: FakeSlack) -> type[BaseHTTPRequestHandler]:
             return {**query, **dict(urllib.parse.parse_qsl(raw))}
 
         def _send(self, status: int, body: bytes, ctype: str, headers: dict[str, str]) -> None:
-            self.send_response(status)
-            self.send_header("Content-Type", ctype)
-            self.send_header("Content-Length", str(len(body)))
-            for key, value in headers.items():
-                self.send_header(key, value)
-            self.end_headers()
-            self.wfile.write(body)
+            try:
+                self.send_response(status)
+                self.send_header("Content-Type", ctype)
+                self.send_header("Content-Length", str(len(body)))
+                for key, value in headers.items():
+                    self.send_header(key, value)
+                self.end_headers()
+                self.wfile.write(body)
+            except (BrokenPipeError, ConnectionResetError):
+                pass  # the caller died waiting (hang_next): there is no one to answer
 
         def do_POST(self) -> None:
             path = urllib.parse.urlsplit(self.path).path

@@ -5,6 +5,7 @@ through Slack failures. Waits are shortened with a settings file, as an operator
 from __future__ import annotations
 
 import json
+import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -351,3 +352,43 @@ def test_a_second_click_on_open_ticket_opens_nothing_more(bot, fake):
     cards = [c for c in fake.of("chat.postMessage", where=in_channel("C0CLICK2"))
              if "request_sent" in json.dumps(c.args.get("blocks"))]
     assert len(cards) == 1
+
+
+def posted_in(fake: FakeSlack, channel: str, text: str) -> list[dict]:
+    """What the channel really holds (the fake's messages), whatever the bot heard back."""
+    return [m for m in fake.messages if m["channel"] == channel and text in m["text"]]
+
+
+@pytest.mark.parametrize("posted", [True, False], ids=["slack-posted-it", "slack-never-got-it"])
+def test_a_bot_killed_while_posting_a_ping_neither_doubles_nor_loses_it(fake, home, corpus,
+                                                                       posted):
+    channel, ip = ("C0CRASHED1", "11.23.14.1") if posted else ("C0CRASHED2", "11.23.14.2")
+    first = start(fake, home)
+    try:
+        ticket, card_ts = open_by_command(first, fake, channel, ip)
+        fake.wait_for("chat.postMessage", 3, where=in_channel(channel, thread_ts=card_ts))
+        fake.hang_next("chat.postMessage", posted=posted, where=lambda a: a.get(
+            "channel") == channel and "longer than" in a.get("text", ""))
+        press(first, channel, "request_sent", ticket, card_ts)
+        # The overdue ping is on its way to Slack, and the bot dies before hearing back.
+        fake.wait_for("chat.postMessage", where=lambda c: c.args.get("channel") == channel
+                      and "longer than" in c.args.get("text", ""))
+    finally:
+        first.proc.kill()
+        first.proc.wait(timeout=10)
+    second = start(fake, home)
+    try:
+        # The confirmation's ping comes after the overdue one (the outbox goes in order).
+        body = event_body(thread_message(channel, card_ts, "1700001900.000200",
+                                         reply("microsoft-delisted.txt", ip)), f"Ev-crash-{ip}")
+        assert second.send(body, JSON)[0] == 200
+        wait_ping(fake, channel, "delisted, the provider confirmed it")
+    finally:
+        fake.release_hung()
+        log = second.stop()
+    assert len(posted_in(fake, channel, "longer than")) == 1
+    assert "Traceback" not in log, log
+    with sqlite3.connect(home / "delistbot.db") as db:
+        overdue = db.execute("SELECT sent_at, attempts FROM outbox WHERE ticket_id = ?"
+                             " AND kind = 'overdue'", [ticket]).fetchall()
+    assert len(overdue) == 1 and overdue[0][0] is not None and overdue[0][1] == 2

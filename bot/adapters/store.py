@@ -577,3 +577,13 @@ class Store:
                 " WHERE id = ? AND sent_at IS NULL",
                 [ping_id],
             )
+
+    def release_claims(self, worker: str, before: datetime) -> int:
+        """Free unsent pings claimed by `worker` up to `before`; how many."""
+        with self.write():
+            cursor = self.db.execute(
+                "UPDATE outbox SET claimed_at = NULL, claimed_by = NULL"
+                " WHERE claimed_by = ? AND claimed_at <= ? AND sent_at IS NULL",
+                [worker, iso(before)],
+            )
+            return cursor.rowcount

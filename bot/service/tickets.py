@@ -431,6 +431,10 @@ class TicketService:
     def ping_failed(self, ping_id: int) -> None:
         self.store.release(ping_id)
 
+    def release_claims(self, worker: str, before: datetime) -> int:
+        """Free the unsent pings `worker` claimed before `before` (its earlier run died)."""
+        return self.store.release_claims(worker, normalise(before))
+
     def deliver_due(
         self,
         worker: str,

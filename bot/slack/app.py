@@ -76,7 +76,8 @@ def build_app(
     store = SlackStore(settings.db_path)
     if surface is None:
         client = make_client(settings.slack_bot_token, settings.slack_api_base_url)
-        surface = WebSurface(client)
+        once = make_client(settings.slack_bot_token, settings.slack_api_base_url, ambiguous=False)
+        surface = WebSurface(client, once)
         bolt_log = logging.getLogger("slack_bolt")
         # App() also reads SLACK_BOT_TOKEN itself and warns that the client's token wins; both
         # are the same token here, so that one warning would only mislead an operator.

@@ -121,7 +121,7 @@ class ConsoleSurface:
         self._print(f"delistbot {where}{also}, message {ts}:", message, channel, ts)
         return ts
 
-    def thread_has(self, channel: str, thread_ts: str, event_type: str, key: str) -> bool:
+    def thread_has(self, channel: str, thread_ts: str | None, event_type: str, key: str) -> bool:
         return (thread_ts, str({"key": key})) in self.metadata
 
     def update(self, channel: str, ts: str, message: Message) -> None:

@@ -4,13 +4,16 @@ State lives in SQLite (the lifecycle's outbox), not in timers, so a restart lose
 tick queues what is due (idempotent by key), claims a batch, posts each ping with
 `reply_broadcast` so the channel sees it too, and marks it sent. A delivery Slack refuses (429
 after the client's own retries, 5xx, a network error) is released back to the outbox and tried on
-a later tick. A ping claimed before (its sender died mid-delivery) is first looked for in the
-thread, by the key carried in the message metadata, so a crash never posts it twice.
+a later tick. A ping claimed before (its sender died mid-delivery, or Slack failed in a way that
+leaves it unknown whether the message was posted) is first looked for in the thread, by the key
+carried in the message metadata, so neither a crash nor a lost answer posts it twice; for the same
+reason the post itself is not retried by the client after a 5xx or a dropped connection.
 """
 
 from __future__ import annotations
 
 import logging
+import socket
 import threading
 import urllib.error
 from collections.abc import Callable
@@ -33,6 +36,7 @@ class Outbox(Protocol):
     def claim_pings(self, worker: str, now: datetime, limit: int = 20) -> list[Any]: ...
     def ping_sent(self, ping_id: int, now: datetime) -> bool: ...
     def ping_failed(self, ping_id: int) -> None: ...
+    def release_claims(self, worker: str, before: datetime) -> int: ...
 
 
 class Pinger:
@@ -43,7 +47,7 @@ class Pinger:
         owner_of: Callable[[str], str | None],
         clock: Callable[[], datetime],
         interval: float = DEFAULT_INTERVAL,
-        worker: str = "slack",
+        worker: str = f"slack@{socket.gethostname()}",
         fallback_channel: str | None = None,
         annotate: Callable[[Any], str] = lambda row: "",
         before_tick: Callable[[datetime], object] | None = None,
@@ -61,6 +65,12 @@ class Pinger:
         self._thread = threading.Thread(target=self._loop, name="delistbot-pinger", daemon=True)
 
     def start(self) -> None:
+        # Claims this worker holds from before now were taken by an earlier run of this bot that
+        # died (one bot per database and host): free them at once instead of after the lease.
+        # Each is looked for in its thread before it is posted again (attempts > 1).
+        freed = self.outbox.release_claims(self.worker, self.clock())
+        if freed:
+            log.info("%d ping(s) claimed before a restart are due again", freed)
         self._thread.start()
 
     def stop(self) -> None:
@@ -112,7 +122,7 @@ class Pinger:
             self.outbox.ping_failed(row.id)  # no thread and no fallback channel: the CLI's
             return 0
         try:
-            if row.attempts > 1 and thread_ts and self.surface.thread_has(
+            if row.attempts > 1 and self.surface.thread_has(
                 channel, thread_ts, PING_EVENT, row.key
             ):
                 log.info("ping %s was delivered before a restart; not posting it again", row.key)

@@ -13,6 +13,7 @@ import urllib.request
 from typing import Any, Protocol
 
 from slack_sdk import WebClient
+from slack_sdk.http_retry import RetryHandler
 from slack_sdk.http_retry.builtin_handlers import (
     ConnectionErrorRetryHandler,
     RateLimitErrorRetryHandler,
@@ -21,6 +22,8 @@ from slack_sdk.http_retry.builtin_handlers import (
 
 from bot.slack.blocks import Message
 
+# A ping posted top-level (no thread) just before a crash is among the channel's latest messages.
+HISTORY_LOOKBACK = 200
 # Whole e-mails forwarded to a channel are small; refuse to read anything absurd into memory.
 MAX_EMAIL_BYTES = 10 * 1024 * 1024
 
@@ -37,8 +40,9 @@ class Surface(Protocol):
         """Post a message; returns its ts."""
         ...
 
-    def thread_has(self, channel: str, thread_ts: str, event_type: str, key: str) -> bool:
-        """Whether a message carrying this metadata key is already in the thread."""
+    def thread_has(self, channel: str, thread_ts: str | None, event_type: str, key: str) -> bool:
+        """Whether a message carrying this metadata key is already in the thread (None: among
+        the channel's latest top-level messages)."""
         ...
 
     def update(self, channel: str, ts: str, message: Message) -> None: ...
@@ -56,23 +60,31 @@ class Surface(Protocol):
         ...
 
 
-def make_client(token: str | None, base_url: str, retries: int = 2) -> WebClient:
-    """The app's WebClient: configurable base URL and retries for 429, 5xx and dropped links."""
-    return WebClient(
-        token=token,
-        base_url=base_url,
-        timeout=10,
-        retry_handlers=[
+def make_client(
+    token: str | None, base_url: str, retries: int = 2, ambiguous: bool = True
+) -> WebClient:
+    """The app's WebClient: configurable base URL and retries for 429, 5xx and dropped links.
+
+    With `ambiguous=False` only a 429 is retried: after a 5xx or a dropped connection Slack may
+    have posted the message all the same, so a blind retry could post it twice.
+    """
+    handlers: list[RetryHandler] = [RateLimitErrorRetryHandler(max_retry_count=retries)]
+    if ambiguous:
+        handlers += [
             ConnectionErrorRetryHandler(max_retry_count=retries),
-            RateLimitErrorRetryHandler(max_retry_count=retries),
             ServerErrorRetryHandler(max_retry_count=retries),
-        ],
-    )
+        ]
+    return WebClient(token=token, base_url=base_url, timeout=10, retry_handlers=handlers)
 
 
 class WebSurface:
-    def __init__(self, client: WebClient) -> None:
+    """`client` for everything; `once` (no retries after an ambiguous failure) for messages that
+    carry an idempotency key in their metadata: the pings, whose retries go through the outbox,
+    which first looks for the key in the thread."""
+
+    def __init__(self, client: WebClient, once: WebClient | None = None) -> None:
         self.client = client
+        self.once = once or client
 
     def post(
         self,
@@ -87,23 +99,26 @@ class WebSurface:
             extra["thread_ts"] = thread_ts
             if broadcast:
                 extra["reply_broadcast"] = True
+        client = self.client
         if metadata:
             extra["metadata"] = metadata
-        response = self.client.chat_postMessage(channel=channel, **message.as_kwargs(), **extra)
+            client = self.once
+        response = client.chat_postMessage(channel=channel, **message.as_kwargs(), **extra)
         return str(response["ts"])
 
-    def thread_has(self, channel: str, thread_ts: str, event_type: str, key: str) -> bool:
+    def thread_has(self, channel: str, thread_ts: str | None, event_type: str, key: str) -> bool:
+        if thread_ts is None:  # a top-level post: it would be among the channel's latest
+            page = self.client.conversations_history(
+                channel=channel, include_all_metadata=True, limit=HISTORY_LOOKBACK
+            )
+            return any(_carries(m, event_type, key) for m in page.get("messages") or [])
         cursor = None
         while True:
             page = self.client.conversations_replies(
                 channel=channel, ts=thread_ts, include_all_metadata=True, limit=200, cursor=cursor
             )
-            for message in page.get("messages") or []:
-                meta = message.get("metadata") or {}
-                if meta.get("event_type") == event_type and (
-                    (meta.get("event_payload") or {}).get("key") == key
-                ):
-                    return True
+            if any(_carries(m, event_type, key) for m in page.get("messages") or []):
+                return True
             cursor = (page.get("response_metadata") or {}).get("next_cursor")
             if not cursor:
                 return False
@@ -147,3 +162,10 @@ class WebSurface:
         )
         with urllib.request.urlopen(request, timeout=20) as response:
             return bytes(response.read(MAX_EMAIL_BYTES + 1))[:MAX_EMAIL_BYTES]
+
+
+def _carries(message: dict[str, Any], event_type: str, key: str) -> bool:
+    meta = message.get("metadata") or {}
+    return bool(
+        meta.get("event_type") == event_type and (meta.get("event_payload") or {}).get("key") == key
+    )
