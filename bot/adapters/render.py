@@ -1,6 +1,7 @@
 """Delist drafts through Jinja2: the only module that imports jinja2.
 
-Templates live in `templates/` at the repository root, one per delist route family
+Templates live in `templates/` at the repository root (an installed delistbot carries them in
+`<prefix>/share/delistbot/templates`, see `template_dirs`), one per delist route family
 (`<route.template>.txt.j2`), all extending `_base.txt.j2`, which lays out the headers (Subject, To
 or the form's address), the body block and the contact signature. Plain-text mail: no autoescape,
 `StrictUndefined` so a missing value fails loudly instead of printing nothing, and user text
@@ -12,7 +13,10 @@ the CLI and Slack can flag the draft as not ready to send.
 
 from __future__ import annotations
 
+import os
 import re
+import sys
+import sysconfig
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,8 +26,10 @@ import jinja2
 
 from bot.core.errors import DelistbotError
 
-TEMPLATES_DIR = Path(__file__).resolve().parents[2] / "templates"
+SOURCE_TEMPLATES = Path(__file__).resolve().parents[2] / "templates"  # a checkout (or -e install)
+INSTALLED_TEMPLATES = Path("share", "delistbot", "templates")  # under a data directory
 SUFFIX = ".txt.j2"
+BASE = "_base" + SUFFIX
 _BLANKS = re.compile(r"\n{3,}")
 _TODO = re.compile(r"\[TODO: [^\]]+\]")
 
@@ -45,19 +51,59 @@ class Draft:
         return not self.todo
 
 
-class Renderer:
-    """Renders `<name>.txt.j2` from a templates directory."""
+def template_dirs() -> list[Path]:
+    """Where the templates may be, in order: the source tree, then the data directory of the
+    environment delistbot is installed in (`pip install .` puts them there; see pyproject.toml),
+    then the user's (`pip install --user`)."""
+    places = [SOURCE_TEMPLATES]
+    for scheme in (None, f"{os.name}_user"):
+        try:
+            data = sysconfig.get_path("data", scheme) if scheme else sysconfig.get_path("data")
+        except KeyError:  # no user scheme on this platform
+            continue
+        places.append(Path(data) / INSTALLED_TEMPLATES)
+    places.append(Path(sys.prefix) / INSTALLED_TEMPLATES)
+    return list(dict.fromkeys(places))
 
-    def __init__(self, templates_dir: Path = TEMPLATES_DIR) -> None:
-        self.dir = templates_dir
-        self.env = jinja2.Environment(
-            loader=jinja2.FileSystemLoader(str(templates_dir)),
-            undefined=jinja2.StrictUndefined,
-            autoescape=False,  # plain-text mail: HTML escaping would corrupt "<" and "&"
-            keep_trailing_newline=True,
-            trim_blocks=True,
-            lstrip_blocks=True,
-        )
+
+def find_templates() -> Path:
+    """The first place holding the templates; TemplateError naming every place looked in."""
+    places = template_dirs()
+    for place in places:
+        if (place / BASE).is_file():
+            return place
+    raise TemplateError(
+        "the draft templates are missing: looked for "
+        + ", ".join(str(p / BASE) for p in places)
+        + " (reinstall delistbot, or run it from its source tree)"
+    )
+
+
+class Renderer:
+    """Renders `<name>.txt.j2` from a templates directory (by default, `find_templates()`)."""
+
+    def __init__(self, templates_dir: Path | None = None) -> None:
+        self._dir = templates_dir  # found on first use: commands without drafts never look
+        self._env: jinja2.Environment | None = None
+
+    @property
+    def dir(self) -> Path:
+        if self._dir is None:
+            self._dir = find_templates()
+        return self._dir
+
+    @property
+    def env(self) -> jinja2.Environment:
+        if self._env is None:
+            self._env = jinja2.Environment(
+                loader=jinja2.FileSystemLoader(str(self.dir)),
+                undefined=jinja2.StrictUndefined,
+                autoescape=False,  # plain-text mail: HTML escaping would corrupt "<" and "&"
+                keep_trailing_newline=True,
+                trim_blocks=True,
+                lstrip_blocks=True,
+            )
+        return self._env
 
     def names(self) -> list[str]:
         """Template names (without suffix), the shared base and macros excluded."""

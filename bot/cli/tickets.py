@@ -82,6 +82,9 @@ def _run(handler: Handler) -> Callable[[argparse.Namespace], int]:
         except (NotFound, IllegalMove) as exc:
             _err(str(exc))
             return EXIT_REFUSED
+        except DelistbotError as exc:  # a broken install or database: say what, no traceback
+            _err(str(exc))
+            return EXIT_USAGE
         finally:
             service.store.close()
 
