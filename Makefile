@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench bench-dns bench-slack clean
+.PHONY: run test lint bench bench-dns bench-slack bench-tickets clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -37,3 +37,7 @@ bench-slack: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+
+## bench-tickets: open+send 500 tickets, `due` over 500 and 10,000, the SQLite file's size
+bench-tickets: $(STAMP)
+	$(BIN)/python benchmarks/tickets.py

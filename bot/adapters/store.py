@@ -211,6 +211,24 @@ _TEXT_FIELDS = (
 )
 
 
+# Every column `row_ticket` reads except the two big ones (diagnosis, bounce_text).
+_LEAN = ", ".join(
+    [
+        "number",
+        "state",
+        "opened_at",
+        "provider_ticket_ids",
+        "reminder_hours",
+        "overdue_hours",
+        "propagation_hours",
+        "waits_basis",
+        "evidence_count",
+        *(f for f in _TEXT_FIELDS if f != "bounce_text"),
+        *_TIME_FIELDS,
+    ]
+)
+
+
 def ticket_row(ticket: Ticket) -> dict[str, Any]:
     row: dict[str, Any] = {name: getattr(ticket, name) for name in _TEXT_FIELDS}
     row.update({name: iso(getattr(ticket, name)) for name in _TIME_FIELDS})
@@ -232,7 +250,7 @@ def ticket_row(ticket: Ticket) -> dict[str, Any]:
 def row_ticket(row: Mapping[str, Any]) -> Ticket:
     opened = _time(row["opened_at"])
     assert opened is not None  # NOT NULL in the schema
-    fields: dict[str, Any] = {name: row[name] for name in _TEXT_FIELDS}
+    fields: dict[str, Any] = {name: row.get(name) for name in _TEXT_FIELDS}
     fields["bounce_text"] = fields["bounce_text"] or ""
     fields.update({name: _time(row.get(name)) for name in _TIME_FIELDS})
     return Ticket(
@@ -246,7 +264,7 @@ def row_ticket(row: Mapping[str, Any]) -> Ticket:
             row["propagation_hours"],
             row["waits_basis"],
         ),
-        diagnosis=json.loads(row["diagnosis"] or "{}"),
+        diagnosis=json.loads(row.get("diagnosis") or "{}"),
         evidence_count=row.get("evidence_count", 1),
         **fields,
     )
@@ -355,6 +373,11 @@ class Store:
     def tickets(self, active_only: bool = False) -> list[Ticket]:
         where = " WHERE state <> 'closed'" if active_only else ""
         return self._query(f"SELECT * FROM tickets{where} ORDER BY number")
+
+    def timers(self) -> list[Ticket]:
+        """Tickets not closed, for reading their timers only: without the diagnosis and the
+        bounce text (the bulk of a row), so never `save` one of these."""
+        return self._query(f"SELECT {_LEAN} FROM tickets WHERE state <> 'closed' ORDER BY number")
 
     def find_active(self, ip: str, list_key: str) -> Ticket | None:
         found = self._query(
@@ -494,7 +517,11 @@ class Store:
         return _time(row["dns_checked_at"]), row["dns_status"], row["dns_detail"]
 
     def dns_candidates(
-        self, states: Iterable[str], list_keys: Iterable[str], checked_by: datetime
+        self,
+        states: Iterable[str],
+        list_keys: Iterable[str],
+        checked_by: datetime,
+        limit: int = -1,
     ) -> list[tuple[Ticket, datetime | None]]:
         """Tickets in `states` on one of `list_keys`, never DNS-checked or last checked at or
         before `checked_by`, least recently checked first, with their last check time."""
@@ -505,8 +532,8 @@ class Store:
             f"SELECT * FROM tickets WHERE state IN ({', '.join('?' for _ in states)})"
             f" AND list_key IN ({', '.join('?' for _ in list_keys)})"
             " AND (dns_checked_at IS NULL OR dns_checked_at <= ?)"
-            " ORDER BY dns_checked_at IS NOT NULL, dns_checked_at, number",
-            [*states, *list_keys, iso(checked_by)],
+            " ORDER BY dns_checked_at IS NOT NULL, dns_checked_at, number LIMIT ?",
+            [*states, *list_keys, iso(checked_by), limit],
         )
         return [(row_ticket(r), _time(r["dns_checked_at"])) for r in rows]
 

@@ -126,7 +126,7 @@ class DnsRecheck:
                 continue
             if checked is None or checked <= recheck_at or checked <= now - self.interval:
                 delisted.append(ticket)
-        waiting = store.dns_candidates(WAITING, self.dns_lists, now - self.interval)
+        waiting = store.dns_candidates(WAITING, self.dns_lists, now - self.interval, self.batch)
         return (delisted + [t for t, _ in waiting])[: self.batch]
 
     # ------------------------------------------------------------ running

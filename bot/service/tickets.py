@@ -406,7 +406,7 @@ class TicketService:
         now = normalise(now)
         out: list[tuple[Ticket, Ping]] = []
         cache: dict[str, Learned] = {}
-        for ticket in self.store.tickets(active_only=True):
+        for ticket in self.store.timers():
             if ticket.list_key not in cache:
                 cache[ticket.list_key] = self.learned(ticket.list_key)
             waits = self.waits(ticket, cache[ticket.list_key])
