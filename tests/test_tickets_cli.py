@@ -102,3 +102,20 @@ def test_draft_prints_the_request_with_the_settings_signature(run) -> None:  # t
     fixed = run("draft", "DL-1", "--fixed", "Closed the open relay on 24 March")
     assert "What we fixed: Closed the open relay on 24 March" in fixed.stdout
     assert "not ready to send" not in fixed.stderr
+
+
+def test_a_refusal_then_an_escalation_from_a_shell(run) -> None:  # type: ignore[no-untyped-def]
+    run("open", str(SEED / "qmail-microsoft-blocklist1.txt"))
+    run("sent", "DL-1")
+    refusal = (b"Subject: SRX9876543210ID - Reported deliverability problem to Outlook.com\n\n"
+               b"After reviewing, 11.22.33.44 is Not qualified for mitigation at this time.\n")
+    refused = run("update", "DL-1", "-", stdin=refusal)
+    assert refused.returncode == 0 and "requested -> refused" in refused.stdout
+    before = json.loads(run("ticket", "DL-1", "--json").stdout)
+    assert before["state"] == "refused" and before["overdue_at"] is None  # nothing to wait for
+    escalated = run("escalate", "DL-1", "--note", "asked the Escalations Team by the portal")
+    assert escalated.returncode == 0 and "DL-1: escalated" in escalated.stdout
+    after = json.loads(run("ticket", "DL-1", "--json").stdout)
+    assert after["state"] == "escalated" and after["overdue_at"] is not None
+    assert after["events"][-1]["text"] == "asked the Escalations Team by the portal"
+    assert run("escalate", "DL-1").returncode == 5  # already escalated: a clear refusal
