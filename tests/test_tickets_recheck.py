@@ -207,6 +207,8 @@ def test_recheck_from_a_shell(tmp_path: Path, dns: DnsTestServer) -> None:
     still = run("recheck", "--json")
     assert still.returncode == 1, still.stderr  # exit 1: still blocked after the (0 s) window
     assert '"still_blocked": true' in still.stdout
+    due = run("due", "--at", "2999-01-01T00:00:00Z")
+    assert due.returncode == 1 and "`delistbot recheck DL-1` asks the list's DNS now" in due.stdout
     shown = json.loads(run("ticket", "DL-1", "--json").stdout)
     assert shown["state"] == "delisted" and shown["dns"]["status"] == "listed"
     assert [e["actor"] for e in shown["events"]][-2:] == ["dns", "dns"]  # seen, still listed

@@ -36,7 +36,7 @@ from bot.cli import (
 )
 from bot.config import load_settings, parse_duration
 from bot.core.errors import ConfigError, DelistbotError
-from bot.core.tickets import IllegalMove, Ticket
+from bot.core.tickets import IllegalMove, PingKind, Ticket
 from bot.service.tickets import NotFound, TicketService, build, reply_text, utc_now
 
 Handler = Callable[[TicketService, argparse.Namespace], int]
@@ -281,9 +281,20 @@ def cmd_due(service: TicketService, args: argparse.Namespace) -> int:
             )
         )
     else:
-        for _, ping in pings:
-            print(f"{ping.kind:<9} {ping.text}")
+        dns_lists = _dns_lists(service) if any(p.kind is PingKind.RECHECK for _, p in pings) else ()
+        for ticket, ping in pings:
+            hint = ""
+            if ping.kind is PingKind.RECHECK and ticket.list_key in dns_lists:
+                hint = f" (`delistbot recheck {ticket.id}` asks the list's DNS now.)"
+            print(f"{ping.kind:<9} {ping.text}{hint}")
     return EXIT_ATTENTION if pings else EXIT_OK
+
+
+def _dns_lists(service: TicketService) -> frozenset[str]:
+    """The lists delistbot can ask over DNS (their operators' provider ids)."""
+    from bot.core.dnsbl import load_zones
+
+    return frozenset(z.provider for z in load_zones(service.kb.providers))
 
 
 def cmd_recheck(service: TicketService, args: argparse.Namespace) -> int:
