@@ -105,7 +105,10 @@ class DnsRecheck:
     ) -> None:
         self.tickets, self.evidence, self.interval = tickets, evidence, interval
         self._run, self.batch = run, batch
-        self.dns_lists = frozenset(z.provider for z in evidence.zones)
+        # Lists with a zone that can be asked now (a keyed-only list without its key cannot).
+        self.dns_lists = frozenset(
+            z.provider for z in evidence.zones if z.query_zone(evidence.keys) is not None
+        )
         self._trusted = frozenset(z.name for z in evidence.zones if z.test_points)
 
     def has_zone(self, ticket: Ticket) -> bool:
@@ -267,8 +270,9 @@ class DnsRecheck:
     def _no_zone(self, ticket: Ticket) -> Rechecked:
         answer = Answer(Finding.NO_ZONE, "", "no DNS zone")
         return Rechecked(ticket, answer, message=(
-            f"{ticket.id}: {self._name(ticket)} publishes no DNS zone delistbot can ask; only "
-            "a test message shows whether mail flows (the re-check stays a reminder)"))
+            f"{ticket.id}: {self._name(ticket)} has no DNS zone delistbot can ask (none, or only "
+            "one that needs a key); only a test message shows whether mail flows (the re-check "
+            "stays a reminder)"))
 
     def _name(self, ticket: Ticket) -> str:
         provider = self.tickets.provider(ticket.list_key)
