@@ -123,46 +123,138 @@ def match_rule(knowledge: Knowledge, diagnostic: str, status: str | None) -> Rul
     return None
 
 
+# Reasons the enhanced status code or the text can each decide, most specific first: the state of
+# the mailbox and the message before the recipient, the recipient before the sender, the sender's
+# address before its IP (a block names the IP last because so many rejections mention it).
+_FIRST_PASS = (
+    Reason.MAILBOXFULL, Reason.MESGTOOBIG, Reason.EXCEEDLIMIT, Reason.SUSPEND, Reason.HASMOVED,
+    Reason.NORELAYING, Reason.AUTHFAILURE, Reason.USERUNKNOWN, Reason.FILTERED, Reason.REQUIREPTR,
+    Reason.NOTCOMPLIANTRFC, Reason.BADREPUTATION, Reason.CONTENTERROR, Reason.REJECTED,
+    Reason.HOSTUNKNOWN, Reason.SPAMDETECTED, Reason.RATELIMITED, Reason.TOOMANYCONN, Reason.BLOCKED,
+)
+# Reasons only the text decides, tried when the status code names none or a vague one.
+_SECOND_PASS = (
+    Reason.MAILBOXFULL, Reason.AUTHFAILURE, Reason.BADREPUTATION, Reason.RATELIMITED,
+    Reason.SPAMDETECTED, Reason.VIRUSDETECTED, Reason.POLICYVIOLATION, Reason.NORELAYING,
+    Reason.SYSTEMERROR, Reason.NETWORKERROR, Reason.SUSPEND, Reason.CONTENTERROR, Reason.SYSTEMFULL,
+    Reason.NOTACCEPT, Reason.EXPIRED, Reason.FAILEDSTARTTLS, Reason.SECURITYERROR, Reason.MAILERERROR,
+    Reason.SYNTAXERROR,
+)
+# What a status code says too vaguely to stand against the text (RFC 3463: X.7.1 "delivery not
+# authorized" covers any policy; X.4.x and X.3.0 any network or system trouble; X.1.1 is used for
+# any refusal at RCPT by some MTAs).
+_VAGUE = frozenset({Reason.SYSTEMERROR, Reason.SECURITYERROR, Reason.EXPIRED, Reason.NETWORKERROR,
+                    Reason.HOSTUNKNOWN, Reason.USERUNKNOWN, Reason.ONHOLD})
+# SMTP commands sent before DATA (RFC 5321 §3.3): a refusal there cannot be about the content.
+_BEFORE_DATA = frozenset({"CONN", "EHLO", "HELO", "STARTTLS", "AUTH", "MAIL", "RCPT"})
+_GREETING = frozenset({"CONN", "EHLO", "HELO"})
+_REFUSAL = re.compile(r"access denied|\bdenied\b|\brefused\b|\brejected\b|not (?:allowed|accepted)", re.I)
+
+
 def classify(knowledge: Knowledge, record: RecipientRecord, bounce: Bounce) -> tuple[Reason, Rule | None]:
     if bounce.format == "arf":
         return Reason.FEEDBACK, None
     if bounce.format == "rfc3834":
         return Reason.VACATION, None
-    if record.action in _DELIVERED:
+    if record.action in _DELIVERED or (record.status or "").startswith("2."):
         return Reason.DELIVERED, None
     diagnostic = record.diagnostic
     rule = match_rule(knowledge, diagnostic, record.status)
     if rule:
         return rule.reason, rule
-    for phrase in knowledge.phrases:
-        if phrase.pattern.search(diagnostic):
-            return _after_data(phrase.reason, record), None
-    if record.action == "failed" and (record.status or "").startswith("4."):
-        # A temporary error that ended in failure: the queue lifetime ran out.
-        return Reason.EXPIRED, None
-    by_status = _status_reason(knowledge, record.status)
-    if by_status:
-        return by_status, None
-    if record.hint:
+    if record.hint and record.hint not in _VAGUE:
         return record.hint, None
+    return _judge(knowledge, record), None
+
+
+def _judge(knowledge: Knowledge, record: RecipientRecord) -> Reason:
+    """The generic judgement: status code, SMTP command and phrases weighed together."""
+    text = record.diagnostic
+    by_status = _status_reason(knowledge, record.status)
+    mailer = (record.diagnostic_type or "").startswith("x-unix")
+    if mailer:
+        # A local delivery program's exit status (RFC 3464 diagnostic type X-Unix), not SMTP.
+        return Reason.MAILBOXFULL if knowledge.says(Reason.MAILBOXFULL, text) else Reason.MAILERERROR
+    for reason in _FIRST_PASS:
+        if _probe(knowledge, reason, record, by_status):
+            return reason
+    if by_status and by_status not in _VAGUE:
+        return by_status
+    for reason in _SECOND_PASS:
+        if knowledge.says(reason, text):
+            return reason
+    if by_status:
+        return by_status
+    subject = (record.status or "")[1:3]
+    if subject == ".6":
+        return Reason.CONTENTERROR
+    if subject == ".7":
+        return Reason.SECURITYERROR
+    if _syntax_reply(record.reply_code):
+        return Reason.SYNTAXERROR
+    if record.hint:
+        return record.hint
     if record.action in _DELAYED:
-        return Reason.EXPIRED, None
-    return Reason.ONHOLD, None
+        return Reason.EXPIRED
+    if (record.command or "") in _GREETING:
+        return Reason.BLOCKED  # refused at the greeting: the client itself is not welcome
+    return Reason.ONHOLD
 
 
-def _after_data(reason: Reason, record: RecipientRecord) -> Reason:
-    """A "user unknown" given only after DATA is a content filter, not a missing mailbox."""
-    if reason is Reason.USERUNKNOWN and (record.command or "").startswith(("DATA", "END")):
-        return Reason.FILTERED
-    return reason
+def _probe(knowledge: Knowledge, reason: Reason, record: RecipientRecord, by_status: Reason | None) -> bool:
+    """Does the status code or the text say `reason`, given the SMTP command it answered?"""
+    text = record.diagnostic
+    command = (record.command or "").upper()
+    if reason is Reason.USERUNKNOWN:
+        if by_status is Reason.USERUNKNOWN:
+            # X.1.1 is also sent for refusals that are not about the mailbox.
+            others = (Reason.NORELAYING, Reason.BLOCKED, Reason.MAILBOXFULL, Reason.HASMOVED,
+                      Reason.REJECTED, Reason.NOTACCEPT)
+            return not any(knowledge.says(r, text) for r in others)
+        return command == "RCPT" and knowledge.says(reason, text)
+    if reason is Reason.FILTERED:
+        # "No such user" given after DATA (or when the command is not known) comes from a filter
+        # that read the message, not from the recipient check at RCPT.
+        if by_status is Reason.FILTERED:
+            return knowledge.says(Reason.USERUNKNOWN, text) or knowledge.says(reason, text)
+        if command in _BEFORE_DATA:
+            return False
+        return knowledge.says(reason, text) or knowledge.says(Reason.USERUNKNOWN, text)
+    if reason is Reason.REJECTED:
+        if by_status is Reason.REJECTED:
+            return True
+        if command == "MAIL":  # RFC 5321: a refusal of MAIL FROM is a refusal of the sender
+            return knowledge.says(reason, text) or bool(_REFUSAL.search(text))
+        if command == "DATA":
+            return by_status is not Reason.USERUNKNOWN and knowledge.says(reason, text)
+        if by_status in (None, Reason.ONHOLD, Reason.SECURITYERROR, Reason.SYSTEMERROR):
+            return knowledge.says(reason, text)
+        return False
+    if reason is Reason.HOSTUNKNOWN:
+        if by_status is Reason.HOSTUNKNOWN:
+            return not knowledge.says(Reason.NETWORKERROR, text)
+        return knowledge.says(reason, text)
+    if reason is Reason.MESGTOOBIG and by_status is Reason.EXCEEDLIMIT:
+        return False  # X.2.3: the recipient's own size limit
+    if reason is Reason.NORELAYING and command in _GREETING:
+        return False
+    if reason is Reason.SUSPEND and record.reply_code == "525":
+        return True  # RFC 5321 bis: 525 user account disabled
+    return by_status is reason or knowledge.says(reason, text)
+
+
+def _syntax_reply(code: str | None) -> bool:
+    """RFC 5321 §4.2.2: 501-504 and 401-404-like replies say the command itself was wrong."""
+    if not code or not code.isdigit():
+        return False
+    value = int(code)
+    return 400 < value < 408 or 500 < value < 508
 
 
 def _status_reason(knowledge: Knowledge, status: str | None) -> Reason | None:
     if not status:
         return None
-    if status in knowledge.statuses:
-        return knowledge.statuses[status]
-    return knowledge.statuses.get(status.rsplit(".", 1)[0])
+    return knowledge.statuses.get(status)
 
 
 def _providers_named(knowledge: Knowledge, text: str, kinds: Iterable[str]) -> Provider | None:

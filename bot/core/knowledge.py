@@ -86,6 +86,7 @@ class Rule:
     blocklist: str | None = None  # a provider id, or "?" to find the list named in the text
     route: str | None = None  # a route name of the acting provider (the list, else the receiver)
     status: re.Pattern[str] | None = None  # optional condition on the enhanced status code
+    example_status: str | None = None  # the status code the example came with, when `status` is set
     temporary: bool = False
     warning: str | None = None
     next_step: str | None = None
@@ -110,6 +111,11 @@ class Knowledge:
     rules: tuple[Rule, ...]
     phrases: tuple[ReasonRule, ...]
     statuses: Mapping[str, Reason]  # enhanced status code (or class.subject prefix) -> reason
+    by_reason: Mapping[Reason, tuple[ReasonRule, ...]] = field(default_factory=dict)
+
+    def says(self, reason: Reason, text: str) -> bool:
+        """Does any generic phrase of `reason` occur in the text?"""
+        return any(p.pattern.search(text) for p in self.by_reason.get(reason, ()))
 
     def provider(self, provider_id: str) -> Provider:
         return self.providers[provider_id]
@@ -267,6 +273,7 @@ def _rule(row: _Row) -> Rule:
         blocklist=row.get("blocklist", str),
         route=row.get("route", str),
         status=row.regex("status", status) if status else None,
+        example_status=row.get("example_status", str),
         temporary=row.get("temporary", bool, False),
         warning=row.get("warning", str),
         next_step=row.get("next", str),
@@ -346,9 +353,13 @@ def load(data_dir: Path = DATA_DIR) -> Knowledge:
     _check_references(providers, rules)
     phrases = [_phrase(r) for r in _rows(data_dir / "reasons.toml", "phrase")]
     _unique(phrases, lambda r: r.id, "phrase")
+    by_reason: dict[Reason, list[ReasonRule]] = {}
+    for phrase in phrases:
+        by_reason.setdefault(phrase.reason, []).append(phrase)
     return Knowledge(
         providers=providers,
         rules=tuple(rules),
         phrases=tuple(phrases),
         statuses=_statuses(data_dir / "statuses.toml"),
+        by_reason={reason: tuple(rows) for reason, rows in by_reason.items()},
     )

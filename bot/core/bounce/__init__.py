@@ -27,7 +27,7 @@ from bot.core.bounce.message import (
     parse_message,
     split_mbox,
 )
-from bot.core.bounce.text import clean_paste, find_reply
+from bot.core.bounce.text import clean_paste, command_of, find_reply
 from bot.core.model import Bounce, Reason, RecipientRecord
 
 MAX_INPUT_BYTES = 8 * 1024 * 1024  # beyond this the tail is not read; bounces are small
@@ -216,31 +216,21 @@ def _merge(records: list[RecipientRecord], text_records: list[RecipientRecord],
             fallback = plaintext.global_diagnostic(body) if fallback is None else fallback
             diagnostic = fallback
         reply = find_reply(diagnostic)
-        out.append(RecipientRecord(
-            address=record.address, diagnostic=diagnostic,
+        out.append(replace(
+            record, diagnostic=diagnostic,
             status=rfc3464._most_specific(record.status, reply.status),
             reply_code=record.reply_code or reply.reply_code,
             remote_mta=record.remote_mta or (match.remote_mta if match else None),
-            action=record.action,
             command=(match.command if match else None) or _command_in(body, len(records)),
         ))
     return out
-
-
-_COMMAND_IN_TEXT = re.compile(
-    r"\(in reply to (?:end of )?(DATA|RCPT TO|MAIL FROM)|^>>> (DATA)\s*$", re.I | re.M
-)
 
 
 def _command_in(body: str, recipients: int) -> str | None:
     """The SMTP command a lone recipient's rejection answered, when only the text says so."""
     if recipients != 1:
         return None
-    found = _COMMAND_IN_TEXT.findall(body)
-    if not found:
-        return None
-    last: tuple[str, str] = found[-1]
-    return (last[0] or last[1]).upper().split()[0]
+    return command_of(body)
 
 
 def _from_text(text: str, source: str, *, subject: str, from_header: str, **common: Any) -> Bounce:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 
-from bot.core.bounce.text import ADDRESS, REPLY, STATUS, find_reply, join_reply_lines, squash
+from bot.core.bounce.text import ADDRESS, REPLY, STATUS, command_of, find_reply, join_reply_lines, squash
 from bot.core.model import RecipientRecord
 
 _ADDR = r"[\w.!#$%&'*+/=?^`{|}~-]+@[\w-]+(?:\.[\w-]+)+"
@@ -32,7 +32,7 @@ _REMOTE_SAID = re.compile(
     r"Remote Server returned|Diagnostic-Code:|<<<|Reason:|Failure Reason:)\s*",
     re.IGNORECASE,
 )
-_IN_REPLY_TO = re.compile(r"\(in reply to ([A-Z ]+?)(?: command)?\)", re.IGNORECASE)
+_IN_REPLY_TO = re.compile(r"\(in\s+reply\s+to\s+[A-Z ]+?(?:\s+command)?\)", re.IGNORECASE)
 _BOILERPLATE = re.compile(
     r"^(?:Giving up on \S+|\S+ does not like recipient\.?|This is a permanent error.*|"
     r"I'm not going to try again.*|Please contact your system administrator.*)$",
@@ -74,11 +74,10 @@ def _blocks(report: str) -> list[tuple[str, list[str]]]:
 
 def remote_text(lines: list[str]) -> tuple[str, str | None]:
     """The remote server's words in a block, unwrapped, and the SMTP command they answered."""
+    command = command_of("\n".join(lines))
     text = "\n".join(line for line in lines if not _BOILERPLATE.match(line.strip()))
-    command = None
     in_reply = _IN_REPLY_TO.search(text)
     if in_reply:
-        command = in_reply.group(1).upper().split()[0]
         text = text[: in_reply.start()] + text[in_reply.end():]
     said = list(_REMOTE_SAID.finditer(text))
     if said:

@@ -82,6 +82,15 @@ def _diagnostic(value: str | None) -> str:
     return join_reply_lines(text.split("\n"))
 
 
+def _diagnostic_type(value: str | None) -> str | None:
+    """"X-Unix; 255" -> "x-unix": the kind of system that wrote the diagnostic (RFC 3464 §2.3.6)."""
+    if not value:
+        return None
+    kind, sep, _ = value.partition(";")
+    kind = kind.strip().lower()
+    return kind if sep and kind and len(kind) < 12 and " " not in kind else None
+
+
 def parse(report: str) -> tuple[dict[str, str], list[RecipientRecord]]:
     """A delivery-status body -> (per-message fields, recipients in order)."""
     per_message, blocks = _blocks(report.replace("\r\n", "\n"))
@@ -104,6 +113,7 @@ def parse(report: str) -> tuple[dict[str, str], list[RecipientRecord]]:
                 reply_code=reply.reply_code,
                 remote_mta=_typed(block.get("remote-mta")),
                 action=(block.get("action") or "").strip().lower() or None,
+                diagnostic_type=_diagnostic_type(block.get("diagnostic-code")),
             )
         )
     return per_message, records

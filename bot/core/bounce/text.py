@@ -128,5 +128,37 @@ def find_reply(diagnostic: str) -> Reply:
     return Reply(code, status)
 
 
+# The SMTP command a reply answered, as MTAs word it (RFC 5321 §4.1.1 command names):
+# Postfix "(in reply to RCPT TO command)", Exim "SMTP error from remote mail server after RCPT TO:",
+# qmail "does not like recipient" / "failed on DATA command", Sendmail transcripts ">>> RCPT To:".
+_COMMAND_WORDS = (
+    (re.compile(r"\(in\s+reply\s+to\s+(end\s+of\s+DATA|RCPT\s+TO|MAIL\s+FROM|DATA|RCPT|MAIL|EHLO|HELO|"
+                r"STARTTLS|AUTH|BDAT|QUIT|RSET)(?:\s+command)?\)", re.I), None),
+    (re.compile(r"SMTP error from remote (?:mail server|server|mailer) after (?:pipelined )?"
+                r"(end of data|RCPT TO|MAIL FROM|DATA|initial connection|EHLO|HELO|STARTTLS|AUTH)", re.I),
+     None),
+    (re.compile(r"does not like recipient", re.I), "RCPT"),
+    (re.compile(r"(?:does not like sender|but sender was rejected)", re.I), "MAIL"),
+    (re.compile(r"failed on DATA command|failed after I sent the message", re.I), "DATA"),
+    (re.compile(r"but (?:greeting failed|my name was rejected)", re.I), "CONN"),
+)
+_TRANSCRIPT = re.compile(
+    r"^>>>\s*(RCPT|MAIL|DATA|EHLO|HELO|STARTTLS|AUTH)\b[^\n]*\n(?:(?!>>>)[^\n]*\n)*?<<<\s*[45]\d\d",
+    re.I | re.M,
+)
+_COMMAND_NAMES = {"END": "DATA", "INITIAL": "CONN", "RCPT": "RCPT", "MAIL": "MAIL", "DATA": "DATA"}
+
+
+def command_of(text: str) -> str | None:
+    """The SMTP command a rejection answered, when the bounce's text says which."""
+    for pattern, fixed in _COMMAND_WORDS:
+        match = pattern.search(text)
+        if match:
+            word = fixed or match.group(1).split()[0].upper()
+            return _COMMAND_NAMES.get(word, word)
+    transcript = _TRANSCRIPT.search(text)
+    return transcript.group(1).upper() if transcript else None
+
+
 def is_ip_literal(text: str) -> bool:
     return bool(IPV4.fullmatch(text) or IPV6.fullmatch(text))
