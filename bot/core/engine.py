@@ -148,7 +148,7 @@ _VAGUE = frozenset({Reason.SYSTEMERROR, Reason.SECURITYERROR, Reason.EXPIRED, Re
 # SMTP commands sent before DATA (RFC 5321 §3.3): a refusal there cannot be about the content.
 _BEFORE_DATA = frozenset({"CONN", "EHLO", "HELO", "STARTTLS", "AUTH", "MAIL", "RCPT"})
 _GREETING = frozenset({"CONN", "EHLO", "HELO"})
-_REFUSAL = re.compile(r"access denied|\bdenied\b|\brefused\b|\brejected\b|not (?:allowed|accepted)", re.I)
+_ACCESS_DENIED = re.compile(r"access denied", re.I)
 
 
 def classify(knowledge: Knowledge, record: RecipientRecord, bounce: Bounce) -> tuple[Reason, Rule | None]:
@@ -162,7 +162,9 @@ def classify(knowledge: Knowledge, record: RecipientRecord, bounce: Bounce) -> t
     rule = match_rule(knowledge, diagnostic, record.status)
     if rule:
         return rule.reason, rule
-    if record.hint and record.hint not in _VAGUE:
+    if record.hint and _status_reason(knowledge, record.status) in (None, record.hint):
+        # The bounce's writer stated the reason (a heading, a dedicated format) and the status
+        # code does not say otherwise.
         return record.hint, None
     return _judge(knowledge, record), None
 
@@ -173,8 +175,11 @@ def _judge(knowledge: Knowledge, record: RecipientRecord) -> Reason:
     by_status = _status_reason(knowledge, record.status)
     mailer = (record.diagnostic_type or "").startswith("x-unix")
     if mailer:
-        # A local delivery program's exit status (RFC 3464 diagnostic type X-Unix), not SMTP.
-        return Reason.MAILBOXFULL if knowledge.says(Reason.MAILBOXFULL, text) else Reason.MAILERERROR
+        # A local delivery program's exit status (RFC 3464 diagnostic type X-Unix), not SMTP;
+        # X.3.x says the mail system itself failed rather than the program.
+        if knowledge.says(Reason.MAILBOXFULL, text):
+            return Reason.MAILBOXFULL
+        return Reason.SYSTEMERROR if (record.status or "")[1:3] == ".3" and by_status else Reason.MAILERERROR
     for reason in _FIRST_PASS:
         if _probe(knowledge, reason, record, by_status):
             return reason
@@ -209,7 +214,7 @@ def _probe(knowledge: Knowledge, reason: Reason, record: RecipientRecord, by_sta
         if by_status is Reason.USERUNKNOWN:
             # X.1.1 is also sent for refusals that are not about the mailbox.
             others = (Reason.NORELAYING, Reason.BLOCKED, Reason.MAILBOXFULL, Reason.HASMOVED,
-                      Reason.REJECTED, Reason.NOTACCEPT)
+                      Reason.REJECTED, Reason.NOTACCEPT, Reason.RATELIMITED)
             return not any(knowledge.says(r, text) for r in others)
         return command == "RCPT" and knowledge.says(reason, text)
     if reason is Reason.FILTERED:
@@ -224,16 +229,20 @@ def _probe(knowledge: Knowledge, reason: Reason, record: RecipientRecord, by_sta
         if by_status is Reason.REJECTED:
             return True
         if command == "MAIL":  # RFC 5321: a refusal of MAIL FROM is a refusal of the sender
-            return knowledge.says(reason, text) or bool(_REFUSAL.search(text))
+            return knowledge.says(reason, text) or bool(_ACCESS_DENIED.search(text))
         if command == "DATA":
             return by_status is not Reason.USERUNKNOWN and knowledge.says(reason, text)
         if by_status in (None, Reason.ONHOLD, Reason.SECURITYERROR, Reason.SYSTEMERROR):
             return knowledge.says(reason, text)
         return False
     if reason is Reason.HOSTUNKNOWN:
-        if by_status is Reason.HOSTUNKNOWN:
-            return not knowledge.says(Reason.NETWORKERROR, text)
+        if by_status is Reason.HOSTUNKNOWN:  # X.4.4 unable to route: DNS trouble or no MX at all
+            return not (knowledge.says(Reason.NETWORKERROR, text) or knowledge.says(Reason.NOTACCEPT, text))
         return knowledge.says(reason, text)
+    if reason is Reason.CONTENTERROR:  # X.6.x alone is weighed after spam and policy words
+        return knowledge.says(reason, text)
+    if reason is Reason.SPAMDETECTED and knowledge.says(Reason.VIRUSDETECTED, text):
+        return False  # "virus detected; content rejected" names the more specific finding
     if reason is Reason.MESGTOOBIG and by_status is Reason.EXCEEDLIMIT:
         return False  # X.2.3: the recipient's own size limit
     if reason is Reason.NORELAYING and command in _GREETING:

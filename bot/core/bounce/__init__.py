@@ -134,7 +134,8 @@ def _from_failed_header(parts: Parts, source: str, subject: str, from_header: st
     fmt = formats.identify(parts.body, from_header, subject)
     report = formats.cut_returned_message(parts.body, fmt)
     diagnostic = " ".join(report.split())[:600]
-    hint = Reason(fmt.reason) if fmt and fmt.reason else None
+    stated = fmt.stated_reason(parts.body) if fmt else None
+    hint = Reason(stated) if stated else None
     records = tuple(
         RecipientRecord(address=address, diagnostic=diagnostic, hint=hint)
         for _, address in getaddresses([parts.header("X-Failed-Recipients")]) if address
@@ -187,6 +188,9 @@ def _from_report(parts: Parts, source: str, subject: str, from_header: str,
     merged = _merge(records, text_records, body)
     if not merged:
         return _from_text(body, source, subject=subject, from_header=from_header, **common)
+    stated = fmt.stated_reason(body) if fmt else None
+    if stated:
+        merged = [replace(r, hint=r.hint or Reason(stated)) for r in merged]
     return Bounce(
         source=source,
         format=fmt.id if fmt else "rfc3464",
@@ -242,8 +246,9 @@ def _from_text(text: str, source: str, *, subject: str, from_header: str, **comm
         records = [bare] if bare else []
     if not records:
         return _not_bounce(source, NOT_A_BOUNCE, subject=subject or None)
-    if fmt and fmt.reason:
-        records = [replace(r, hint=r.hint or Reason(fmt.reason)) for r in records]
+    stated = fmt.stated_reason(report) if fmt else None
+    if stated:
+        records = [replace(r, hint=r.hint or Reason(stated)) for r in records]
     if "original_headers" not in common:
         common["original_headers"] = text[len(report):]
     return Bounce(source=source, format=fmt.id if fmt else None, recipients=tuple(records),

@@ -9,9 +9,10 @@ from functools import cache
 from pathlib import Path
 
 from bot.core.errors import KnowledgeError
+from bot.core.model import Reason
 
 FORMATS_FILE = Path(__file__).resolve().parent.parent.parent / "data" / "formats.toml"
-_KEYS = {"id", "markers", "from", "subject", "end", "source", "reason"}
+_KEYS = {"id", "markers", "from", "subject", "end", "source", "reason", "headings"}
 _FLAGS = re.IGNORECASE | re.MULTILINE
 
 # Where the returned message starts in formats that do not say so themselves.
@@ -33,6 +34,14 @@ class Format:
     end: tuple[re.Pattern[str], ...]
     source: str
     reason: str | None = None  # what the format means when its text names no reason
+    headings: tuple[tuple[re.Pattern[str], str], ...] = ()  # headings that state the reason
+
+    def stated_reason(self, body: str) -> str | None:
+        """The reason the bounce's own heading states ("** Address not found **"), if any."""
+        for pattern, reason in self.headings:
+            if pattern.search(body):
+                return reason
+        return self.reason
 
     def matches(self, body: str, from_header: str, subject: str) -> bool:
         return (
@@ -52,6 +61,21 @@ def _compile(row: dict[str, object], key: str) -> tuple[re.Pattern[str], ...]:
         raise KnowledgeError(f"formats.toml {row.get('id')!r}: bad regex in {key!r}: {exc}") from None
 
 
+def _headings(row: dict[str, object]) -> tuple[tuple[re.Pattern[str], str], ...]:
+    """`headings = [{match = "regex", reason = "..."}]`: what a format's heading lines state."""
+    values = row.get("headings", [])
+    if not isinstance(values, list) or not all(isinstance(v, dict) and set(v) == {"match", "reason"}
+                                               for v in values):
+        raise KnowledgeError(f"formats.toml {row.get('id')!r}: 'headings' must list {{match, reason}}")
+    for value in values:
+        if value["reason"] not in Reason.__members__.values():
+            raise KnowledgeError(f"formats.toml {row.get('id')!r}: unknown reason {value['reason']!r}")
+    try:
+        return tuple((re.compile(str(v["match"]), _FLAGS), str(v["reason"])) for v in values)
+    except re.error as exc:
+        raise KnowledgeError(f"formats.toml {row.get('id')!r}: bad regex in 'headings': {exc}") from None
+
+
 @cache
 def load_formats(path: Path = FORMATS_FILE) -> tuple[Format, ...]:
     with path.open("rb") as fh:
@@ -67,7 +91,7 @@ def load_formats(path: Path = FORMATS_FILE) -> tuple[Format, ...]:
         seen.add(row["id"])
         formats.append(Format(row["id"], _compile(row, "markers"), _compile(row, "from"),
                               _compile(row, "subject"), _compile(row, "end"), str(row.get("source", "")),
-                              str(row["reason"]) if row.get("reason") else None))
+                              str(row["reason"]) if row.get("reason") else None, _headings(row)))
     return tuple(formats)
 
 

@@ -124,10 +124,13 @@ def extract(report: str) -> list[RecipientRecord]:
             continue
         seen.add(key)
         diagnostic, command = remote_text(lines)
-        if not diagnostic or not _informative(diagnostic):
+        if not diagnostic or not REPLY.search(diagnostic):
+            # The block holds the MTA's own words ("Message will be retried ..."); the remote
+            # server's reply, printed elsewhere (Gmail, Exchange), says more when it has a code.
             if fallback is None:
                 fallback = global_diagnostic(report)
-            diagnostic = fallback or diagnostic
+            if not _informative(diagnostic) or REPLY.search(fallback) or STATUS.search(fallback):
+                diagnostic = fallback or diagnostic
         reply = find_reply(diagnostic)
         records.append(
             RecipientRecord(

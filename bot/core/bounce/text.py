@@ -89,13 +89,29 @@ def join_reply_lines(lines: list[str]) -> str:
         if not line:
             continue
         match = _MULTILINE_PREFIX.match(line) or _final_prefix(line, first_prefix)
+        if match and not first_prefix and out and match.group(1) in out[0].split()[-3:] + _codes(out[0]):
+            # "host x said: 550-5.7.1 a" / "550-5.7.1 b": the first line's prefix came after words.
+            first_prefix = match.group(1) + (" " + match.group(2) if match.group(2) else "")
+            line = line[match.end():].strip()
+            match = None
         if match:
             if not first_prefix:
                 first_prefix = match.group(1) + (" " + match.group(2) if match.group(2) else "")
                 out.append(first_prefix)
             line = line[match.end():].strip()
         out.append(line)
-    return squash(" ".join(out))
+    joined = squash(" ".join(out))
+    if first_prefix and " " in first_prefix:
+        # Rewrapped replies (Postfix refolds them) carry "550 5.7.1" continuation prefixes mid-line.
+        code, status = first_prefix.split()
+        repeat = re.compile(rf"(?<=\S) {code}[ -]{re.escape(status)}(?= )")
+        head = joined.find(status) + len(status)
+        joined = joined[:head] + repeat.sub("", joined[head:])
+    return joined
+
+
+def _codes(line: str) -> list[str]:
+    return [m.group(1) for m in re.finditer(r"(?<!\d)([245]\d\d)[- ]", line)]
 
 
 def _final_prefix(line: str, first_prefix: str) -> re.Match[str] | None:
