@@ -135,7 +135,7 @@ _FIRST_PASS = (
 # Reasons only the text decides, tried when the status code names none or a vague one.
 _SECOND_PASS = (
     Reason.MAILBOXFULL, Reason.AUTHFAILURE, Reason.BADREPUTATION, Reason.RATELIMITED,
-    Reason.SPAMDETECTED, Reason.VIRUSDETECTED, Reason.POLICYVIOLATION, Reason.NORELAYING,
+    Reason.VIRUSDETECTED, Reason.SPAMDETECTED, Reason.POLICYVIOLATION, Reason.NORELAYING,
     Reason.SYSTEMERROR, Reason.NETWORKERROR, Reason.SUSPEND, Reason.CONTENTERROR, Reason.SYSTEMFULL,
     Reason.NOTACCEPT, Reason.EXPIRED, Reason.FAILEDSTARTTLS, Reason.SECURITYERROR, Reason.MAILERERROR,
     Reason.SYNTAXERROR,

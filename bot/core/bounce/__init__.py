@@ -112,6 +112,12 @@ def _from_message(parts: Parts, source: str) -> Bounce:
     }
     if parts.feedback:
         return _feedback(parts, source, common)
+    jmrp = _original_field(original, "X-HmXmrOriginalRecipient")
+    if jmrp:  # Microsoft's JMRP complaint: the reported message carries its original recipient
+        return _complaint(parts, source, common, [jmrp], "abuse")
+    if (parts.header("X-Apple-Unsubscribe") or "").lower() == "true":
+        # Apple Mail's "unsubscribe" button mails the List-Unsubscribe address: an opt-out request.
+        return _complaint(parts, source, common, [from_header], "opt-out")
     if parts.delivery_status or rfc3464.embedded_report(parts.body):
         return _from_report(parts, source, subject, from_header, common)
     if _is_auto_reply(parts, subject, from_header):
@@ -164,18 +170,23 @@ def _is_auto_reply(parts: Parts, subject: str, from_header: str) -> bool:
 
 
 def _feedback(parts: Parts, source: str, common: dict[str, Any]) -> Bounce:
+    """RFC 5965 abuse reports: one record per Original-Rcpt-To (a report may name several)."""
     report = parts.feedback[0]
     feedback_type = _original_field(report, "Feedback-Type")
-    rcpt = _original_field(report, "Original-Rcpt-To") or _original_field(report, "Removal-Recipient")
-    if not rcpt:
+    rcpts = re.findall(r"^(?:Original-Rcpt-To|Removal-Recipient)\s*:\s*(.+)$", report, re.I | re.M)
+    if not rcpts:
         to = getaddresses([_original_field(str(common["original_headers"]), "To") or ""])
-        rcpt = to[0][1] if to else None
-    record = RecipientRecord(address=_address(rcpt or ""), diagnostic=parts.body.strip()[:500],
-                             action="delivered")
-    return Bounce(source=source, format="arf", recipients=(record,),
-                  feedback_type=(feedback_type or "").lower() or None, text=parts.body,
-                  subject=parts.header("Subject"),
-                  **common)
+        rcpts = [to[0][1]] if to else []
+    return _complaint(parts, source, common, rcpts or [""], (feedback_type or "").lower() or None)
+
+
+def _complaint(parts: Parts, source: str, common: dict[str, Any], rcpts: list[str],
+               feedback_type: str | None) -> Bounce:
+    diagnostic = parts.body.strip()[:500]
+    records = tuple(RecipientRecord(address=_address(rcpt.strip()), diagnostic=diagnostic, action="delivered")
+                    for rcpt in dict.fromkeys(rcpts))
+    return Bounce(source=source, format="arf", recipients=records, feedback_type=feedback_type,
+                  text=parts.body, subject=parts.header("Subject"), **common)
 
 
 def _from_report(parts: Parts, source: str, subject: str, from_header: str,

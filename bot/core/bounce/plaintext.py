@@ -17,10 +17,16 @@ from bot.core.model import RecipientRecord
 
 _ADDR = r"[\w.!#$%&'*+/=?^`{|}~-]+@[\w-]+(?:\.[\w-]+)+"
 _RECIPIENT_LINE = re.compile(
-    rf"^\s*(?:RCPT To:\s*|Recipient(?: address)?:\s*|Original-Recipient:\s*(?:rfc822;)?\s*)?"
+    rf"^\s*(?:RCPT To:\s*|Recipient(?: address)?:\s*|Original-Recipient:\s*(?:rfc822;)?\s*|"
+    rf"(?:Did not reach the following recipient|The following recipients? (?:failed|was undeliverable)"
+    rf"|Unable to deliver to)\s*:?\s*)?"
     rf"[<\"']?({_ADDR})(?![\w.-]*\w)[>\"']?(?:\s*\((?:expanded from|generated from)[^)]*\))?"
-    rf"(?:\s*:|\.\.\.|\s*$)\s*(.*)$",
+    rf"(?:\s*:|\s*\.\.\.|\s+(?=\[.*\]\s*$)|\s*$)\s*(.*)$",
     re.IGNORECASE,
+)
+_REASON_FIRST = re.compile(
+    rf"^\s*(?!.*\b(?:sender|from|reply|return|envelope|original)\b)(\S[^:<>]*\s[^:<>]*):\s*<({_ADDR})>\s*$",
+    re.I,
 )
 _HEADER_FIELD = re.compile(
     r"^\s*(?:From|To|Cc|Reply-To|Return-Path|Sender|Message-ID|Received|X-[\w-]+)\s*:", re.I
@@ -35,7 +41,8 @@ _REMOTE_SAID = re.compile(
 _IN_REPLY_TO = re.compile(r"\(in\s+reply\s+to\s+[A-Z ]+?(?:\s+command)?\)", re.IGNORECASE)
 _BOILERPLATE = re.compile(
     r"^(?:Giving up on \S+|\S+ does not like recipient\.?|This is a permanent error.*|"
-    r"I'm not going to try again.*|Please contact your system administrator.*)$",
+    r"I'm not going to try again.*|Please contact your system administrator.*|"
+    r"-{3,}.*-{3,}|For the following reasons?:|Unable to deliver mail\.?)$",
     re.IGNORECASE,
 )
 _REMOTE_HOST = re.compile(
@@ -51,6 +58,7 @@ _GLOBAL_MARKERS = tuple(re.compile(p, re.IGNORECASE) for p in (
     r"Diagnostic information for administrators:",
     r"Failure Reason:",
     r"Technical details of (?:permanent|temporary) failure:",
+    r"For the following reasons?:",
 ))
 
 
@@ -58,11 +66,24 @@ def _blocks(report: str) -> list[tuple[str, list[str]]]:
     """(address, lines after it) for every line that starts with a recipient address."""
     blocks: list[tuple[str, list[str]]] = []
     current: list[str] | None = None
+    indent = 0
     for line in report.split("\n"):
         match = None if _HEADER_FIELD.match(line) else _RECIPIENT_LINE.match(line)
-        if match and len(match.group(2)) < 400:
-            current = [match.group(2)] if match.group(2) else []
+        depth = len(line) - len(line.lstrip())
+        if match and current and depth > indent:
+            match = None  # an indented continuation that repeats the address (Postfix, Sendmail)
+        reason_first = None if match else _REASON_FIRST.match(line)
+        if reason_first:
+            current = [reason_first.group(1)]
+            blocks.append((reason_first.group(2), current))
+            indent = depth
+        elif match and len(match.group(2)) < 400:
+            rest = match.group(2).strip()
+            if rest.startswith("[") and rest.endswith("]"):
+                rest = rest[1:-1]  # "a@b [User unknown]"
+            current = [rest] if rest else []
             blocks.append((match.group(1), current))
+            indent = depth
         elif current is not None:
             if not line.strip():
                 if current:  # the block ends at the first blank line after some text
@@ -101,7 +122,10 @@ def global_diagnostic(report: str) -> str:
         return join_reply_lines(paragraph.strip(" '").split("\n")).strip(" '")
     for paragraph in re.split(r"\n\s*\n", report):
         reply = REPLY.search(paragraph)
-        if reply and (reply.group(2) or STATUS.search(paragraph)):
+        if reply is None:
+            continue
+        at_line_start = reply.start() == 0 or paragraph[reply.start() - 1] == "\n"
+        if reply.group(2) or STATUS.search(paragraph) or at_line_start:
             return remote_text(paragraph.split("\n"))[0]
     return ""
 
@@ -118,11 +142,17 @@ def extract(report: str) -> list[RecipientRecord]:
     records: list[RecipientRecord] = []
     seen: set[str] = set()
     fallback = None
+    best: dict[str, list[str]] = {}
+    for address, lines in _blocks(report):
+        key = address.lower()
+        if key not in best or not _informative(remote_text(best[key])[0]):
+            best[key] = lines  # a later block for the same address may carry the reply (Sendmail)
     for address, lines in _blocks(report):
         key = address.lower()
         if key in seen:
             continue
         seen.add(key)
+        lines = best[key]
         diagnostic, command = remote_text(lines)
         if not diagnostic or not REPLY.search(diagnostic):
             # The block holds the MTA's own words ("Message will be retried ..."); the remote

@@ -153,6 +153,7 @@ _COMMAND_WORDS = (
     (re.compile(r"SMTP error from remote (?:mail server|server|mailer) after (?:pipelined )?"
                 r"(end of data|RCPT TO|MAIL FROM|DATA|initial connection|EHLO|HELO|STARTTLS|AUTH)", re.I),
      None),
+    (re.compile(r"most progress was (RCPT TO|MAIL FROM|DATA|EHLO|HELO) response", re.I), None),
     (re.compile(r"does not like recipient", re.I), "RCPT"),
     (re.compile(r"(?:does not like sender|but sender was rejected)", re.I), "MAIL"),
     (re.compile(r"failed on DATA command|failed after I sent the message", re.I), "DATA"),
