@@ -9,7 +9,7 @@ from bot.service.diagnose import diagnose_bytes
 from tests.corpus import SISIMAI, need_shared
 
 # Ratchet: raise these as the engine improves; never lower them to make a change pass.
-REASON_FLOOR = 0.92
+REASON_FLOOR = 0.94
 REPLY_CODE_FLOOR = 0.88
 STATUS_FLOOR = 0.80
 

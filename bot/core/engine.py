@@ -203,7 +203,7 @@ def _judge(knowledge: Knowledge, record: RecipientRecord) -> Reason:
         return Reason.EXPIRED
     if (record.command or "") in _GREETING:
         return Reason.BLOCKED  # refused at the greeting: the client itself is not welcome
-    return Reason.ONHOLD
+    return Reason.ONHOLD if text.strip() else Reason.UNDEFINED  # words we cannot place / no words
 
 
 def _probe(knowledge: Knowledge, reason: Reason, record: RecipientRecord, by_status: Reason | None) -> bool:

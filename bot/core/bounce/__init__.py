@@ -198,7 +198,13 @@ def _from_report(parts: Parts, source: str, subject: str, from_header: str,
     text_records = plaintext.extract(formats.cut_returned_message(body, fmt))
     merged = _merge(records, text_records, body)
     if not merged:
-        return _from_text(body, source, subject=subject, from_header=from_header, **common)
+        bounce = _from_text(body, source, subject=subject, from_header=from_header, **common)
+        to = getaddresses([_original_field(str(common["original_headers"]), "To") or ""])
+        if bounce.is_bounce or not parts.delivery_status or not to or not to[0][1]:
+            return bounce
+        # A delivery report that names no recipient ("Delivery report unavailable"): the
+        # returned message says whom it was for; the reason stays undecided.
+        merged = [RecipientRecord(address=to[0][1], action="failed")]
     stated = fmt.stated_reason(body) if fmt else None
     if stated:
         merged = [replace(r, hint=r.hint or Reason(stated)) for r in merged]

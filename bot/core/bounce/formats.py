@@ -20,6 +20,7 @@ GENERIC_END = (
     re.compile(r"^-{2,}\s*(?:Below this line is a copy of the message|Enclosed is a copy of the message|"
                r"This is a copy of the message|Original message follows|Returned message|"
                r"Original message|Undelivered message follows|The header of the original message)", _FLAGS),
+    re.compile(r"^\|?-{3,}\s*Message text follows", _FLAGS),
     re.compile(r"^(?:Original message headers|Below is a copy of the original message|"
                r"Content-Type: message/rfc822|------ This is a copy of the message)", _FLAGS),
 )

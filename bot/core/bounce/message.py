@@ -253,4 +253,7 @@ def parse_message(data: bytes) -> Parts:
         raw = msg.get_payload()
         if isinstance(raw, str):
             parts.text.append(raw)
+        else:  # MIME the parser could not follow (e.g. a boundary on an unfolded line): read it raw
+            head_end = data.find(b"\n\n")
+            parts.text.append(decode_bytes(data[head_end + 2 :] if head_end != -1 else data, None))
     return parts

@@ -18,10 +18,10 @@ from bot.core.model import RecipientRecord
 _ADDR = r"[\w.!#$%&'*+/=?^`{|}~-]+@[\w-]+(?:\.[\w-]+)+"
 _RECIPIENT_LINE = re.compile(
     rf"^\s*(?:RCPT To:\s*|Recipient(?: address)?:\s*|Original-Recipient:\s*(?:rfc822;)?\s*|"
-    rf"(?:Did not reach the following recipient|The following recipients? (?:failed|was undeliverable)"
+    rf"(?P<said>Did not reach the following recipient|The following recipients? (?:failed|was undeliverable)"
     rf"|Unable to deliver to)\s*:?\s*)?"
-    rf"[<\"']?({_ADDR})(?![\w.-]*\w)[>\"']?(?:\s*\((?:expanded from|generated from)[^)]*\))?"
-    rf"(?:\s*:|\s*\.\.\.|\s+(?=\[.*\]\s*$)|\s*$)\s*(.*)$",
+    rf"[<\"']?(?P<addr>{_ADDR})(?![\w.-]*\w)[>\"']?(?:\s*\((?:expanded from|generated from)[^)]*\))?"
+    rf"(?:\s*:|\s*\.\.\.|\s+(?=\[.*\]\s*$)|\s*$)\s*(?P<rest>.*)$",
     re.IGNORECASE,
 )
 _REASON_FIRST = re.compile(
@@ -77,12 +77,12 @@ def _blocks(report: str) -> list[tuple[str, list[str]]]:
             current = [reason_first.group(1)]
             blocks.append((reason_first.group(2), current))
             indent = depth
-        elif match and len(match.group(2)) < 400:
-            rest = match.group(2).strip()
+        elif match and len(match.group("rest")) < 400:
+            rest = match.group("rest").strip() or (match.group("said") or "")
             if rest.startswith("[") and rest.endswith("]"):
                 rest = rest[1:-1]  # "a@b [User unknown]"
             current = [rest] if rest else []
-            blocks.append((match.group(1), current))
+            blocks.append((match.group("addr"), current))
             indent = depth
         elif current is not None:
             if not line.strip():
@@ -121,9 +121,13 @@ def global_diagnostic(report: str) -> str:
         paragraph = re.split(r"\n\s*\n", rest, maxsplit=1)[0]
         return join_reply_lines(paragraph.strip(" '").split("\n")).strip(" '")
     for paragraph in re.split(r"\n\s*\n", report):
-        reply = REPLY.search(paragraph)
+        # The failure reply (4xx/5xx), not the greetings and 250s of a session transcript.
+        reply = next((m for m in REPLY.finditer(paragraph) if m.group(1)[0] in "45"), None)
         if reply is None:
             continue
+        if reply.start() and "\n" in paragraph[: reply.start()]:
+            paragraph = paragraph[paragraph.rfind("\n", 0, reply.start()) + 1 :]
+            reply = next(m for m in REPLY.finditer(paragraph) if m.group(1)[0] in "45")
         at_line_start = reply.start() == 0 or paragraph[reply.start() - 1] == "\n"
         if reply.group(2) or STATUS.search(paragraph) or at_line_start:
             return remote_text(paragraph.split("\n"))[0]

@@ -72,7 +72,7 @@ def _blocks(text: str) -> tuple[dict[str, str], list[dict[str, str]]]:
             named = any(k in current for k in _RECIPIENT_FIELDS)
             if name in _RECIPIENT_FIELDS and named and (
                 name in current
-                or (name == "original-recipient" and "final-recipient" in current and "action" in current)
+                or (name == "original-recipient" and "final-recipient" in current and "status" in current)
             ):
                 current = {}
                 recipients.append(current)
