@@ -197,6 +197,10 @@ def _judge(knowledge: Knowledge, record: RecipientRecord) -> Reason:
         return Reason.SECURITYERROR
     if _syntax_reply(record.reply_code):
         return Reason.SYNTAXERROR
+    if record.reply_code == "451" and (record.status or "x.0.0")[1:] == ".0.0":
+        # RFC 5321 §4.2.2: 451 "Requested action aborted: local error in processing", and the
+        # status code (if any) says nothing more.
+        return Reason.SYSTEMERROR
     if record.hint:
         return record.hint
     if record.action in _DELAYED:

@@ -101,6 +101,9 @@ def join_reply_lines(lines: list[str]) -> str:
             line = line[match.end():].strip()
         out.append(line)
     joined = squash(" ".join(out))
+    if not first_prefix and out:  # "host x said: 550-5.7.1 ...": the prefix came after words
+        said = re.search(r"(?<!\d)([245]\d\d)[ -]([245]\.\d{1,3}\.\d{1,3})\b", out[0])
+        first_prefix = f"{said.group(1)} {said.group(2)}" if said else ""
     if first_prefix and " " in first_prefix:
         # Rewrapped replies (Postfix refolds them) carry "550 5.7.1" continuation prefixes mid-line.
         code, status = first_prefix.split()
