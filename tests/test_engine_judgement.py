@@ -291,3 +291,31 @@ def test_a_microsoft_jmrp_complaint_is_feedback_for_the_original_recipient():
            "--J\nContent-Type: message/rfc822\n\nX-HmXmrOriginalRecipient: user@hotmail.com\n"
            "From: news@example.org\nTo: user@hotmail.com\nSubject: offer\n\nhello\n--J--\n")
     assert reasons(raw) == [("user@hotmail.com", Reason.FEEDBACK)]
+
+
+def test_each_recipient_keeps_its_own_words_when_another_carries_the_reply_code():
+    raw = ("Hi. This is the qmail-send program at mail.example.org.\n"
+           "I'm afraid I wasn't able to deliver your message to the following addresses.\n\n"
+           "<nobody@example.com>:\nSorry, no mailbox here by that name. (#5.1.1)\n\n"
+           "<full@example.net>:\n192.0.2.5 does not like recipient.\n"
+           "Remote host said: 552 5.2.2 <full@example.net>: Mailbox full\nGiving up on 192.0.2.5.\n")
+    assert reasons(raw) == [("nobody@example.com", Reason.USERUNKNOWN),
+                            ("full@example.net", Reason.MAILBOXFULL)]
+
+
+def test_a_bounce_forwarded_inline_with_quoting_is_read_through_the_quotes():
+    raw = ("From: colleague@example.org\nTo: ops@example.org\nSubject: Fwd: Returned mail\n\n"
+           "Forwarding this.\n\n> From: Mail Delivery Subsystem <MAILER-DAEMON>\n"
+           "> Subject: Returned mail: see transcript for details\n>\n"
+           ">    ----- The following addresses had permanent fatal errors -----\n> <user@example.com>\n"
+           ">     (reason: 550 5.1.1 <user@example.com>... User unknown)\n>\n"
+           "> Final-Recipient: RFC822; user@example.com\n> Action: failed\n> Status: 5.1.1\n"
+           "> Diagnostic-Code: SMTP; 550 5.1.1 <user@example.com>... User unknown\n")
+    assert reasons(raw) == [("user@example.com", Reason.USERUNKNOWN)]
+
+
+def test_an_x_unix_exit_status_is_not_read_as_an_smtp_reply_code():
+    block = ("Final-Recipient: rfc822; user@example.com\nAction: failed\nStatus: 5.0.0\n"
+             "Diagnostic-Code: X-Unix; 255")
+    (diagnosis,) = diagnose_bytes(dsn(block).encode(), "t")
+    assert diagnosis.recipients[0].reply_code is None

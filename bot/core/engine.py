@@ -1,11 +1,19 @@
 """From a parsed Bounce to a Diagnosis: reasons, the rejecting party, the list, the route.
 
 Decision order for each recipient's reason (first that speaks wins):
-  1. the message kind: feedback report, auto-reply, a delivered/relayed DSN;
+  1. the message kind: feedback report, auto-reply, a delivered/relayed DSN (or a 2.x.x status);
   2. the ordered provider rules (rules.toml) over the unwrapped diagnostic;
-  3. the generic phrases (reasons.toml), in their order;
-  4. the enhanced status code (statuses.toml), full code then class.subject;
-  5. what the format itself said, then delay (Action: delayed) as expiry, else "onhold".
+  3. what the bounce's writer states (a format's heading, a dedicated format), unless the
+     enhanced status code names another reason;
+  4. an X-Unix diagnostic (RFC 3464 diagnostic type): the local delivery program failed;
+  5. the first pass: reasons that either the status code (statuses.toml) or the generic phrases
+     (reasons.toml) can decide, mailbox and message states before the sender and its IP, with
+     the SMTP command weighed in (RFC 5321: "user unknown" after DATA is a filter's verdict, a
+     refusal of MAIL FROM refuses the sender);
+  6. a precise status code; then the phrases only words decide; then a vague status code;
+  7. the status class (X.6 content, X.7 security), the reply code (501-504 syntax, 451 local
+     error), the format's default, Action: delayed as expiry, a refused greeting as a block;
+  8. "onhold" when there are words no rule places, "undefined" when there are none.
 The headline recipient is the first whose reason points at the sender's side; the receiver and
 the list come from the deciding rule, else from the text, hosts and domains (providers.toml).
 """

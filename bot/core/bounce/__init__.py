@@ -100,7 +100,15 @@ def _original_field(original: str, name: str) -> str | None:
     return match.group(1).strip() if match else None
 
 
+def _forwarded(text: str) -> str:
+    """A bounce forwarded inline with "> " quoting on most lines, unquoted; other text as is."""
+    lines = [line for line in text.split("\n") if line.strip()]
+    quoted = sum(1 for line in lines if line.lstrip().startswith(">"))
+    return clean_paste(text) if lines and quoted * 2 > len(lines) else text
+
+
 def _from_message(parts: Parts, source: str) -> Bounce:
+    parts.text = [_forwarded(text) for text in parts.text]
     subject = parts.header("Subject")
     from_header = parts.header("From")
     original = _original(parts)

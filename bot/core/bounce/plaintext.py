@@ -12,7 +12,16 @@ from __future__ import annotations
 
 import re
 
-from bot.core.bounce.text import ADDRESS, REPLY, STATUS, command_of, find_reply, join_reply_lines, squash
+from bot.core.bounce.text import (
+    ADDRESS,
+    REPLY,
+    STATUS,
+    STATUS_LOOSE,
+    command_of,
+    find_reply,
+    join_reply_lines,
+    squash,
+)
 from bot.core.model import RecipientRecord
 
 _ADDR = r"[\w.!#$%&'*+/=?^`{|}~-]+@[\w-]+(?:\.[\w-]+)+"
@@ -158,12 +167,14 @@ def extract(report: str) -> list[RecipientRecord]:
         seen.add(key)
         lines = best[key]
         diagnostic, command = remote_text(lines)
-        if not diagnostic or not REPLY.search(diagnostic):
-            # The block holds the MTA's own words ("Message will be retried ..."); the remote
-            # server's reply, printed elsewhere (Gmail, Exchange), says more when it has a code.
+        if not diagnostic or not (REPLY.search(diagnostic) or STATUS_LOOSE.search(diagnostic)):
+            # The block holds the MTA's own words ("Message will be retried ..."); when it is the
+            # only recipient, the remote server's reply printed elsewhere (Gmail, Exchange) says
+            # more if it has a code. With several recipients that reply may be another's.
             if fallback is None:
                 fallback = global_diagnostic(report)
-            if not _informative(diagnostic) or REPLY.search(fallback) or STATUS.search(fallback):
+            coded = bool(REPLY.search(fallback) or STATUS.search(fallback))
+            if not _informative(diagnostic) or (coded and len(best) == 1):
                 diagnostic = fallback or diagnostic
         reply = find_reply(diagnostic)
         records.append(

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 
-from bot.core.bounce.text import find_reply, join_reply_lines
+from bot.core.bounce.text import Reply, find_reply, join_reply_lines
 from bot.core.model import RecipientRecord
 
 _FIELD = re.compile(r"^([A-Za-z][\w-]*)\s*:\s*(.*)$")
@@ -122,7 +122,9 @@ def parse(report: str) -> tuple[dict[str, str], list[RecipientRecord]]:
         if block.get("x-actual-recipient") and (not address or "@" not in address):
             address = _typed(block.get("x-actual-recipient"))
         diagnostic = _diagnostic(block.get("diagnostic-code")) or _status_comment(block.get("status"))
-        reply = find_reply(diagnostic)
+        kind = _diagnostic_type(block.get("diagnostic-code"))
+        # Only an SMTP diagnostic carries an SMTP reply: "X-Unix; 255" is a program's exit status.
+        reply = Reply(None, None) if (kind or "").startswith("x-unix") else find_reply(diagnostic)
         status_field = (block.get("status") or "").strip().split()[0:1]
         status = status_field[0] if status_field else None
         if status and not re.fullmatch(r"[245]\.\d{1,3}\.\d{1,3}", status):
@@ -135,7 +137,7 @@ def parse(report: str) -> tuple[dict[str, str], list[RecipientRecord]]:
                 reply_code=reply.reply_code,
                 remote_mta=_typed(block.get("remote-mta")),
                 action=(block.get("action") or "").strip().lower() or None,
-                diagnostic_type=_diagnostic_type(block.get("diagnostic-code")),
+                diagnostic_type=kind,
             )
         )
     return per_message, records

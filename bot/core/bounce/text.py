@@ -137,10 +137,11 @@ def find_reply(diagnostic: str) -> Reply:
     """The first SMTP reply code and the most specific enhanced status code in a text."""
     code = None
     status = None
-    for match in REPLY.finditer(diagnostic):
+    # The first failure reply (4xx/5xx); a 2xx/3xx before it is a greeting or an earlier step.
+    matches = list(REPLY.finditer(diagnostic))
+    for match in sorted(matches, key=lambda m: m.group(1)[0] not in "45")[:1]:
         code = match.group(1)
         status = match.group(2)
-        break
     if status is None:
         loose = STATUS_LOOSE.search(diagnostic)
         status = loose.group(1) if loose else None
