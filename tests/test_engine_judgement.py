@@ -6,6 +6,8 @@ Every bounce here is small and hand-written in the shape real MTAs use; none is 
 
 from __future__ import annotations
 
+import pytest
+
 from bot.core.bounce.text import command_of, join_reply_lines
 from bot.core.model import Reason
 from bot.service.diagnose import diagnose_bytes
@@ -319,3 +321,46 @@ def test_an_x_unix_exit_status_is_not_read_as_an_smtp_reply_code():
              "Diagnostic-Code: X-Unix; 255")
     (diagnosis,) = diagnose_bytes(dsn(block).encode(), "t")
     assert diagnosis.recipients[0].reply_code is None
+
+
+@pytest.mark.parametrize(("reply", "reason"), [
+    ("554 5.7.1 <unknown[203.0.113.9]>: Client host rejected: Access denied", Reason.BLOCKED),
+    ("550 5.1.1 <user@example.com>: Recipient address rejected: User unknown in local recipient table",
+     Reason.USERUNKNOWN),
+    ("550 5.7.1 Your message was rejected due to example.com's DMARC policy", Reason.AUTHFAILURE),
+    ("553 5.7.1 Sender address rejected: not owned by user sender@example.org", Reason.REJECTED),
+    ("554 5.7.1 <user@example.com>: Relay access denied", Reason.NORELAYING),
+    ("452 4.3.1 Insufficient system storage", Reason.SYSTEMFULL),
+    ("550 5.2.1 <user@example.com>: The email account that you tried to reach is disabled", Reason.SUSPEND),
+    ("552 5.2.2 <user@example.com>: Mailbox full", Reason.MAILBOXFULL),
+    ("421 4.7.0 Try again later, closing connection. (EHLO)", Reason.SECURITYERROR),
+])
+def test_common_replies_at_rcpt_get_their_reason(reply, reason):
+    body = f"<user@example.com>: host mx.example.com[192.0.2.1] said: {reply} (in reply to RCPT TO command)"
+    assert reasons(POSTFIX.format(body=body)) == [("user@example.com", reason)]
+
+
+@pytest.mark.parametrize(("words", "reason"), [
+    ("all relevant MX records point to non-existent hosts", Reason.HOSTUNKNOWN),
+    ("retry time not reached for any host after a long failure period", Reason.EXPIRED),
+    ("Unrouteable address", Reason.HOSTUNKNOWN),
+    ("an MX or SRV record indicated no SMTP service", Reason.NOTACCEPT),
+])
+def test_exim_s_own_words_get_their_reason(words, reason):
+    raw = ("From: Mail Delivery System <Mailer-Daemon@mx.example.net>\nTo: sender@example.org\n"
+           "Subject: Mail delivery failed: returning message to sender\n\n"
+           "This message was created automatically by mail delivery software.\n\n"
+           "A message that you sent could not be delivered to one or more of its\n"
+           "recipients. This is a permanent error. The following address(es) failed:\n\n"
+           f"  user@example.com\n    {words}\n")
+    assert reasons(raw) == [("user@example.com", reason)]
+
+
+def test_exchange_s_hash_decorated_reply_gives_its_code():
+    raw = ("From: postmaster@corp.example.com\nTo: sender@example.org\nSubject: Undeliverable: hello\n\n"
+           "Delivery has failed to these recipients or groups:\n\n"
+           "Diagnostic information for administrators:\n\nGenerating server: EX01.corp.example.com\n\n"
+           "jane@corp.example.com\n#552 5.2.2 STOREDRV.Deliver; recipient mailbox is full ##\n")
+    (diagnosis,) = diagnose_bytes(raw.encode(), "t")
+    (recipient,) = diagnosis.recipients
+    assert (recipient.reply_code, recipient.status, recipient.reason) == ("552", "5.2.2", Reason.MAILBOXFULL)

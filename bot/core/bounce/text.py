@@ -125,6 +125,9 @@ def _final_prefix(line: str, first_prefix: str) -> re.Match[str] | None:
     return re.match(rf"^({code}) (?:([245]\.\d{{1,3}}\.\d{{1,3}}) ?)?", line)
 
 
+_HASHED_REPLY = re.compile(r"(?<![\w.])#([245][0-5]\d) ([245]\.\d{1,3}\.\d{1,3})(?![\d.]*\d)")
+
+
 @dataclass(frozen=True)
 class Reply:
     """The SMTP reply code and enhanced status found in a diagnostic."""
@@ -142,6 +145,10 @@ def find_reply(diagnostic: str) -> Reply:
     for match in sorted(matches, key=lambda m: m.group(1)[0] not in "45")[:1]:
         code = match.group(1)
         status = match.group(2)
+    if code is None:  # Exchange decorates both: "#550 5.1.1 RESOLVER.ADR.RecipNotFound ##"
+        hashed = _HASHED_REPLY.search(diagnostic)
+        if hashed:
+            code, status = hashed.group(1), hashed.group(2)
     if status is None:
         loose = STATUS_LOOSE.search(diagnostic)
         status = loose.group(1) if loose else None
