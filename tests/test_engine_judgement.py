@@ -333,7 +333,7 @@ def test_an_x_unix_exit_status_is_not_read_as_an_smtp_reply_code():
     ("452 4.3.1 Insufficient system storage", Reason.SYSTEMFULL),
     ("550 5.2.1 <user@example.com>: The email account that you tried to reach is disabled", Reason.SUSPEND),
     ("552 5.2.2 <user@example.com>: Mailbox full", Reason.MAILBOXFULL),
-    ("421 4.7.0 Try again later, closing connection. (EHLO)", Reason.SECURITYERROR),
+    ("450 4.7.0 Please come back later", Reason.SECURITYERROR),
 ])
 def test_common_replies_at_rcpt_get_their_reason(reply, reason):
     body = f"<user@example.com>: host mx.example.com[192.0.2.1] said: {reply} (in reply to RCPT TO command)"
