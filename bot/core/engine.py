@@ -29,6 +29,7 @@ from bot.core.model import (
     Recipient,
     RecipientRecord,
 )
+from bot.core.prefilter import lowered
 from bot.core.verdict import describe
 
 # Where a rejection names the refused IP; the first pattern that finds a public address wins.
@@ -117,10 +118,8 @@ def _domain(address: str | None) -> str | None:
 
 
 def match_rule(knowledge: Knowledge, diagnostic: str, status: str | None) -> Rule | None:
-    for rule in knowledge.rules:
-        if rule.pattern.search(diagnostic) and (rule.status is None or rule.status.search(status or "")):
-            return rule
-    return None
+    low = lowered(diagnostic)
+    return next((rule for rule in knowledge.rules if rule.matches(diagnostic, low, status)), None)
 
 
 def classify(knowledge: Knowledge, record: RecipientRecord, bounce: Bounce) -> tuple[Reason, Rule | None]:
@@ -134,8 +133,9 @@ def classify(knowledge: Knowledge, record: RecipientRecord, bounce: Bounce) -> t
     rule = match_rule(knowledge, diagnostic, record.status)
     if rule:
         return rule.reason, rule
+    low = lowered(diagnostic)
     for phrase in knowledge.phrases:
-        if phrase.pattern.search(diagnostic):
+        if phrase.matches(diagnostic, low):
             return _after_data(phrase.reason, record), None
     if record.action == "failed" and (record.status or "").startswith("4."):
         # A temporary error that ended in failure: the queue lifetime ran out.
@@ -167,8 +167,9 @@ def _status_reason(knowledge: Knowledge, status: str | None) -> Reason | None:
 
 def _providers_named(knowledge: Knowledge, text: str, kinds: Iterable[str]) -> Provider | None:
     kinds = tuple(kinds)
+    low = lowered(text)
     for provider in knowledge.providers.values():
-        if provider.kind in kinds and any(p.search(text) for p in provider.text):
+        if provider.kind in kinds and provider.named_in(text, low):
             return provider
     return None
 

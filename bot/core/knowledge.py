@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 
 from bot.core.errors import KnowledgeError
 from bot.core.model import DelistMethod, DelistRoute, Reason
+from bot.core.prefilter import Needles, may_match, needles
 
 DATA_DIR = Path(__file__).resolve().parent.parent / "data"
 
@@ -59,10 +60,19 @@ class Provider:
     replies: ReplyMarkers = ReplyMarkers()
     source: str = ""
     notes: str = ""
+    text_needles: tuple[Needles, ...] = field(default=(), compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "text_needles", tuple(needles(p) for p in self.text))
 
     @property
     def route(self) -> DelistRoute:
         return self.routes["default"]
+
+    def named_in(self, text: str, low: str | None) -> bool:
+        """One of the provider's `text` markers is in `text` (`low` from prefilter.lowered)."""
+        return any(may_match(n, low) and p.search(text) is not None
+                   for p, n in zip(self.text, self.text_needles, strict=True))
 
     def matches_host(self, host: str) -> bool:
         return any(p.search(host) for p in self.hosts)
@@ -91,6 +101,15 @@ class Rule:
     next_step: str | None = None
     wait_hours: float | None = None
     overdue_hours: float | None = None
+    needles: Needles = field(default=None, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "needles", needles(self.pattern))
+
+    def matches(self, text: str, low: str | None, status: str | None) -> bool:
+        """The rule's pattern is in `text` (`low` from prefilter.lowered) and its status condition holds."""
+        return (may_match(self.needles, low) and self.pattern.search(text) is not None
+                and (self.status is None or self.status.search(status or "") is not None))
 
 
 @dataclass(frozen=True)
@@ -102,6 +121,13 @@ class ReasonRule:
     pattern: re.Pattern[str]
     source: str = ""
     example: str = ""
+    needles: Needles = field(default=None, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "needles", needles(self.pattern))
+
+    def matches(self, text: str, low: str | None) -> bool:
+        return may_match(self.needles, low) and self.pattern.search(text) is not None
 
 
 @dataclass(frozen=True)

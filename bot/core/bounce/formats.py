@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import re
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 
 from bot.core.errors import KnowledgeError
+from bot.core.prefilter import Needles, lowered, may_match, needles
 
 FORMATS_FILE = Path(__file__).resolve().parent.parent.parent / "data" / "formats.toml"
 _KEYS = {"id", "markers", "from", "subject", "end", "source", "reason"}
@@ -33,10 +34,16 @@ class Format:
     end: tuple[re.Pattern[str], ...]
     source: str
     reason: str | None = None  # what the format means when its text names no reason
+    marker_needles: tuple[Needles, ...] = field(default=(), compare=False, repr=False)
 
-    def matches(self, body: str, from_header: str, subject: str) -> bool:
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "marker_needles", tuple(needles(p) for p in self.markers))
+
+    def matches(self, body: str, from_header: str, subject: str, low: str | None = None) -> bool:
+        """One of the markers is in the body (`low`: prefilter.lowered(body)), or in From/Subject."""
         return (
-            any(p.search(body) for p in self.markers)
+            any(may_match(n, low) and p.search(body)
+                for p, n in zip(self.markers, self.marker_needles, strict=True))
             or any(p.search(from_header) for p in self.from_)
             or any(p.search(subject) for p in self.subject)
         )
@@ -72,8 +79,9 @@ def load_formats(path: Path = FORMATS_FILE) -> tuple[Format, ...]:
 
 
 def identify(body: str, from_header: str = "", subject: str = "") -> Format | None:
+    low = lowered(body)
     for fmt in load_formats():
-        if fmt.matches(body, from_header, subject):
+        if fmt.matches(body, from_header, subject, low):
             return fmt
     return None
 
