@@ -195,9 +195,11 @@ def find_receiver(knowledge: Knowledge, bounce: Bounce, record: RecipientRecord)
     if named:
         return named
     hosts = [h for h in (record.remote_mta, bounce.reporting_mta) if h]
-    for provider in knowledge.providers.values():
-        if provider.kind in receivers and any(provider.matches_host(h) for h in hosts[:1]):
-            return provider
+    if hosts:
+        host, low = hosts[0], lowered(hosts[0])
+        for provider in knowledge.providers.values():
+            if provider.kind in receivers and provider.matches_host(host, low):
+                return provider
     domain = _domain(record.address)
     for provider in knowledge.providers.values():
         if domain and provider.kind in receivers and provider.matches_domain(domain):

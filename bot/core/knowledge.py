@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 from bot.core.errors import KnowledgeError
 from bot.core.model import DelistMethod, DelistRoute, Reason
-from bot.core.prefilter import Needles, may_match, needles
+from bot.core.prefilter import Needles, may_match, needles, union
 
 DATA_DIR = Path(__file__).resolve().parent.parent / "data"
 
@@ -61,9 +61,14 @@ class Provider:
     source: str = ""
     notes: str = ""
     text_needles: tuple[Needles, ...] = field(default=(), compare=False, repr=False)
+    any_text_needles: Needles = field(default=None, compare=False, repr=False)
+    host_needles: tuple[Needles, ...] = field(default=(), compare=False, repr=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "text_needles", tuple(needles(p) for p in self.text))
+        found = tuple(needles(p) for p in self.text)
+        object.__setattr__(self, "text_needles", found)
+        object.__setattr__(self, "any_text_needles", union(found))
+        object.__setattr__(self, "host_needles", tuple(needles(p) for p in self.hosts))
 
     @property
     def route(self) -> DelistRoute:
@@ -71,11 +76,13 @@ class Provider:
 
     def named_in(self, text: str, low: str | None) -> bool:
         """One of the provider's `text` markers is in `text` (`low` from prefilter.lowered)."""
-        return any(may_match(n, low) and p.search(text) is not None
+        return may_match(self.any_text_needles, low) and any(may_match(n, low) and p.search(text) is not None
                    for p, n in zip(self.text, self.text_needles, strict=True))
 
-    def matches_host(self, host: str) -> bool:
-        return any(p.search(host) for p in self.hosts)
+    def matches_host(self, host: str, low: str | None = None) -> bool:
+        """A host pattern matches `host` (`low`: prefilter.lowered(host), to skip hopeless ones)."""
+        return any(may_match(n, low) and p.search(host)
+                   for p, n in zip(self.hosts, self.host_needles, strict=True))
 
     def matches_domain(self, domain: str) -> bool:
         domain = domain.lower()

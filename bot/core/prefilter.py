@@ -49,6 +49,13 @@ def needles(pattern: re.Pattern[str]) -> Needles:
     return tuple(kept)
 
 
+def union(found: tuple[Needles, ...]) -> Needles:
+    """Needles for "one of these patterns matches": None if any of them has none."""
+    if not found or any(n is None for n in found):
+        return None
+    return tuple(dict.fromkeys(n for group in found for n in group or ()))
+
+
 def lowered(text: str) -> str | None:
     """The text to give `may_match`: lower-cased, or None when it must not be prefiltered."""
     if not text.isascii() and not CASE_TRAPS.isdisjoint(text):
