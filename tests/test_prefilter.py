@@ -64,3 +64,25 @@ def test_no_knowledge_pattern_is_skipped_where_it_matches() -> None:
             text = "".join(c.upper() if rng.random() < 0.3 else c for c in text)
             if pattern.search(text):
                 assert may_match(found, lowered(text)), (pattern.pattern, text)
+
+
+def test_top_level_alternatives_split_only_where_the_meaning_is_kept() -> None:
+    from bot.core.prefilter import _top_level_alternatives
+
+    assert _top_level_alternatives(r"a|b(c|d)|[|]|x\|y|[]|]z") == ["a", "b(c|d)", "[|]", r"x\|y", "[]|]z"]
+    assert _top_level_alternatives(r"(?i)a|b") == [r"(?i)a|b"]
+    assert _top_level_alternatives(r"(a)|\1") == [r"(a)|\1"]
+
+
+def test_screened_rules_and_phrases_decide_exactly_as_their_regexes() -> None:
+    from bot.core.prefilter import Screen
+
+    kb = load()
+    rng = random.Random(11)
+    examples = [r.example for r in kb.rules] + [p.example for p in kb.phrases if p.example]
+    words = [w for text in examples for w in text.split()]
+    texts = examples + [" ".join(rng.choice(words) for _ in range(rng.randint(1, 25))) for _ in range(300)]
+    for pattern in [r.pattern for r in kb.rules] + [p.pattern for p in kb.phrases]:
+        screen = Screen(pattern)
+        for text in texts:
+            assert screen.search(text, lowered(text)) == bool(pattern.search(text)), (pattern.pattern, text)

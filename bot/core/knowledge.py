@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 from bot.core.errors import KnowledgeError
 from bot.core.model import DelistMethod, DelistRoute, Reason
-from bot.core.prefilter import Needles, may_match, needles, union
+from bot.core.prefilter import Needles, Screen, may_match, needles, union
 
 DATA_DIR = Path(__file__).resolve().parent.parent / "data"
 
@@ -108,14 +108,16 @@ class Rule:
     next_step: str | None = None
     wait_hours: float | None = None
     overdue_hours: float | None = None
-    needles: Needles = field(default=None, compare=False, repr=False)
+    needles: Needles = field(init=False, compare=False, repr=False)
+    screen: Screen = field(init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "needles", needles(self.pattern))
+        object.__setattr__(self, "screen", Screen(self.pattern))
+        object.__setattr__(self, "needles", self.screen.needles)
 
     def matches(self, text: str, low: str | None, status: str | None) -> bool:
         """The rule's pattern is in `text` (`low` from prefilter.lowered) and its status condition holds."""
-        return (may_match(self.needles, low) and self.pattern.search(text) is not None
+        return (self.screen.search(text, low)
                 and (self.status is None or self.status.search(status or "") is not None))
 
 
@@ -128,13 +130,15 @@ class ReasonRule:
     pattern: re.Pattern[str]
     source: str = ""
     example: str = ""
-    needles: Needles = field(default=None, compare=False, repr=False)
+    needles: Needles = field(init=False, compare=False, repr=False)
+    screen: Screen = field(init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "needles", needles(self.pattern))
+        object.__setattr__(self, "screen", Screen(self.pattern))
+        object.__setattr__(self, "needles", self.screen.needles)
 
     def matches(self, text: str, low: str | None) -> bool:
-        return may_match(self.needles, low) and self.pattern.search(text) is not None
+        return self.screen.search(text, low)
 
 
 @dataclass(frozen=True)

@@ -49,6 +49,65 @@ def needles(pattern: re.Pattern[str]) -> Needles:
     return tuple(kept)
 
 
+class Screen:
+    """Whether a regex matches somewhere, running only the alternatives that can.
+
+    A pattern `A|B|C` matches a text exactly when one of A, B, C does; each top-level
+    alternative gets its own needles, so a text runs only the few alternatives whose literals it
+    holds instead of the whole alternation at every position.
+    """
+
+    __slots__ = ("branches", "needles")
+
+    def __init__(self, pattern: re.Pattern[str]) -> None:
+        self.needles = needles(pattern)
+        parts = _top_level_alternatives(pattern.pattern)
+        try:
+            compiled = [re.compile(part, pattern.flags) for part in parts] if len(parts) > 1 else []
+        except re.error:
+            compiled = []
+        if compiled:
+            self.branches = tuple((b, needles(b)) for b in compiled)
+        else:
+            self.branches = ((pattern, self.needles),)
+
+    def search(self, text: str, low: str | None) -> bool:
+        if not may_match(self.needles, low):
+            return False
+        return any(may_match(n, low) and b.search(text) is not None for b, n in self.branches)
+
+
+def _top_level_alternatives(source: str) -> list[str]:
+    """`a|b(c|d)|[|]` -> ["a", "b(c|d)", "[|]"]; one item when splitting could change the meaning."""
+    if re.search(r"\\[1-9]|\(\?P=|\(\?[aiLmsux]+\)", source):
+        return [source]  # back-references or global inline flags tie the alternatives together
+    parts: list[str] = []
+    depth = 0
+    in_class = False
+    start = 0
+    i = 0
+    while i < len(source):
+        c = source[i]
+        if c == "\\":
+            i += 2
+            continue
+        if in_class:
+            if c == "]" and source[i - 1] != "[" and source[i - 2 : i] != "[^":
+                in_class = False
+        elif c == "[":
+            in_class = True
+        elif c == "(":
+            depth += 1
+        elif c == ")":
+            depth -= 1
+        elif c == "|" and depth == 0:
+            parts.append(source[start:i])
+            start = i + 1
+        i += 1
+    parts.append(source[start:])
+    return parts
+
+
 def union(found: tuple[Needles, ...]) -> Needles:
     """Needles for "one of these patterns matches": None if any of them has none."""
     if not found or any(n is None for n in found):
