@@ -27,7 +27,8 @@ _HEADER_FIELD = re.compile(
 )
 # Phrases that introduce the remote server's own words; the reply follows them.
 _REMOTE_SAID = re.compile(
-    r"(?:Remote host said:|\bsaid:|SMTP error from remote (?:mail server|server|mailer) after [^:]*:|"
+    r"(?:Remote host said:|\bsaid:|"
+    r"SMTP error from remote (?:mail server|server|mailer) after (?:[^:<]*:?<[^>]*>|[^:]*):|"
     r"\(reason:|The (?:response|error that the other server returned) (?:from the remote server )?was:|"
     r"Remote Server returned|Diagnostic-Code:|<<<|Reason:|Failure Reason:)\s*",
     re.IGNORECASE,
@@ -40,7 +41,8 @@ _BOILERPLATE = re.compile(
 )
 _REMOTE_HOST = re.compile(
     r"(?:host|server)\s+([a-z0-9][\w.-]*\.[a-z]{2,})\s*\[[0-9a-f.:]+\]|"
-    r"Remote-MTA:\s*dns;\s*([\w.-]+)|while talking to ([\w.-]+?)\.?:|Generating server:\s*([\w.-]+)",
+    r"Remote-MTA:\s*dns;\s*([\w.-]+)|while talking to ([\w.-]+?)\.?:|Generating server:\s*([\w.-]+)|"
+    r"Error transferring to ([a-z0-9][\w-]*(?:\.[\w-]+)+)",
     re.IGNORECASE,
 )
 # Most specific first: the remote server's own words beat the MTA's summary of them.
