@@ -39,6 +39,7 @@ _IP_IN_REJECTION = (
     re.compile(r"banned sender\s*\[?([0-9a-f.:]+)\]?", re.I),
     re.compile(r"messages from \[?([0-9a-f.:]+)\]?", re.I),
     re.compile(r"(?:from|sending) IP(?: address)?[ :]+\[?([0-9a-f.:]+)\]?", re.I),
+    re.compile(r"\byour IP address[ :]+\[?([0-9a-f.:]+)\]?", re.I),
     re.compile(r"\bIP[=:]\s*\[?([0-9a-f.:]+)\]?", re.I),
     re.compile(r"[?&](?:ip|ip_address|v)=([0-9a-f.:]+)", re.I),
     re.compile(r"(?:lookup|query|bl\.shtml)[/?]([0-9a-f.:]+)", re.I),
@@ -48,7 +49,9 @@ _IP_IN_REJECTION = (
 )
 _RECEIVED_BY_IP = re.compile(r"\bby\s+\S+\s+\(?\[?([0-9a-f.:]+)\]?\)?", re.I)
 _X_IP_HEADERS = re.compile(
-    r"^(?:X-Originating-IP|X-ACCEPT-IP|X-Sender-IP|X-Source-IP)\s*:\s*\[?([0-9a-f.:]+)\]?", re.I | re.M
+    r"^(?:X-Originating-IP|X-ACCEPT-IP|X-Sender-IP|X-Source-IP)\s*:\s*\[?([0-9a-f.:]+)\]?|"
+    r"^X-SES-Outgoing\s*:\s*[\d.]+-([0-9a-f.:]+)",  # Amazon SES: "2025.10.20-198.51.100.210"
+    re.I | re.M,
 )
 _LIST_NAME = re.compile(
     r"(?:blocked using|listed (?:in|at|on|by)|in a black ?list at|blacklisted (?:by|at|on)|"
@@ -93,9 +96,10 @@ def rejected_ip(diagnostic: str) -> str | None:
 def ip_from_headers(headers: str) -> tuple[str | None, str | None]:
     """The sending IP from the returned message's headers, and which header said so."""
     match = _X_IP_HEADERS.search(headers)
-    if match and _valid_ip(match.group(1)):
-        name = match.group(0).split(":")[0]
-        return match.group(1), f"returned headers ({name})"
+    ip = match and (match.group(1) or match.group(2))
+    if match and ip and _valid_ip(ip):
+        name = match.group(0).split(":")[0].strip()
+        return ip, f"returned headers ({name})"
     for received in re.findall(r"^Received:.*(?:\n[ \t].*)*", headers, re.M | re.I):
         by = _RECEIVED_BY_IP.search(received)
         if by and _valid_ip(by.group(1)) and is_public_ip(by.group(1)):
