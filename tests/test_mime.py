@@ -81,7 +81,10 @@ ADDRESS_VALUES = [
     "John Q. Public <jqp@example.org>", '"Quoted, Name" <q@example.org>', "a@b", "a.b.c@d-e.f",
     "user@[192.0.2.1]", "a..b@example.com", ".a@example.com", "a@example.com.", "a@-x.example",
     "name <a@b> trailing", "(comment) a@b.example", "a@b.example (comment)", "<>", "", "x <y>",
-    "Ünïcode <u@example.jp>", "a@b@c", "<a@b.example>, <c@d.example>",
+    "Ünïcode <u@example.jp>", "a@b@c", "<a@b.example>, <c@d.example>", "   ",
+    '"Neko, Nyaan" <kijitora@example.jp>', "MAILER-DAEMON@smtp.example.jp (Mail Delivery System)",
+    '"Back\\slash" <b@example.jp>', '"Un"closed" <c@example.jp>', "a@b.example (nested (comment))",
+    "a@b.example (Comment) <x@y.example>", '"Quoted" <not an address>',
 ]
 
 

@@ -29,7 +29,7 @@ from bot.core.model import (
     Recipient,
     RecipientRecord,
 )
-from bot.core.prefilter import lowered
+from bot.core.prefilter import lowered, may_match, needles
 from bot.core.verdict import describe
 
 # Where a rejection names the refused IP; the first pattern that finds a public address wins.
@@ -58,6 +58,9 @@ _LIST_NAME = re.compile(
     r"rejected by|refused by)\s+([a-z0-9][\w.-]*\.[a-z]{2,})",
     re.I,
 )
+_RECEIVED = re.compile(r"^Received:.*(?:\n[ \t].*)*", re.M | re.I)
+_IP_NEEDLES = tuple(needles(p) for p in _IP_IN_REJECTION)
+_X_IP_NEEDLES = needles(_X_IP_HEADERS)
 _DELAYED = frozenset({"delayed"})
 _DELIVERED = frozenset({"delivered", "relayed", "expanded"})
 
@@ -82,7 +85,10 @@ def _any_ip(text: str) -> str | None:
 
 def rejected_ip(diagnostic: str) -> str | None:
     """The IP the rejection names as refused, if it names one."""
-    for pattern in _IP_IN_REJECTION:
+    low = lowered(diagnostic)
+    for pattern, found in zip(_IP_IN_REJECTION, _IP_NEEDLES, strict=True):
+        if not may_match(found, low):
+            continue
         for match in pattern.finditer(diagnostic):
             candidate = match.group(1).rstrip(".:")
             try:
@@ -95,12 +101,15 @@ def rejected_ip(diagnostic: str) -> str | None:
 
 def ip_from_headers(headers: str) -> tuple[str | None, str | None]:
     """The sending IP from the returned message's headers, and which header said so."""
-    match = _X_IP_HEADERS.search(headers)
+    low = lowered(headers)
+    match = _X_IP_HEADERS.search(headers) if may_match(_X_IP_NEEDLES, low) else None
     ip = match and (match.group(1) or match.group(2))
     if match and ip and _valid_ip(ip):
         name = match.group(0).split(":")[0].strip()
         return ip, f"returned headers ({name})"
-    for received in re.findall(r"^Received:.*(?:\n[ \t].*)*", headers, re.M | re.I):
+    if not may_match(("received:",), low):
+        return None, None
+    for received in _RECEIVED.findall(headers):
         by = _RECEIVED_BY_IP.search(received)
         if by and _valid_ip(by.group(1)) and is_public_ip(by.group(1)):
             return by.group(1), "returned headers (Received: by)"
@@ -170,12 +179,8 @@ def _status_reason(knowledge: Knowledge, status: str | None) -> Reason | None:
 
 
 def _providers_named(knowledge: Knowledge, text: str, kinds: Iterable[str]) -> Provider | None:
-    kinds = tuple(kinds)
     low = lowered(text)
-    for provider in knowledge.providers.values():
-        if provider.kind in kinds and provider.named_in(text, low):
-            return provider
-    return None
+    return next((p for p in knowledge.of_kinds(tuple(kinds)) if p.named_in(text, low)), None)
 
 
 def find_blocklist(knowledge: Knowledge, diagnostic: str) -> tuple[Provider | None, str | None]:
@@ -201,14 +206,11 @@ def find_receiver(knowledge: Knowledge, bounce: Bounce, record: RecipientRecord)
     hosts = [h for h in (record.remote_mta, bounce.reporting_mta) if h]
     if hosts:
         host, low = hosts[0], lowered(hosts[0])
-        for provider in knowledge.providers.values():
-            if provider.kind in receivers and provider.matches_host(host, low):
+        for provider in knowledge.of_kinds(receivers):
+            if provider.matches_host(host, low):
                 return provider
     domain = _domain(record.address)
-    for provider in knowledge.providers.values():
-        if domain and provider.kind in receivers and provider.matches_domain(domain):
-            return provider
-    return None
+    return knowledge.by_domain(domain, receivers) if domain else None
 
 
 def _headline(recipients: list[Recipient], records: list[RecipientRecord]) -> int:

@@ -147,9 +147,35 @@ class Knowledge:
     rules: tuple[Rule, ...]
     phrases: tuple[ReasonRule, ...]
     statuses: Mapping[str, Reason]  # enhanced status code (or class.subject prefix) -> reason
+    _kinds_cache: dict[tuple[str, ...], tuple[Provider, ...]] = field(
+        default_factory=dict, init=False, compare=False, repr=False)
+    _domains_cache: dict[tuple[str, ...], dict[str, Provider]] = field(
+        default_factory=dict, init=False, compare=False, repr=False)
 
     def provider(self, provider_id: str) -> Provider:
         return self.providers[provider_id]
+
+    def of_kinds(self, kinds: tuple[str, ...]) -> tuple[Provider, ...]:
+        """The providers of these kinds, in the data's order (computed once per kinds)."""
+        found = self._kinds_cache.get(kinds)
+        if found is None:
+            found = tuple(p for p in self.providers.values() if p.kind in kinds)
+            self._kinds_cache[kinds] = found
+        return found
+
+    def by_domain(self, domain: str, kinds: tuple[str, ...]) -> Provider | None:
+        """The first provider (in the data's order) of these kinds whose domains hold `domain`."""
+        index = self._domains_cache.get(kinds)
+        if index is None:
+            index = {}
+            for provider in self.of_kinds(kinds):
+                for d in provider.domains:
+                    index.setdefault(d, provider)
+            self._domains_cache[kinds] = index
+        order = {p.id: i for i, p in enumerate(self.of_kinds(kinds))}
+        labels = domain.lower().split(".")
+        hits = [index[s] for s in (".".join(labels[i:]) for i in range(len(labels))) if s in index]
+        return min(hits, key=lambda p: order[p.id]) if hits else None
 
     def by_kind(self, *kinds: str) -> Iterable[Provider]:
         return (p for p in self.providers.values() if p.kind in kinds)

@@ -72,9 +72,16 @@ class Screen:
             self.branches = ((pattern, self.needles),)
 
     def search(self, text: str, low: str | None) -> bool:
-        if not may_match(self.needles, low):
+        if low is None:
+            return any(b.search(text) is not None for b, _ in self.branches)
+        if self.needles is not None and not any(map(low.__contains__, self.needles)):
             return False
-        return any(may_match(n, low) and b.search(text) is not None for b, n in self.branches)
+        if len(self.branches) == 1:
+            return self.branches[0][0].search(text) is not None
+        for branch, found in self.branches:
+            if (found is None or any(map(low.__contains__, found))) and branch.search(text):
+                return True
+        return False
 
 
 def _top_level_alternatives(source: str) -> list[str]:
@@ -126,7 +133,7 @@ def may_match(found: Needles, low: str | None) -> bool:
     """False only when the pattern cannot match the text `low` was lowered from."""
     if found is None or low is None:
         return True
-    return any(n in low for n in found)
+    return any(map(low.__contains__, found))  # map over a C method: no generator frame per needle
 
 
 def _required(items: list[tuple[Any, Any]]) -> list[str] | None:

@@ -27,6 +27,17 @@ _NL = re.compile(r"\r\n|\r|\n")
 Matcher = Callable[[str], object]
 
 
+class _Message(email.message.Message):
+    """A compat32 Message that works out its content type once (its headers never change here)."""
+
+    _ctype: str | None = None
+
+    def get_content_type(self) -> str:
+        if self._ctype is None:
+            self._ctype = super().get_content_type()
+        return self._ctype
+
+
 class Unsupported(Exception):
     """Input this parser does not model; the caller uses the stdlib parser."""
 
@@ -102,13 +113,13 @@ class _Parser:
 
     # -- the FeedParser part ------------------------------------------------------------------
     def parse(self) -> email.message.Message:
-        root = email.message.Message(policy=_POLICY)
+        root = _Message(policy=_POLICY)
         self.last = root
         self._parsegen(root)
         return root
 
     def _new(self, parent: email.message.Message, parent_type: str) -> email.message.Message:
-        msg = email.message.Message(policy=_POLICY)
+        msg = _Message(policy=_POLICY)
         if parent_type == "multipart/digest":
             msg.set_default_type("message/rfc822")
         parent.attach(msg)
