@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 from bot.core.errors import KnowledgeError
 from bot.core.model import DelistMethod, DelistRoute, Reason
-from bot.core.prefilter import Needles, Screen, may_match, needles, union
+from bot.core.prefilter import Needles, Screen
 
 DATA_DIR = Path(__file__).resolve().parent.parent / "data"
 
@@ -60,15 +60,12 @@ class Provider:
     replies: ReplyMarkers = ReplyMarkers()
     source: str = ""
     notes: str = ""
-    text_needles: tuple[Needles, ...] = field(default=(), compare=False, repr=False)
-    any_text_needles: Needles = field(default=None, compare=False, repr=False)
-    host_needles: tuple[Needles, ...] = field(default=(), compare=False, repr=False)
+    text_screen: Screen = field(init=False, compare=False, repr=False)
+    host_screen: Screen = field(init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
-        found = tuple(needles(p) for p in self.text)
-        object.__setattr__(self, "text_needles", found)
-        object.__setattr__(self, "any_text_needles", union(found))
-        object.__setattr__(self, "host_needles", tuple(needles(p) for p in self.hosts))
+        object.__setattr__(self, "text_screen", Screen(self.text))
+        object.__setattr__(self, "host_screen", Screen(self.hosts))
 
     @property
     def route(self) -> DelistRoute:
@@ -76,13 +73,11 @@ class Provider:
 
     def named_in(self, text: str, low: str | None) -> bool:
         """One of the provider's `text` markers is in `text` (`low` from prefilter.lowered)."""
-        return may_match(self.any_text_needles, low) and any(may_match(n, low) and p.search(text) is not None
-                   for p, n in zip(self.text, self.text_needles, strict=True))
+        return self.text_screen.search(text, low)
 
     def matches_host(self, host: str, low: str | None = None) -> bool:
         """A host pattern matches `host` (`low`: prefilter.lowered(host), to skip hopeless ones)."""
-        return any(may_match(n, low) and p.search(host)
-                   for p, n in zip(self.hosts, self.host_needles, strict=True))
+        return self.host_screen.search(host, low)
 
     def matches_domain(self, domain: str) -> bool:
         domain = domain.lower()
@@ -108,12 +103,14 @@ class Rule:
     next_step: str | None = None
     wait_hours: float | None = None
     overdue_hours: float | None = None
-    needles: Needles = field(init=False, compare=False, repr=False)
     screen: Screen = field(init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "screen", Screen(self.pattern))
-        object.__setattr__(self, "needles", self.screen.needles)
+        object.__setattr__(self, "screen", Screen((self.pattern,), split=True))
+
+    @property
+    def needles(self) -> Needles:
+        return self.screen.needles
 
     def matches(self, text: str, low: str | None, status: str | None) -> bool:
         """The rule's pattern is in `text` (`low` from prefilter.lowered) and its status condition holds."""
@@ -130,12 +127,14 @@ class ReasonRule:
     pattern: re.Pattern[str]
     source: str = ""
     example: str = ""
-    needles: Needles = field(init=False, compare=False, repr=False)
     screen: Screen = field(init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "screen", Screen(self.pattern))
-        object.__setattr__(self, "needles", self.screen.needles)
+        object.__setattr__(self, "screen", Screen((self.pattern,), split=True))
+
+    @property
+    def needles(self) -> Needles:
+        return self.screen.needles
 
     def matches(self, text: str, low: str | None) -> bool:
         return self.screen.search(text, low)

@@ -50,38 +50,66 @@ def needles(pattern: re.Pattern[str]) -> Needles:
 
 
 class Screen:
-    """Whether a regex matches somewhere, running only the alternatives that can.
+    """Whether any of some regexes matches a text, running only those that can.
 
-    A pattern `A|B|C` matches a text exactly when one of A, B, C does; each top-level
-    alternative gets its own needles, so a text runs only the few alternatives whose literals it
-    holds instead of the whole alternation at every position.
+    Each pattern (with `split`, each top-level alternative of it: `A|B|C` matches exactly when
+    one of A, B, C does) gets its own needles, so a text runs only the few whose literals it
+    holds. The needles are derived on the second use, not at load: a one-shot `diagnose` of a
+    single file runs the plain regexes and pays nothing for the prefilter.
     """
 
-    __slots__ = ("branches", "needles")
+    __slots__ = ("_each", "_needles", "_sources", "_split", "_uses")
 
-    def __init__(self, pattern: re.Pattern[str]) -> None:
-        self.needles = needles(pattern)
-        parts = _top_level_alternatives(pattern.pattern)
-        try:
-            compiled = [re.compile(part, pattern.flags) for part in parts] if len(parts) > 1 else []
-        except re.error:
-            compiled = []
-        if compiled:
-            self.branches = tuple((b, needles(b)) for b in compiled)
-        else:
-            self.branches = ((pattern, self.needles),)
+    def __init__(self, patterns: tuple[re.Pattern[str], ...], split: bool = False) -> None:
+        self._sources = patterns
+        self._split = split
+        self._uses = 0
+        self._needles: Needles = None
+        self._each: tuple[tuple[re.Pattern[str], Needles], ...] | None = None
+
+    def _build(self) -> tuple[tuple[re.Pattern[str], Needles], ...]:
+        patterns: list[re.Pattern[str]] = []
+        for pattern in self._sources:
+            patterns += _branches(pattern) if self._split else [pattern]
+        each = tuple((p, needles(p)) for p in patterns)
+        self._needles = union(tuple(n for _, n in each))
+        self._each = each  # last: a reader that sees _each also sees _needles
+        return each
+
+    @property
+    def needles(self) -> Needles:
+        """Literals of which any match of any pattern holds one (None: no such set)."""
+        if self._each is None:
+            self._build()
+        return self._needles
 
     def search(self, text: str, low: str | None) -> bool:
+        """A pattern matches `text`; `low` is prefilter.lowered(text)."""
+        each = self._each
+        if each is None:
+            self._uses += 1
+            if self._uses < 2:
+                return any(p.search(text) is not None for p in self._sources)
+            each = self._build()
         if low is None:
-            return any(b.search(text) is not None for b, _ in self.branches)
-        if self.needles is not None and not any(map(low.__contains__, self.needles)):
+            return any(p.search(text) is not None for p, _ in each)
+        found = self._needles
+        if found is not None and not any(map(low.__contains__, found)):
             return False
-        if len(self.branches) == 1:
-            return self.branches[0][0].search(text) is not None
-        for branch, found in self.branches:
-            if (found is None or any(map(low.__contains__, found))) and branch.search(text):
+        for pattern, found in each:
+            if (found is None or any(map(low.__contains__, found))) and pattern.search(text):
                 return True
         return False
+
+
+def _branches(pattern: re.Pattern[str]) -> list[re.Pattern[str]]:
+    parts = _top_level_alternatives(pattern.pattern)
+    if len(parts) < 2:
+        return [pattern]
+    try:
+        return [re.compile(part, pattern.flags) for part in parts]
+    except re.error:
+        return [pattern]
 
 
 def _top_level_alternatives(source: str) -> list[str]:

@@ -9,7 +9,7 @@ from functools import cache
 from pathlib import Path
 
 from bot.core.errors import KnowledgeError
-from bot.core.prefilter import Needles, lowered, may_match, needles, union
+from bot.core.prefilter import Screen, lowered
 
 FORMATS_FILE = Path(__file__).resolve().parent.parent.parent / "data" / "formats.toml"
 _KEYS = {"id", "markers", "from", "subject", "end", "source", "reason"}
@@ -34,19 +34,15 @@ class Format:
     end: tuple[re.Pattern[str], ...]
     source: str
     reason: str | None = None  # what the format means when its text names no reason
-    marker_needles: tuple[Needles, ...] = field(default=(), compare=False, repr=False)
-    any_marker_needles: Needles = field(default=None, compare=False, repr=False)
+    marker_screen: Screen = field(init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
-        found = tuple(needles(p) for p in self.markers)
-        object.__setattr__(self, "marker_needles", found)
-        object.__setattr__(self, "any_marker_needles", union(found))
+        object.__setattr__(self, "marker_screen", Screen(self.markers))
 
     def matches(self, body: str, from_header: str, subject: str, low: str | None = None) -> bool:
         """One of the markers is in the body (`low`: prefilter.lowered(body)), or in From/Subject."""
         return (
-            (may_match(self.any_marker_needles, low) and any(may_match(n, low) and p.search(body)
-                for p, n in zip(self.markers, self.marker_needles, strict=True)))
+            self.marker_screen.search(body, low)
             or any(p.search(from_header) for p in self.from_)
             or any(p.search(subject) for p in self.subject)
         )
