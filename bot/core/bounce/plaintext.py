@@ -61,7 +61,8 @@ def _blocks(report: str) -> list[tuple[str, list[str]]]:
     blocks: list[tuple[str, list[str]]] = []
     current: list[str] | None = None
     for line in report.split("\n"):
-        match = None if _HEADER_FIELD.match(line) else _RECIPIENT_LINE.match(line)
+        # A recipient line holds an address, so a line without "@" needs no regex.
+        match = None if "@" not in line or _HEADER_FIELD.match(line) else _RECIPIENT_LINE.match(line)
         if match and len(match.group(2)) < 400:
             current = [match.group(2)] if match.group(2) else []
             blocks.append((match.group(1), current))
