@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench bench-dns bench-slack clean
+.PHONY: run test lint bench bench-engine bench-dns bench-slack clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,10 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/agreement.py
+
+## bench-engine: messages/s and peak memory over the corpus beside Debian's Sisimai (installed with apt if it can)
+bench-engine: $(STAMP)
+	$(BIN)/python benchmarks/engine_throughput.py
 
 ## bench-dns: DNS figures against the loopback server; pydnsbl is installed here only, for comparison
 bench-dns: $(STAMP)

@@ -7,19 +7,19 @@ ask), 1 listed on at least one list, 2 the argument is not an IP address or a se
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from bot.adapters.dns import DnsResolver
 from bot.cli import EXIT_ATTENTION, EXIT_OK, EXIT_USAGE
 from bot.config import Settings, load_settings
 from bot.core import dnsbl, knowledge
 from bot.core.dnsbl import Listing, ListingStatus
 from bot.core.knowledge import Knowledge
 from bot.core.model import Diagnosis
-from bot.service.evidence import CheckResult, Evidence, EvidenceService, enrich
+
+if TYPE_CHECKING:  # dnspython and asyncio load only when DNS is asked (not for diagnose --no-dns)
+    from bot.service.evidence import CheckResult, Evidence, EvidenceService
 
 
 def register(subparsers: Any) -> None:
@@ -34,6 +34,9 @@ def register(subparsers: Any) -> None:
 
 def build_service(settings: Settings, know: Knowledge | None = None) -> EvidenceService:
     """Wire the dnspython resolver and the knowledge into the evidence use cases."""
+    from bot.adapters.dns import DnsResolver
+    from bot.service.evidence import EvidenceService
+
     know = know or knowledge.load()
     resolver = DnsResolver(settings.nameservers, timeout=settings.dns_timeout,
                            concurrency=settings.dns_concurrency)
@@ -43,6 +46,8 @@ def build_service(settings: Settings, know: Knowledge | None = None) -> Evidence
 
 
 def run(args: argparse.Namespace) -> int:
+    import asyncio
+
     service = build_service(load_settings())
     result = asyncio.run(service.check_ip(args.ip))
     if args.json:
@@ -58,6 +63,10 @@ def run(args: argparse.Namespace) -> int:
 
 def with_dns(service: EvidenceService, diagnosis: Diagnosis) -> tuple[Diagnosis, Evidence]:
     """The diagnosis enriched with DNS evidence (for `diagnose`)."""
+    import asyncio
+
+    from bot.service.evidence import enrich
+
     evidence = asyncio.run(service.gather(diagnosis))
     return enrich(diagnosis, evidence), evidence
 

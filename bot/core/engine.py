@@ -37,6 +37,7 @@ from bot.core.model import (
     Recipient,
     RecipientRecord,
 )
+from bot.core.prefilter import lowered, may_match, needles
 from bot.core.verdict import describe
 
 # Where a rejection names the refused IP; the first pattern that finds a public address wins.
@@ -46,6 +47,7 @@ _IP_IN_REJECTION = (
     re.compile(r"banned sender\s*\[?([0-9a-f.:]+)\]?", re.I),
     re.compile(r"messages from \[?([0-9a-f.:]+)\]?", re.I),
     re.compile(r"(?:from|sending) IP(?: address)?[ :]+\[?([0-9a-f.:]+)\]?", re.I),
+    re.compile(r"\byour IP address[ :]+\[?([0-9a-f.:]+)\]?", re.I),
     re.compile(r"\bIP[=:]\s*\[?([0-9a-f.:]+)\]?", re.I),
     re.compile(r"[?&](?:ip|ip_address|v)=([0-9a-f.:]+)", re.I),
     re.compile(r"(?:lookup|query|bl\.shtml)[/?]([0-9a-f.:]+)", re.I),
@@ -55,13 +57,18 @@ _IP_IN_REJECTION = (
 )
 _RECEIVED_BY_IP = re.compile(r"\bby\s+\S+\s+\(?\[?([0-9a-f.:]+)\]?\)?", re.I)
 _X_IP_HEADERS = re.compile(
-    r"^(?:X-Originating-IP|X-ACCEPT-IP|X-Sender-IP|X-Source-IP)\s*:\s*\[?([0-9a-f.:]+)\]?", re.I | re.M
+    r"^(?:X-Originating-IP|X-ACCEPT-IP|X-Sender-IP|X-Source-IP)\s*:\s*\[?([0-9a-f.:]+)\]?|"
+    r"^X-SES-Outgoing\s*:\s*[\d.]+-([0-9a-f.:]+)",  # Amazon SES: "2025.10.20-198.51.100.210"
+    re.I | re.M,
 )
 _LIST_NAME = re.compile(
     r"(?:blocked using|listed (?:in|at|on|by)|in a black ?list at|blacklisted (?:by|at|on)|"
     r"rejected by|refused by)\s+([a-z0-9][\w.-]*\.[a-z]{2,})",
     re.I,
 )
+_RECEIVED = re.compile(r"^Received:.*(?:\n[ \t].*)*", re.M | re.I)
+_IP_NEEDLES = tuple(needles(p) for p in _IP_IN_REJECTION)
+_X_IP_NEEDLES = needles(_X_IP_HEADERS)
 _DELAYED = frozenset({"delayed"})
 _DELIVERED = frozenset({"delivered", "relayed", "expanded"})
 
@@ -86,7 +93,10 @@ def _any_ip(text: str) -> str | None:
 
 def rejected_ip(diagnostic: str) -> str | None:
     """The IP the rejection names as refused, if it names one."""
-    for pattern in _IP_IN_REJECTION:
+    low = lowered(diagnostic)
+    for pattern, found in zip(_IP_IN_REJECTION, _IP_NEEDLES, strict=True):
+        if not may_match(found, low):
+            continue
         for match in pattern.finditer(diagnostic):
             candidate = match.group(1).rstrip(".:")
             try:
@@ -99,11 +109,15 @@ def rejected_ip(diagnostic: str) -> str | None:
 
 def ip_from_headers(headers: str) -> tuple[str | None, str | None]:
     """The sending IP from the returned message's headers, and which header said so."""
-    match = _X_IP_HEADERS.search(headers)
-    if match and _valid_ip(match.group(1)):
-        name = match.group(0).split(":")[0]
-        return match.group(1), f"returned headers ({name})"
-    for received in re.findall(r"^Received:.*(?:\n[ \t].*)*", headers, re.M | re.I):
+    low = lowered(headers)
+    match = _X_IP_HEADERS.search(headers) if may_match(_X_IP_NEEDLES, low) else None
+    ip = match and (match.group(1) or match.group(2))
+    if match and ip and _valid_ip(ip):
+        name = match.group(0).split(":")[0].strip()
+        return ip, f"returned headers ({name})"
+    if not may_match(("received:",), low):
+        return None, None
+    for received in _RECEIVED.findall(headers):
         by = _RECEIVED_BY_IP.search(received)
         if by and _valid_ip(by.group(1)) and is_public_ip(by.group(1)):
             return by.group(1), "returned headers (Received: by)"
@@ -125,10 +139,8 @@ def _domain(address: str | None) -> str | None:
 
 
 def match_rule(knowledge: Knowledge, diagnostic: str, status: str | None) -> Rule | None:
-    for rule in knowledge.rules:
-        if rule.pattern.search(diagnostic) and (rule.status is None or rule.status.search(status or "")):
-            return rule
-    return None
+    low = lowered(diagnostic)
+    return next((rule for rule in knowledge.rules if rule.matches(diagnostic, low, status)), None)
 
 
 # Reasons the enhanced status code or the text can each decide, most specific first: the state of
@@ -180,21 +192,22 @@ def classify(knowledge: Knowledge, record: RecipientRecord, bounce: Bounce) -> t
 def _judge(knowledge: Knowledge, record: RecipientRecord) -> Reason:
     """The generic judgement: status code, SMTP command and phrases weighed together."""
     text = record.diagnostic
+    low = lowered(text)
     by_status = _status_reason(knowledge, record.status)
     mailer = (record.diagnostic_type or "").startswith("x-unix")
     if mailer:
         # A local delivery program's exit status (RFC 3464 diagnostic type X-Unix), not SMTP;
         # X.3.x says the mail system itself failed rather than the program.
-        if knowledge.says(Reason.MAILBOXFULL, text):
+        if knowledge.says(Reason.MAILBOXFULL, text, low):
             return Reason.MAILBOXFULL
         return Reason.SYSTEMERROR if (record.status or "")[1:3] == ".3" and by_status else Reason.MAILERERROR
     for reason in _FIRST_PASS:
-        if _probe(knowledge, reason, record, by_status):
+        if _probe(knowledge, reason, record, by_status, low):
             return reason
     if by_status and by_status not in _VAGUE:
         return by_status
     for reason in _SECOND_PASS:
-        if knowledge.says(reason, text):
+        if knowledge.says(reason, text, low):
             return reason
     if by_status:
         return by_status
@@ -218,7 +231,8 @@ def _judge(knowledge: Knowledge, record: RecipientRecord) -> Reason:
     return Reason.ONHOLD if text.strip() else Reason.UNDEFINED  # words we cannot place / no words
 
 
-def _probe(knowledge: Knowledge, reason: Reason, record: RecipientRecord, by_status: Reason | None) -> bool:
+def _probe(knowledge: Knowledge, reason: Reason, record: RecipientRecord, by_status: Reason | None,
+           low: str | None = None) -> bool:
     """Does the status code or the text say `reason`, given the SMTP command it answered?"""
     text = record.diagnostic
     command = (record.command or "").upper()
@@ -227,33 +241,34 @@ def _probe(knowledge: Knowledge, reason: Reason, record: RecipientRecord, by_sta
             # X.1.1 is also sent for refusals that are not about the mailbox.
             others = (Reason.NORELAYING, Reason.BLOCKED, Reason.MAILBOXFULL, Reason.HASMOVED,
                       Reason.REJECTED, Reason.NOTACCEPT, Reason.RATELIMITED)
-            return not any(knowledge.says(r, text) for r in others)
-        return command == "RCPT" and knowledge.says(reason, text)
+            return not any(knowledge.says(r, text, low) for r in others)
+        return command == "RCPT" and knowledge.says(reason, text, low)
     if reason is Reason.FILTERED:
         # "No such user" given after DATA (or when the command is not known) comes from a filter
         # that read the message, not from the recipient check at RCPT.
         if by_status is Reason.FILTERED:
-            return knowledge.says(Reason.USERUNKNOWN, text) or knowledge.says(reason, text)
+            return knowledge.says(Reason.USERUNKNOWN, text, low) or knowledge.says(reason, text, low)
         if command in _BEFORE_DATA:
             return False
-        return knowledge.says(reason, text) or knowledge.says(Reason.USERUNKNOWN, text)
+        return knowledge.says(reason, text, low) or knowledge.says(Reason.USERUNKNOWN, text, low)
     if reason is Reason.REJECTED:
         if by_status is Reason.REJECTED:
             return True
         if command == "MAIL":  # RFC 5321: a refusal of MAIL FROM is a refusal of the sender
-            return knowledge.says(reason, text) or bool(_ACCESS_DENIED.search(text))
+            return knowledge.says(reason, text, low) or bool(_ACCESS_DENIED.search(text))
         if command == "DATA":
-            return by_status is not Reason.USERUNKNOWN and knowledge.says(reason, text)
+            return by_status is not Reason.USERUNKNOWN and knowledge.says(reason, text, low)
         if by_status in (None, Reason.ONHOLD, Reason.SECURITYERROR, Reason.SYSTEMERROR):
-            return knowledge.says(reason, text)
+            return knowledge.says(reason, text, low)
         return False
     if reason is Reason.HOSTUNKNOWN:
         if by_status is Reason.HOSTUNKNOWN:  # X.4.4 unable to route: DNS trouble or no MX at all
-            return not (knowledge.says(Reason.NETWORKERROR, text) or knowledge.says(Reason.NOTACCEPT, text))
-        return knowledge.says(reason, text)
+            return not (knowledge.says(Reason.NETWORKERROR, text, low)
+                        or knowledge.says(Reason.NOTACCEPT, text, low))
+        return knowledge.says(reason, text, low)
     if reason is Reason.CONTENTERROR:  # X.6.x alone is weighed after spam and policy words
-        return knowledge.says(reason, text)
-    if reason is Reason.SPAMDETECTED and knowledge.says(Reason.VIRUSDETECTED, text):
+        return knowledge.says(reason, text, low)
+    if reason is Reason.SPAMDETECTED and knowledge.says(Reason.VIRUSDETECTED, text, low):
         return False  # "virus detected; content rejected" names the more specific finding
     if reason is Reason.MESGTOOBIG and by_status is Reason.EXCEEDLIMIT:
         return False  # X.2.3: the recipient's own size limit
@@ -261,7 +276,7 @@ def _probe(knowledge: Knowledge, reason: Reason, record: RecipientRecord, by_sta
         return False
     if reason is Reason.SUSPEND and record.reply_code == "525":
         return True  # RFC 5321 bis: 525 user account disabled
-    return by_status is reason or knowledge.says(reason, text)
+    return by_status is reason or knowledge.says(reason, text, low)
 
 
 def _syntax_reply(code: str | None) -> bool:
@@ -279,11 +294,8 @@ def _status_reason(knowledge: Knowledge, status: str | None) -> Reason | None:
 
 
 def _providers_named(knowledge: Knowledge, text: str, kinds: Iterable[str]) -> Provider | None:
-    kinds = tuple(kinds)
-    for provider in knowledge.providers.values():
-        if provider.kind in kinds and any(p.search(text) for p in provider.text):
-            return provider
-    return None
+    low = lowered(text)
+    return next((p for p in knowledge.of_kinds(tuple(kinds)) if p.named_in(text, low)), None)
 
 
 def find_blocklist(knowledge: Knowledge, diagnostic: str) -> tuple[Provider | None, str | None]:
@@ -307,14 +319,13 @@ def find_receiver(knowledge: Knowledge, bounce: Bounce, record: RecipientRecord)
     if named:
         return named
     hosts = [h for h in (record.remote_mta, bounce.reporting_mta) if h]
-    for provider in knowledge.providers.values():
-        if provider.kind in receivers and any(provider.matches_host(h) for h in hosts[:1]):
-            return provider
+    if hosts:
+        host, low = hosts[0], lowered(hosts[0])
+        for provider in knowledge.of_kinds(receivers):
+            if provider.matches_host(host, low):
+                return provider
     domain = _domain(record.address)
-    for provider in knowledge.providers.values():
-        if domain and provider.kind in receivers and provider.matches_domain(domain):
-            return provider
-    return None
+    return knowledge.by_domain(domain, receivers) if domain else None
 
 
 def _headline(recipients: list[Recipient], records: list[RecipientRecord]) -> int:

@@ -82,7 +82,21 @@ def _not_bounce(source: str, why: str, **kwargs: Any) -> Bounce:
     return Bounce(source=source, format=None, is_bounce=False, not_bounce_reason=why, **kwargs)
 
 
+_ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
+_PLAIN_ADDRESS = rf"{_ATEXT}(?:\.{_ATEXT})*@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*"
+# "a@b" or "Plain Name <a@b>": what parseaddr answers is plain there, without its full parser.
+_SIMPLE_ADDRESS = re.compile(
+    rf"\s*(?:(?:[A-Za-z0-9 ._-]*|\"[^\"\\\\]*\")\s*<({_PLAIN_ADDRESS})>"
+    rf"|({_PLAIN_ADDRESS})(?:\s+\([^()\\\\]*\))?)\s*"
+)
+
+
 def _address(value: str) -> str | None:
+    if not value.strip():
+        return None
+    simple = _SIMPLE_ADDRESS.fullmatch(value)
+    if simple:
+        return simple.group(1) or simple.group(2)
     address = parseaddr(value)[1]
     return address or None
 

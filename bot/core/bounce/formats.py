@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import re
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 
 from bot.core.errors import KnowledgeError
 from bot.core.model import Reason
+from bot.core.prefilter import Screen, lowered
 
 FORMATS_FILE = Path(__file__).resolve().parent.parent.parent / "data" / "formats.toml"
 _KEYS = {"id", "markers", "from", "subject", "end", "source", "reason", "headings"}
@@ -43,10 +44,15 @@ class Format:
             if pattern.search(body):
                 return reason
         return self.reason
+    marker_screen: Screen = field(init=False, compare=False, repr=False)
 
-    def matches(self, body: str, from_header: str, subject: str) -> bool:
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "marker_screen", Screen(self.markers))
+
+    def matches(self, body: str, from_header: str, subject: str, low: str | None = None) -> bool:
+        """One of the markers is in the body (`low`: prefilter.lowered(body)), or in From/Subject."""
         return (
-            any(p.search(body) for p in self.markers)
+            self.marker_screen.search(body, low)
             or any(p.search(from_header) for p in self.from_)
             or any(p.search(subject) for p in self.subject)
         )
@@ -97,10 +103,32 @@ def load_formats(path: Path = FORMATS_FILE) -> tuple[Format, ...]:
 
 
 def identify(body: str, from_header: str = "", subject: str = "") -> Format | None:
-    for fmt in load_formats():
-        if fmt.matches(body, from_header, subject):
+    """The first format (in the table's order) whose markers are in the body or whose From or
+    Subject patterns match."""
+    table = load_formats()
+    first = _first_by_markers(body)
+    for fmt in table[:first]:
+        if any(p.search(from_header) for p in fmt.from_) or any(p.search(subject) for p in fmt.subject):
             return fmt
-    return None
+    return table[first] if first < len(table) else None
+
+
+_LAST_BODY: tuple[str, int] | None = None  # the marker answer for the last body (readers ask twice)
+_CACHE_LIMIT = 256 * 1024
+
+
+def _first_by_markers(body: str) -> int:
+    """Index of the first format whose markers are in the body (len(table) if none)."""
+    global _LAST_BODY
+    last = _LAST_BODY
+    if last is not None and last[0] == body:
+        return last[1]
+    table = load_formats()
+    low = lowered(body)
+    first = next((i for i, fmt in enumerate(table) if fmt.marker_screen.search(body, low)), len(table))
+    if len(body) <= _CACHE_LIMIT:
+        _LAST_BODY = (body, first)
+    return first
 
 
 def cut_returned_message(body: str, fmt: Format | None) -> str:

@@ -17,6 +17,8 @@ import re
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
 
+from bot.core.bounce import mime
+
 # "From sender date" separator lines of mbox files (RFC 4155); dates vary, so only the shape.
 _MBOX_FROM = re.compile(rb"^From \S+.*\d\d:\d\d(?::\d\d)?.*$", re.MULTILINE)
 _HEADER_LINE = re.compile(rb"^[!-9;-~]+:[ \t]?.*$")
@@ -241,7 +243,7 @@ def _original_text(part: email.message.Message) -> str:
 
 def parse_message(data: bytes) -> Parts:
     """Bytes of one RFC 5322 message -> its decoded parts. Never raises on malformed input."""
-    msg = email.message_from_bytes(data, policy=email.policy.compat32)
+    msg = mime.parse(data)
     parts = Parts(headers=msg, content_type=msg.get_content_type())
     try:
         _walk(msg, parts)

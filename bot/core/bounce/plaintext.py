@@ -42,7 +42,8 @@ _HEADER_FIELD = re.compile(
 )
 # Phrases that introduce the remote server's own words; the reply follows them.
 _REMOTE_SAID = re.compile(
-    r"(?:Remote host said:|\bsaid:|SMTP error from remote (?:mail server|server|mailer) after [^:]*:|"
+    r"(?:Remote host said:|\bsaid:|"
+    r"SMTP error from remote (?:mail server|server|mailer) after (?:[^:<]*:?<[^>]*>|[^:]*):|"
     r"\(reason:|The (?:response|error that the other server returned) (?:from the remote server )?was:|"
     r"Remote Server returned|Diagnostic-Code:|<<<|Reason:|Failure Reason:)\s*",
     re.IGNORECASE,
@@ -56,7 +57,8 @@ _BOILERPLATE = re.compile(
 )
 _REMOTE_HOST = re.compile(
     r"(?:host|server)\s+([a-z0-9][\w.-]*\.[a-z]{2,})\s*\[[0-9a-f.:]+\]|"
-    r"Remote-MTA:\s*dns;\s*([\w.-]+)|while talking to ([\w.-]+?)\.?:|Generating server:\s*([\w.-]+)",
+    r"Remote-MTA:\s*dns;\s*([\w.-]+)|while talking to ([\w.-]+?)\.?:|Generating server:\s*([\w.-]+)|"
+    r"Error transferring to ([a-z0-9][\w-]*(?:\.[\w-]+)+)",
     re.IGNORECASE,
 )
 # Most specific first: the remote server's own words beat the MTA's summary of them.
@@ -77,11 +79,12 @@ def _blocks(report: str) -> list[tuple[str, list[str]]]:
     current: list[str] | None = None
     indent = 0
     for line in report.split("\n"):
-        match = None if _HEADER_FIELD.match(line) else _RECIPIENT_LINE.match(line)
+        # A recipient line holds an address, so a line without "@" needs no regex.
+        match = None if "@" not in line or _HEADER_FIELD.match(line) else _RECIPIENT_LINE.match(line)
         depth = len(line) - len(line.lstrip())
         if match and current and depth > indent:
             match = None  # an indented continuation that repeats the address (Postfix, Sendmail)
-        reason_first = None if match else _REASON_FIRST.match(line)
+        reason_first = None if match or "@" not in line else _REASON_FIRST.match(line)
         if reason_first:
             current = [reason_first.group(1)]
             blocks.append((reason_first.group(2), current))

@@ -84,6 +84,7 @@ def join_reply_lines(lines: list[str]) -> str:
     """
     out: list[str] = []
     first_prefix = ""
+    continued = False  # the reply was a multi-line one ("550-…")
     for raw in lines:
         line = raw.strip()
         if not line:
@@ -95,6 +96,7 @@ def join_reply_lines(lines: list[str]) -> str:
             line = line[match.end():].strip()
             match = None
         if match:
+            continued = continued or line[3:4] == "-"
             if not first_prefix:
                 first_prefix = match.group(1) + (" " + match.group(2) if match.group(2) else "")
                 out.append(first_prefix)
@@ -110,11 +112,33 @@ def join_reply_lines(lines: list[str]) -> str:
         repeat = re.compile(rf"(?<=\S) {code}[ -]{re.escape(status)}(?= )")
         head = joined.find(status) + len(status)
         joined = joined[:head] + repeat.sub("", joined[head:])
+    if first_prefix and continued and joined.startswith(first_prefix):
+        joined = _inner_prefixes(joined, first_prefix)
     return joined
 
 
 def _codes(line: str) -> list[str]:
     return [m.group(1) for m in re.finditer(r"(?<!\d)([245]\d\d)[- ]", line)]
+
+
+def _inner_prefixes(text: str, first_prefix: str) -> str:
+    """Drop the `550-5.7.1 ` prefixes a re-wrapping MTA left inside the lines of a multi-line reply.
+
+    Postfix and Exim re-wrap the remote reply at their own width, so the `NNN-` of each original
+    line can land mid-line ("…from your 421-4.7.28 IP address…"); the reply's last line repeats
+    the prefix with a space ("… 421 4.7.28 Bulk Email Senders Guidelines").
+    """
+    code, _, status = first_prefix.partition(" ")
+    status_part = rf"(?:{re.escape(status)}\s?)?" if status else ""
+    head = len(first_prefix)
+    rest = text[head:]
+    inner = re.compile(rf"(?<=\s){code}-{status_part}")
+    found = list(inner.finditer(rest))
+    if not found:
+        return text
+    last_end = found[-1].end()
+    rest = rest[:last_end] + re.sub(rf"(?<=\s){code} {status_part}", "", rest[last_end:], count=1)
+    return squash(text[:head] + inner.sub("", rest))
 
 
 def _final_prefix(line: str, first_prefix: str) -> re.Match[str] | None:
