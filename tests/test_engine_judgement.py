@@ -364,3 +364,24 @@ def test_exchange_s_hash_decorated_reply_gives_its_code():
     (diagnosis,) = diagnose_bytes(raw.encode(), "t")
     (recipient,) = diagnosis.recipients
     assert (recipient.reply_code, recipient.status, recipient.reason) == ("552", "5.2.2", Reason.MAILBOXFULL)
+
+
+def test_a_paste_starting_with_an_address_line_is_read_as_a_bounce_not_as_headers():
+    raw = "<user@example.com>:\nDeferred: Connection timed out with mx.example.com.\n"
+    assert reasons(raw) == [("user@example.com", Reason.EXPIRED)]
+
+
+def test_qmail_s_queue_lifetime_note_gives_way_to_the_failure_it_follows():
+    raw = ("<user@example.net>:\nUnable to contact LDAP server. (#4.4.3)I'm not going to try again; this\n"
+           "message has been in the queue too long.\n")
+    assert reasons(raw) == [("user@example.net", Reason.SYSTEMERROR)]
+
+
+def test_qmail_s_queue_lifetime_note_alone_is_an_expiry():
+    raw = "<user@example.net>:\nI'm not going to try again; this message has been in the queue too long.\n"
+    assert reasons(raw) == [("user@example.net", Reason.EXPIRED)]
+
+
+def test_a_forwarding_loop_is_a_network_error():
+    raw = "<user@example.net>:\nThis message is looping: it already has my Delivered-To line. (#5.4.6)\n"
+    assert reasons(raw) == [("user@example.net", Reason.NETWORKERROR)]

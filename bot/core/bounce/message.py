@@ -21,7 +21,7 @@ from bot.core.bounce import mime
 
 # "From sender date" separator lines of mbox files (RFC 4155); dates vary, so only the shape.
 _MBOX_FROM = re.compile(rb"^From \S+.*\d\d:\d\d(?::\d\d)?.*$", re.MULTILINE)
-_HEADER_LINE = re.compile(rb"^[!-9;-~]+:[ \t]?.*$")
+_HEADER_LINE = re.compile(rb"^[A-Za-z][\w-]*:[ \t]?.*$")  # RFC 5322 field names, as MTAs write them
 _CHARSET_ALIASES = {
     "x-sjis": "shift_jis",
     "sjis": "shift_jis",

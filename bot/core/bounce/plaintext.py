@@ -51,7 +51,7 @@ _REMOTE_SAID = re.compile(
 _IN_REPLY_TO = re.compile(r"\(in\s+reply\s+to\s+[A-Z ]+?(?:\s+command)?\)", re.IGNORECASE)
 _BOILERPLATE = re.compile(
     r"^(?:Giving up on \S+|\S+ does not like recipient\.?|This is a permanent error.*|"
-    r"I'm not going to try again.*|Please contact your system administrator.*|"
+    r"Please contact your system administrator.*|"
     r"-{3,}.*-{3,}|For the following reasons?:|Unable to deliver mail\.?)$",
     re.IGNORECASE,
 )
@@ -105,10 +105,18 @@ def _blocks(report: str) -> list[tuple[str, list[str]]]:
     return blocks
 
 
+# qmail appends its queue-lifetime note to the last temporary failure; the failure is the cause.
+_QMAIL_GAVE_UP = re.compile(
+    r"\s*I'm not going to try again; this\s+message has been in the queue too long\.?", re.I
+)
+
+
 def remote_text(lines: list[str]) -> tuple[str, str | None]:
     """The remote server's words in a block, unwrapped, and the SMTP command they answered."""
     command = command_of("\n".join(lines))
     text = "\n".join(line for line in lines if not _BOILERPLATE.match(line.strip()))
+    cause = _QMAIL_GAVE_UP.sub("", text)
+    text = cause if cause.strip() else text
     in_reply = _IN_REPLY_TO.search(text)
     if in_reply:
         text = text[: in_reply.start()] + text[in_reply.end():]
