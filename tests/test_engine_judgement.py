@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 from bot.core.bounce.text import command_of, join_reply_lines
-from bot.core.model import Reason
+from bot.core.model import DelistMethod, Reason
 from bot.service.diagnose import diagnose_bytes
 
 
@@ -385,3 +385,15 @@ def test_qmail_s_queue_lifetime_note_alone_is_an_expiry():
 def test_a_forwarding_loop_is_a_network_error():
     raw = "<user@example.net>:\nThis message is looping: it already has my Delivered-To line. (#5.4.6)\n"
     assert reasons(raw) == [("user@example.net", Reason.NETWORKERROR)]
+
+
+def test_a_provider_s_missing_mailbox_verdict_offers_no_delisting():
+    raw = ("From: postmaster@contoso.onmicrosoft.com\nTo: sender@example.org\n"
+           "Subject: Undeliverable: hello\n\n"
+           "Diagnostic information for administrators:\n\nuser@contoso.com\n"
+           "Remote Server returned '550 5.1.10 RESOLVER.ADR.RecipientNotFound; Recipient not found by SMTP "
+           "address lookup'\n")
+    (diagnosis,) = diagnose_bytes(raw.encode(), "t")
+    assert diagnosis.reason is Reason.USERUNKNOWN
+    assert diagnosis.receiver == "microsoft_eop"
+    assert diagnosis.delist.method is DelistMethod.NONE

@@ -70,6 +70,8 @@ _RECEIVED = re.compile(r"^Received:.*(?:\n[ \t].*)*", re.M | re.I)
 _IP_NEEDLES = tuple(needles(p) for p in _IP_IN_REJECTION)
 _X_IP_NEEDLES = needles(_X_IP_HEADERS)
 _DELAYED = frozenset({"delayed"})
+_RECIPIENT_STATES = frozenset({Reason.USERUNKNOWN, Reason.MAILBOXFULL, Reason.SUSPEND, Reason.HASMOVED,
+                               Reason.HOSTUNKNOWN, Reason.NOTACCEPT})
 _DELIVERED = frozenset({"delivered", "relayed", "expanded"})
 
 
@@ -375,7 +377,10 @@ def _conclude(knowledge: Knowledge, bounce: Bounce, record: RecipientRecord,
         blocklist, zone = find_blocklist(knowledge, diagnostic)
     sending_ip, ip_source = _sending_ip(bounce, diagnostic)
     acting = blocklist or receiver
-    route = _route(rule, acting) if reason in SENDER_REASONS or rule else NO_ROUTE
+    # A rule routes unless it says the recipient's mailbox or domain is the problem (no address,
+    # full, closed, moved, no mail accepted): no party can lift that for the sender.
+    routed = rule is not None and (rule.route is not None or reason not in _RECIPIENT_STATES)
+    route = _route(rule, acting) if reason in SENDER_REASONS or routed else NO_ROUTE
     if route is NO_ROUTE and reason in (Reason.AUTHFAILURE, Reason.REQUIREPTR):
         route = DelistRoute(method=DelistMethod.FIX_SENDER, template="fix_sender")
     timers = _timers(rule, acting)
