@@ -88,3 +88,21 @@ def test_screened_rules_and_phrases_decide_exactly_as_their_regexes() -> None:
         screen.needles  # noqa: B018 - from here on the split, prefiltered alternatives decide
         for text in texts:
             assert screen.search(text, lowered(text)) == bool(pattern.search(text)), (pattern.pattern, text)
+
+
+def test_rule_candidates_hold_every_rule_that_matches_in_order() -> None:
+    from bot.core.prefilter import Candidates
+
+    kb = load()
+    rng = random.Random(5)
+    examples = [r.example for r in kb.rules]
+    words = [w for text in examples for w in text.split()]
+    texts = examples + [" ".join(rng.choice(words) for _ in range(rng.randint(1, 25))) for _ in range(200)]
+    candidates = Candidates(tuple(r.screen for r in kb.rules))
+    assert list(candidates.of(lowered(texts[0]))) == list(range(len(kb.rules)))  # first use: all
+    for text in texts:
+        found = list(candidates.of(lowered(text)))
+        assert found == sorted(found)
+        matching = {i for i, rule in enumerate(kb.rules) if rule.pattern.search(text)}
+        assert matching <= set(found), text
+    assert len(candidates.of(lowered("nothing to see here"))) < len(kb.rules) // 4

@@ -132,7 +132,11 @@ def _domain(address: str | None) -> str | None:
 
 def match_rule(knowledge: Knowledge, diagnostic: str, status: str | None) -> Rule | None:
     low = lowered(diagnostic)
-    return next((rule for rule in knowledge.rules if rule.matches(diagnostic, low, status)), None)
+    rules = knowledge.rules
+    for i in knowledge.rule_candidates.of(low):
+        if rules[i].matches(diagnostic, low, status):
+            return rules[i]
+    return None
 
 
 def classify(knowledge: Knowledge, record: RecipientRecord, bounce: Bounce) -> tuple[Reason, Rule | None]:

@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 from bot.core.errors import KnowledgeError
 from bot.core.model import DelistMethod, DelistRoute, Reason
-from bot.core.prefilter import Needles, Screen
+from bot.core.prefilter import Candidates, Needles, Screen
 
 DATA_DIR = Path(__file__).resolve().parent.parent / "data"
 
@@ -146,10 +146,14 @@ class Knowledge:
     rules: tuple[Rule, ...]
     phrases: tuple[ReasonRule, ...]
     statuses: Mapping[str, Reason]  # enhanced status code (or class.subject prefix) -> reason
+    rule_candidates: Candidates = field(init=False, compare=False, repr=False)
     _kinds_cache: dict[tuple[str, ...], tuple[Provider, ...]] = field(
         default_factory=dict, init=False, compare=False, repr=False)
     _domains_cache: dict[tuple[str, ...], dict[str, Provider]] = field(
         default_factory=dict, init=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "rule_candidates", Candidates(tuple(r.screen for r in self.rules)))
 
     def provider(self, provider_id: str) -> Provider:
         return self.providers[provider_id]

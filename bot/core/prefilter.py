@@ -102,6 +102,55 @@ class Screen:
         return False
 
 
+class Candidates:
+    """Which of an ordered list of screens may match a text, found in one sweep of its needles.
+
+    Rather than asking each rule in turn, the text is swept once for every rule's needles (in
+    C, with `filter`), and only the rules one of whose needles it holds, or that have none, are
+    returned, in their order. Built on the second use, like Screen.
+    """
+
+    __slots__ = ("_always", "_index", "_keys", "_screens", "_uses")
+
+    def __init__(self, screens: tuple[Screen, ...]) -> None:
+        self._screens = screens
+        self._uses = 0
+        self._always: tuple[int, ...] = ()
+        self._keys: tuple[str, ...] = ()
+        self._index: dict[str, tuple[int, ...]] | None = None
+
+    def _build(self) -> dict[str, tuple[int, ...]]:
+        always: list[int] = []
+        index: dict[str, list[int]] = {}
+        for i, screen in enumerate(self._screens):
+            found = screen.needles
+            if found is None:
+                always.append(i)
+            else:
+                for needle in found:
+                    index.setdefault(needle, []).append(i)
+        self._always = tuple(always)
+        self._keys = tuple(index)
+        frozen = {k: tuple(v) for k, v in index.items()}
+        self._index = frozen  # last: a reader that sees _index also sees _always and _keys
+        return frozen
+
+    def of(self, low: str | None) -> list[int] | range:
+        """Indices, in order, of the screens that may match the text `low` was lowered from."""
+        index = self._index
+        if index is None:
+            self._uses += 1
+            if self._uses < 2:
+                return range(len(self._screens))
+            index = self._build()
+        if low is None:
+            return range(len(self._screens))
+        hits = set(self._always)
+        for key in filter(low.__contains__, self._keys):
+            hits.update(index[key])
+        return sorted(hits)
+
+
 def _branches(pattern: re.Pattern[str]) -> list[re.Pattern[str]]:
     parts = _top_level_alternatives(pattern.pattern)
     if len(parts) < 2:
