@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import email.message
+import email.policy
 
 import pytest
 
@@ -95,3 +96,30 @@ def test_the_quick_address_reading_answers_as_parseaddr(value: str) -> None:
     from bot.core.bounce import _address
 
     assert _address(value) == (parseaddr(value)[1] or None)
+
+
+CONTENT_TYPES = [
+    'multipart/mixed; boundary="abc"',
+    "multipart/mixed;boundary=abc",
+    'multipart/mixed; boundary = "a;b" ; x=y',
+    'multipart/mixed; boundary="<abc>"',
+    "multipart/mixed; boundary=<abc>",
+    'multipart/mixed; BOUNDARY="x y "',
+    'multipart/mixed; boundary=""',
+    "multipart/mixed; boundary=abc def",
+    'multipart/mixed; boundary="a"; boundary="b"',
+    'multipart/mixed; boundary="a\\"b"',
+    'multipart/report; report-type=delivery-status;\n\tboundary="4cD7.17/m.example"',
+    "multipart/mixed; xboundary=q; boundary=r",
+    'multipart/mixed; boundary="abc',
+    "multipart/mixed; boundary=\"'q'\"",
+    'multipart/mixed; name="x; boundary=y"; boundary=z',
+]
+
+
+@pytest.mark.parametrize("content_type", CONTENT_TYPES)
+def test_the_quick_boundary_reading_answers_as_get_boundary(content_type: str) -> None:
+    msg = email.message.Message(policy=email.policy.compat32)
+    msg["Content-Type"] = content_type
+    quick = mime._simple_boundary(content_type)
+    assert quick is None or quick == msg.get_boundary()
