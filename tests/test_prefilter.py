@@ -106,3 +106,17 @@ def test_rule_candidates_hold_every_rule_that_matches_in_order() -> None:
         matching = {i for i, rule in enumerate(kb.rules) if rule.pattern.search(text)}
         assert matching <= set(found), text
     assert len(candidates.of(lowered("nothing to see here"))) < len(kb.rules) // 4
+
+
+def test_providers_found_by_text_and_host_are_the_first_in_the_datas_order() -> None:
+    kb = load()
+    receivers = ("receiver", "gateway")
+    texts = [r.example for r in kb.rules] * 2  # the second sweep uses the built index
+    for text in texts:
+        plain = next((p for p in kb.of_kinds(receivers) if any(x.search(text) for x in p.text)), None)
+        assert kb.named_in(text, lowered(text), receivers) == plain, text
+    hosts = ["mx01.mail.icloud.com", "contoso-com.mail.protection.outlook.com", "mta7.am0.yahoodns.net",
+             "gmail-smtp-in.l.google.com", "mx0a-00123401.pphosted.com", "mx.example.org"] * 2
+    for host in hosts:
+        plain = next((p for p in kb.of_kinds(receivers) if any(x.search(host) for x in p.hosts)), None)
+        assert kb.by_host(host, lowered(host), receivers) == plain, host

@@ -151,6 +151,8 @@ class Knowledge:
         default_factory=dict, init=False, compare=False, repr=False)
     _domains_cache: dict[tuple[str, ...], dict[str, Provider]] = field(
         default_factory=dict, init=False, compare=False, repr=False)
+    _screens_cache: dict[tuple[str, tuple[str, ...]], Candidates] = field(
+        default_factory=dict, init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "rule_candidates", Candidates(tuple(r.screen for r in self.rules)))
@@ -164,6 +166,27 @@ class Knowledge:
         if found is None:
             found = tuple(p for p in self.providers.values() if p.kind in kinds)
             self._kinds_cache[kinds] = found
+        return found
+
+    def named_in(self, text: str, low: str | None, kinds: tuple[str, ...]) -> Provider | None:
+        """The first provider of these kinds (in the data's order) whose `text` markers are in `text`."""
+        providers = self.of_kinds(kinds)
+        candidates = self._candidates("text", kinds)
+        return next((providers[i] for i in candidates.of(low) if providers[i].named_in(text, low)), None)
+
+    def by_host(self, host: str, low: str | None, kinds: tuple[str, ...]) -> Provider | None:
+        """The first provider of these kinds (in the data's order) whose host patterns match `host`."""
+        providers = self.of_kinds(kinds)
+        candidates = self._candidates("hosts", kinds)
+        return next((providers[i] for i in candidates.of(low) if providers[i].matches_host(host, low)), None)
+
+    def _candidates(self, what: str, kinds: tuple[str, ...]) -> Candidates:
+        found = self._screens_cache.get((what, kinds))
+        if found is None:
+            providers = self.of_kinds(kinds)
+            screens = tuple(p.text_screen if what == "text" else p.host_screen for p in providers)
+            found = Candidates(screens)
+            self._screens_cache[(what, kinds)] = found
         return found
 
     def by_domain(self, domain: str, kinds: tuple[str, ...]) -> Provider | None:
