@@ -201,7 +201,7 @@ def union(found: tuple[Needles, ...]) -> Needles:
 
 def lowered(text: str) -> str | None:
     """The text to give `may_match`: lower-cased, or None when it must not be prefiltered."""
-    if not text.isascii() and not CASE_TRAPS.isdisjoint(text):
+    if not text.isascii() and any(map(text.__contains__, CASE_TRAPS)):  # 4 scans in C, not a set walk
         return None
     return text.lower()
 

@@ -122,6 +122,7 @@ def extract(report: str) -> list[RecipientRecord]:
     records: list[RecipientRecord] = []
     seen: set[str] = set()
     fallback = None
+    report_host: list[str | None] = []  # remote_host(report), worked out at most once
     for address, lines in _blocks(report):
         key = address.lower()
         if key in seen:
@@ -139,11 +140,17 @@ def extract(report: str) -> list[RecipientRecord]:
                 diagnostic=diagnostic,
                 status=reply.status,
                 reply_code=reply.reply_code,
-                remote_mta=remote_host("\n".join(lines)) or remote_host(report),
+                remote_mta=remote_host("\n".join(lines)) or _once(report_host, report),
                 command=command,
             )
         )
     return records
+
+
+def _once(memo: list[str | None], report: str) -> str | None:
+    if not memo:
+        memo.append(remote_host(report))
+    return memo[0]
 
 
 def _informative(diagnostic: str) -> bool:
