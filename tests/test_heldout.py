@@ -150,3 +150,11 @@ def test_open_resolver_rejection_is_the_receivers_to_fix() -> None:
 def test_ses_bounce_names_the_ses_address_from_its_headers() -> None:
     d = _diagnose("amazon-ses-mimecast.eml")
     assert d.sending_ip_source == "returned headers (X-SES-Outgoing)"
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_held_out_bounce_reads_the_same_with_crlf_or_cr_line_ends(name: str) -> None:
+    data = (HELDOUT / name).read_bytes()
+    lf = diagnose_bytes(data, name)[0].to_json()
+    for ending in (b"\r\n", b"\r"):
+        assert diagnose_bytes(data.replace(b"\n", ending), name)[0].to_json() == lf
