@@ -2,11 +2,12 @@
 
 The knowledge is a few hundred case-insensitive regexes run over every diagnostic and body;
 most of them name a provider's own words ("AS16012607", "TSS04", "Amazon SES") that are absent
-from almost every text. `needles(pattern)` derives, once at load time, a set of lower-case
-literals at least one of which any match must contain; `may_match` then answers with plain
-substring tests on the lowered text, and only a text that passes runs the regex. The answer is
-never wrong in the "no" direction: a pattern whose literals cannot be derived gets no needles
-and always runs.
+from almost every text. `needles(pattern)` derives from the regex itself a set of lower-case
+literals at least one of which any match must contain; substring tests on the lowered text then
+say which regexes need to run at all. The answer is never wrong in the "no" direction: a pattern
+whose literals cannot be derived gets no needles and always runs. `Screen` and `Candidates` do
+this for one pattern (split into its alternatives) and for an ordered list of them; both derive
+their needles on their second use, so a process that reads one bounce pays nothing for them.
 """
 
 from __future__ import annotations

@@ -47,14 +47,6 @@ class Format:
         object.__setattr__(self, "subject_screen", Screen(self.subject))
         object.__setattr__(self, "end_needles", tuple(needles(p) for p in self.end))
 
-    def matches(self, body: str, from_header: str, subject: str, low: str | None = None) -> bool:
-        """One of the markers is in the body (`low`: prefilter.lowered(body)), or in From/Subject."""
-        return (
-            self.marker_screen.search(body, low)
-            or any(p.search(from_header) for p in self.from_)
-            or any(p.search(subject) for p in self.subject)
-        )
-
 
 def _compile(row: dict[str, object], key: str) -> tuple[re.Pattern[str], ...]:
     values = row.get(key, [])
