@@ -186,6 +186,8 @@ class _Parser:
 
     def _multipart(self, cur: email.message.Message, ctype: str) -> None:
         params = cur.get("content-type", "")
+        if not isinstance(params, str):  # raw 8-bit bytes in the header come back as a Header
+            raise Unsupported("8-bit Content-Type")
         if "*" in params:  # RFC 2231 parameter pieces: leave them to the stdlib
             raise Unsupported("RFC 2231 parameters")
         boundary = _simple_boundary(params) if isinstance(params, str) else None
