@@ -88,3 +88,35 @@ def test_screened_rules_and_phrases_decide_exactly_as_their_regexes() -> None:
         screen.needles  # noqa: B018 - from here on the split, prefiltered alternatives decide
         for text in texts:
             assert screen.search(text, lowered(text)) == bool(pattern.search(text)), (pattern.pattern, text)
+
+
+def test_rule_candidates_hold_every_rule_that_matches_in_order() -> None:
+    from bot.core.prefilter import Candidates
+
+    kb = load()
+    rng = random.Random(5)
+    examples = [r.example for r in kb.rules]
+    words = [w for text in examples for w in text.split()]
+    texts = examples + [" ".join(rng.choice(words) for _ in range(rng.randint(1, 25))) for _ in range(200)]
+    candidates = Candidates(tuple(r.screen for r in kb.rules))
+    assert list(candidates.of(lowered(texts[0]))) == list(range(len(kb.rules)))  # first use: all
+    for text in texts:
+        found = list(candidates.of(lowered(text)))
+        assert found == sorted(found)
+        matching = {i for i, rule in enumerate(kb.rules) if rule.pattern.search(text)}
+        assert matching <= set(found), text
+    assert len(candidates.of(lowered("nothing to see here"))) < len(kb.rules) // 4
+
+
+def test_providers_found_by_text_and_host_are_the_first_in_the_datas_order() -> None:
+    kb = load()
+    receivers = ("receiver", "gateway")
+    texts = [r.example for r in kb.rules] * 2  # the second sweep uses the built index
+    for text in texts:
+        plain = next((p for p in kb.of_kinds(receivers) if any(x.search(text) for x in p.text)), None)
+        assert kb.named_in(text, lowered(text), receivers) == plain, text
+    hosts = ["mx01.mail.icloud.com", "contoso-com.mail.protection.outlook.com", "mta7.am0.yahoodns.net",
+             "gmail-smtp-in.l.google.com", "mx0a-00123401.pphosted.com", "mx.example.org"] * 2
+    for host in hosts:
+        plain = next((p for p in kb.of_kinds(receivers) if any(x.search(host) for x in p.hosts)), None)
+        assert kb.by_host(host, lowered(host), receivers) == plain, host

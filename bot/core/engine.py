@@ -142,7 +142,11 @@ def _domain(address: str | None) -> str | None:
 
 def match_rule(knowledge: Knowledge, diagnostic: str, status: str | None) -> Rule | None:
     low = lowered(diagnostic)
-    return next((rule for rule in knowledge.rules if rule.matches(diagnostic, low, status)), None)
+    rules = knowledge.rules
+    for i in knowledge.rule_candidates.of(low):
+        if rules[i].matches(diagnostic, low, status):
+            return rules[i]
+    return None
 
 
 # Reasons the enhanced status code or the text can each decide, most specific first: the state of
@@ -296,8 +300,7 @@ def _status_reason(knowledge: Knowledge, status: str | None) -> Reason | None:
 
 
 def _providers_named(knowledge: Knowledge, text: str, kinds: Iterable[str]) -> Provider | None:
-    low = lowered(text)
-    return next((p for p in knowledge.of_kinds(tuple(kinds)) if p.named_in(text, low)), None)
+    return knowledge.named_in(text, lowered(text), tuple(kinds))
 
 
 def find_blocklist(knowledge: Knowledge, diagnostic: str) -> tuple[Provider | None, str | None]:
@@ -322,10 +325,9 @@ def find_receiver(knowledge: Knowledge, bounce: Bounce, record: RecipientRecord)
         return named
     hosts = [h for h in (record.remote_mta, bounce.reporting_mta) if h]
     if hosts:
-        host, low = hosts[0], lowered(hosts[0])
-        for provider in knowledge.of_kinds(receivers):
-            if provider.matches_host(host, low):
-                return provider
+        by_host = knowledge.by_host(hosts[0], lowered(hosts[0]), receivers)
+        if by_host:
+            return by_host
     domain = _domain(record.address)
     return knowledge.by_domain(domain, receivers) if domain else None
 

@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 from bot.core.errors import KnowledgeError
 from bot.core.model import DelistMethod, DelistRoute, Reason
-from bot.core.prefilter import Needles, Screen
+from bot.core.prefilter import Candidates, Needles, Screen
 
 DATA_DIR = Path(__file__).resolve().parent.parent / "data"
 
@@ -147,15 +147,21 @@ class Knowledge:
     rules: tuple[Rule, ...]
     phrases: tuple[ReasonRule, ...]
     statuses: Mapping[str, Reason]  # enhanced status code (or class.subject prefix) -> reason
+    rule_candidates: Candidates = field(init=False, compare=False, repr=False)
     _kinds_cache: dict[tuple[str, ...], tuple[Provider, ...]] = field(
         default_factory=dict, init=False, compare=False, repr=False)
     _domains_cache: dict[tuple[str, ...], dict[str, Provider]] = field(
+        default_factory=dict, init=False, compare=False, repr=False)
+    _screens_cache: dict[tuple[str, tuple[str, ...]], Candidates] = field(
         default_factory=dict, init=False, compare=False, repr=False)
     by_reason: Mapping[Reason, tuple[ReasonRule, ...]] = field(default_factory=dict)
 
     def says(self, reason: Reason, text: str, low: str | None = None) -> bool:
         """Does any generic phrase of `reason` occur in the text? (`low`: prefilter.lowered(text))"""
         return any(p.matches(text, low) for p in self.by_reason.get(reason, ()))
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "rule_candidates", Candidates(tuple(r.screen for r in self.rules)))
 
     def provider(self, provider_id: str) -> Provider:
         return self.providers[provider_id]
@@ -166,6 +172,27 @@ class Knowledge:
         if found is None:
             found = tuple(p for p in self.providers.values() if p.kind in kinds)
             self._kinds_cache[kinds] = found
+        return found
+
+    def named_in(self, text: str, low: str | None, kinds: tuple[str, ...]) -> Provider | None:
+        """The first provider of these kinds (in the data's order) whose `text` markers are in `text`."""
+        providers = self.of_kinds(kinds)
+        candidates = self._candidates("text", kinds)
+        return next((providers[i] for i in candidates.of(low) if providers[i].named_in(text, low)), None)
+
+    def by_host(self, host: str, low: str | None, kinds: tuple[str, ...]) -> Provider | None:
+        """The first provider of these kinds (in the data's order) whose host patterns match `host`."""
+        providers = self.of_kinds(kinds)
+        candidates = self._candidates("hosts", kinds)
+        return next((providers[i] for i in candidates.of(low) if providers[i].matches_host(host, low)), None)
+
+    def _candidates(self, what: str, kinds: tuple[str, ...]) -> Candidates:
+        found = self._screens_cache.get((what, kinds))
+        if found is None:
+            providers = self.of_kinds(kinds)
+            screens = tuple(p.text_screen if what == "text" else p.host_screen for p in providers)
+            found = Candidates(screens)
+            self._screens_cache[(what, kinds)] = found
         return found
 
     def by_domain(self, domain: str, kinds: tuple[str, ...]) -> Provider | None:

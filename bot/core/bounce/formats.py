@@ -10,7 +10,7 @@ from pathlib import Path
 
 from bot.core.errors import KnowledgeError
 from bot.core.model import Reason
-from bot.core.prefilter import Screen, lowered
+from bot.core.prefilter import Needles, Screen, lowered, may_match, needles
 
 FORMATS_FILE = Path(__file__).resolve().parent.parent.parent / "data" / "formats.toml"
 _KEYS = {"id", "markers", "from", "subject", "end", "source", "reason", "headings"}
@@ -25,6 +25,8 @@ GENERIC_END = (
     re.compile(r"^(?:Original message headers|Below is a copy of the original message|"
                r"Content-Type: message/rfc822|------ This is a copy of the message)", _FLAGS),
 )
+
+_GENERIC_END_NEEDLES = tuple(needles(p) for p in GENERIC_END)
 
 
 @dataclass(frozen=True)
@@ -45,17 +47,15 @@ class Format:
                 return reason
         return self.reason
     marker_screen: Screen = field(init=False, compare=False, repr=False)
+    from_screen: Screen = field(init=False, compare=False, repr=False)
+    subject_screen: Screen = field(init=False, compare=False, repr=False)
+    end_needles: tuple[Needles, ...] = field(init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "marker_screen", Screen(self.markers))
-
-    def matches(self, body: str, from_header: str, subject: str, low: str | None = None) -> bool:
-        """One of the markers is in the body (`low`: prefilter.lowered(body)), or in From/Subject."""
-        return (
-            self.marker_screen.search(body, low)
-            or any(p.search(from_header) for p in self.from_)
-            or any(p.search(subject) for p in self.subject)
-        )
+        object.__setattr__(self, "from_screen", Screen(self.from_))
+        object.__setattr__(self, "subject_screen", Screen(self.subject))
+        object.__setattr__(self, "end_needles", tuple(needles(p) for p in self.end))
 
 
 def _compile(row: dict[str, object], key: str) -> tuple[re.Pattern[str], ...]:
@@ -107,8 +107,9 @@ def identify(body: str, from_header: str = "", subject: str = "") -> Format | No
     Subject patterns match."""
     table = load_formats()
     first = _first_by_markers(body)
+    low_from, low_subject = lowered(from_header), lowered(subject)
     for fmt in table[:first]:
-        if any(p.search(from_header) for p in fmt.from_) or any(p.search(subject) for p in fmt.subject):
+        if fmt.from_screen.search(from_header, low_from) or fmt.subject_screen.search(subject, low_subject):
             return fmt
     return table[first] if first < len(table) else None
 
@@ -134,7 +135,12 @@ def _first_by_markers(body: str) -> int:
 def cut_returned_message(body: str, fmt: Format | None) -> str:
     """The report part of a body, without the copy of the returned message that follows it."""
     cut = len(body)
-    for pattern in (*(fmt.end if fmt else ()), *GENERIC_END):
+    low = lowered(body)
+    ends = zip((*(fmt.end if fmt else ()), *GENERIC_END),
+               (*(fmt.end_needles if fmt else ()), *_GENERIC_END_NEEDLES), strict=True)
+    for pattern, found in ends:
+        if not may_match(found, low):
+            continue
         match = pattern.search(body)
         if match and match.start() < cut:
             cut = match.start()

@@ -15,6 +15,7 @@ from __future__ import annotations
 import email
 import email.message
 import email.policy
+import email.utils
 import re
 from collections.abc import Callable
 
@@ -36,6 +37,23 @@ class _Message(email.message.Message):
         if self._ctype is None:
             self._ctype = super().get_content_type()
         return self._ctype
+
+
+_BOUNDARY = re.compile(r';\s*boundary\s*=\s*("[^"]*"|[^\s;"]+)\s*(?:;|$)', re.IGNORECASE)
+
+
+def _simple_boundary(content_type: str) -> str | None:
+    """get_boundary()'s answer for a plain `boundary=` parameter, without its parameter parser.
+
+    Only for one boundary parameter, no backslash: the stdlib unquotes such a value twice (once
+    reading the parameters, once "collapsing" it) and strips trailing blanks; None otherwise.
+    """
+    if "\\" in content_type or content_type.lower().count("boundary") != 1:
+        return None
+    match = _BOUNDARY.search(content_type)
+    if not match:
+        return None
+    return email.utils.unquote(email.utils.unquote(match.group(1))).rstrip()
 
 
 class Unsupported(Exception):
@@ -168,9 +186,13 @@ class _Parser:
 
     def _multipart(self, cur: email.message.Message, ctype: str) -> None:
         params = cur.get("content-type", "")
+        if not isinstance(params, str):  # raw 8-bit bytes in the header come back as a Header
+            raise Unsupported("8-bit Content-Type")
         if "*" in params:  # RFC 2231 parameter pieces: leave them to the stdlib
             raise Unsupported("RFC 2231 parameters")
-        boundary = cur.get_boundary()
+        boundary = _simple_boundary(params) if isinstance(params, str) else None
+        if boundary is None:
+            boundary = cur.get_boundary()
         if boundary is None:
             cur.set_payload("".join(self.rest()))
             return

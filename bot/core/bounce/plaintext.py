@@ -171,6 +171,7 @@ def extract(report: str) -> list[RecipientRecord]:
         key = address.lower()
         if key not in best or not _informative(remote_text(best[key])[0]):
             best[key] = lines  # a later block for the same address may carry the reply (Sendmail)
+    report_host: list[str | None] = []  # remote_host(report), worked out at most once
     for address, lines in _blocks(report):
         key = address.lower()
         if key in seen:
@@ -194,11 +195,17 @@ def extract(report: str) -> list[RecipientRecord]:
                 diagnostic=diagnostic,
                 status=reply.status,
                 reply_code=reply.reply_code,
-                remote_mta=remote_host("\n".join(lines)) or remote_host(report),
+                remote_mta=remote_host("\n".join(lines)) or _once(report_host, report),
                 command=command,
             )
         )
     return records
+
+
+def _once(memo: list[str | None], report: str) -> str | None:
+    if not memo:
+        memo.append(remote_host(report))
+    return memo[0]
 
 
 def _informative(diagnostic: str) -> bool:
