@@ -166,22 +166,27 @@ def _why_not_public(ip: IpAddress) -> str:
 
 def query_name(ip: IpAddress, zone: str) -> str:
     """RFC 5782 §2.1/2.4: reversed octets (IPv4) or 32 reversed nibbles (IPv6), then the zone."""
-    pointer = ip.reverse_pointer  # "4.3.2.1.in-addr.arpa" / "...ip6.arpa"
-    labels = pointer.rsplit(".", 2)[0]
-    return f"{labels}.{zone.rstrip('.')}"
+    return f"{_reversed(ip)}.{zone.rstrip('.')}"
 
 
-def _test_points(ip: IpAddress) -> tuple[IpAddress, IpAddress]:
-    if ip.version == 4:
-        return ipaddress.IPv4Address("127.0.0.2"), ipaddress.IPv4Address("127.0.0.1")
-    return ipaddress.IPv6Address("::ffff:7f00:2"), ipaddress.IPv6Address("::ffff:7f00:1")
+def _reversed(ip: IpAddress) -> str:
+    """"4.3.2.1" for 1.2.3.4; the 32 nibbles, last first, for IPv6."""
+    return ip.reverse_pointer.rsplit(".", 2)[0]  # "4.3.2.1.in-addr.arpa" / "...ip6.arpa"
+
+
+_TEST_POINTS = {  # RFC 5782 §5: always listed, never listed
+    4: (_reversed(ipaddress.IPv4Address("127.0.0.2")), _reversed(ipaddress.IPv4Address("127.0.0.1"))),
+    6: (_reversed(ipaddress.IPv6Address("::ffff:7f00:2")),
+        _reversed(ipaddress.IPv6Address("::ffff:7f00:1"))),
+}
 
 
 def plan(zones: Iterable[Zone], ip: IpAddress, keys: Mapping[str, str | None]) -> Plan:
     """Which zones to ask for `ip` and the names to ask, plus the lists left out and why."""
     queries: list[Planned] = []
     skipped: list[Skipped] = []
-    listed_tp, clean_tp = _test_points(ip)
+    reversed_ip = _reversed(ip)
+    listed_tp, clean_tp = _TEST_POINTS[ip.version]
     for zone in zones:
         shown = zone.shown_zone(keys)
         target = zone.query_zone(keys)
@@ -192,10 +197,11 @@ def plan(zones: Iterable[Zone], ip: IpAddress, keys: Mapping[str, str | None]) -
             skipped.append(Skipped(zone.name, shown, zone.provider,
                                    "publishes no IPv6 data; not asked"))
         else:
+            target = target.rstrip(".")
             tp = zone.test_points
-            queries.append(Planned(zone, shown, query_name(ip, target),
-                                   query_name(listed_tp, target) if tp else None,
-                                   query_name(clean_tp, target) if tp else None))
+            queries.append(Planned(zone, shown, f"{reversed_ip}.{target}",
+                                   f"{listed_tp}.{target}" if tp else None,
+                                   f"{clean_tp}.{target}" if tp else None))
     return Plan(tuple(queries), tuple(skipped))
 
 

@@ -12,7 +12,7 @@ import asyncio
 import dataclasses
 import ipaddress
 import time
-from collections.abc import Awaitable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -101,30 +101,46 @@ class EvidenceService:
     # ------------------------------------------------------------------ block lists
 
     async def check_ip(self, text: str) -> CheckResult:
-        started = time.monotonic()
-        target = dnsbl.parse_target(text)
-        if target.problem or target.private or target.ip is None:
-            return CheckResult(text, str(target.ip) if target.ip else None, target.problem,
-                               target.private)
-        planned = dnsbl.plan(self.zones, target.ip, self.keys)
-        tasks = [self._listing(p) for p in planned.queries]
-        listings = await _within(tasks, self.deadline,
-                                 [self._late(p) for p in planned.queries])
-        return CheckResult(text, str(target.ip), listings=tuple(listings),
-                           skipped=planned.skipped, notes=self._notes(),
-                           seconds=time.monotonic() - started)
+        return (await self.check_ips([text]))[0]
 
-    async def _listing(self, p: Planned) -> Listing:
-        ask = self.resolver.query
-        if p.test_listed and p.test_clean:
-            a, listed, clean = await asyncio.gather(ask(p.name, "A"), ask(p.test_listed, "A"),
-                                                    ask(p.test_clean, "A"))
-            problem = dnsbl.health_problem(p.zone, listed, clean)
-        else:
-            a, problem = await ask(p.name, "A"), None
+    async def check_ips(self, texts: Sequence[str]) -> list[CheckResult]:
+        """Several IPs at once (a sweep of a range): every lookup in flight together, under
+        one overall deadline, and each zone's RFC 5782 test points asked once for all of them."""
+        started = time.monotonic()
+        targets = [dnsbl.parse_target(text) for text in texts]
+        plans = [dnsbl.plan(self.zones, t.ip, self.keys) if _askable(t) else dnsbl.Plan()
+                 for t in targets]
+        health: dict[str, asyncio.Task[str | None]] = {}
+        jobs, asked = [], []
+        for planned in (p for plan in plans for p in plan.queries):
+            if planned.test_listed and planned.test_listed not in health:
+                health[planned.test_listed] = asyncio.ensure_future(self._health(planned))
+            jobs.append(self._listing(planned, health.get(planned.test_listed or "")))
+            asked.append(planned)
+        listings = iter(await _within(jobs, self.deadline, lambda i: self._late(asked[i])))
+        for task in health.values():
+            task.cancel()  # still running only when every listing waiting for it was cut off
+        await asyncio.gather(*health.values(), return_exceptions=True)
+        seconds, notes = time.monotonic() - started, self._notes()
+        return [CheckResult(text, str(t.ip) if t.ip else None, t.problem, t.private,
+                            tuple(next(listings) for _ in plan.queries), plan.skipped,
+                            notes if plan.queries else (), seconds)
+                for text, t, plan in zip(texts, targets, plans, strict=True)]
+
+    async def _health(self, p: Planned) -> str | None:
+        """Why the zone cannot be believed right now (its test points answer wrong), or None."""
+        assert p.test_listed and p.test_clean
+        listed, clean = await asyncio.gather(self.resolver.query(p.test_listed, "A"),
+                                             self.resolver.query(p.test_clean, "A"))
+        return dnsbl.health_problem(p.zone, listed, clean)
+
+    async def _listing(self, p: Planned, health: asyncio.Task[str | None] | None) -> Listing:
+        a = await self.resolver.query(p.name, "A")
         listing = dnsbl.interpret(p.zone, a, None, p.shown)
         if listing.status is ListingStatus.LISTED:  # the reason text only matters when listed
-            listing = dnsbl.interpret(p.zone, a, await ask(p.name, "TXT"), p.shown)
+            listing = dnsbl.interpret(p.zone, a, await self.resolver.query(p.name, "TXT"),
+                                      p.shown)
+        problem = await health if health is not None else None
         return dnsbl.distrust(listing, problem) if problem else listing
 
     def _late(self, p: Planned) -> Listing:
@@ -160,7 +176,7 @@ class EvidenceService:
         if sender:
             jobs["dmarc"] = spf.dmarc_policy(self.resolver, sender)
         names = list(jobs)
-        results = await _within(list(jobs.values()), self.deadline + 1, [None] * len(names))
+        results = await _within(list(jobs.values()), self.deadline + 1, lambda _: None)
         found = dict(zip(names, results, strict=True))
         late = [n for n in names if found[n] is None]
         ptr, fcrdns = found.get("reverse") or (None, None)
@@ -226,12 +242,18 @@ def _mx_pairs(records: Iterable[str]) -> list[tuple[int, str]]:
     return pairs
 
 
+def _askable(target: dnsbl.Target) -> bool:
+    return target.ip is not None and not target.problem and not target.private
+
+
 def _reverse_pointer(ip: str) -> str:
     return ipaddress.ip_address(ip).reverse_pointer
 
 
-async def _within(jobs: list[Awaitable[_T]], deadline: float, late: list[_T]) -> list[_T]:
-    """Run all jobs at once; a job still running at the deadline is cancelled and gets `late`."""
+async def _within(jobs: list[Awaitable[_T]], deadline: float,
+                  late: Callable[[int], _T]) -> list[_T]:
+    """Run all jobs at once; job i, if still running at the deadline, is cancelled and its result
+    is `late(i)`."""
     tasks = [asyncio.ensure_future(job) for job in jobs]
     if not tasks:
         return []
@@ -239,4 +261,4 @@ async def _within(jobs: list[Awaitable[_T]], deadline: float, late: list[_T]) ->
     for task in pending:
         task.cancel()
     await asyncio.gather(*pending, return_exceptions=True)
-    return [late[i] if task in pending else task.result() for i, task in enumerate(tasks)]
+    return [late(i) if task in pending else task.result() for i, task in enumerate(tasks)]
