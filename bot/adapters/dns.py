@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import math
 import re
 import secrets
 import socket
@@ -50,6 +51,7 @@ Server = tuple[str, int]
 
 EDNS_PAYLOAD = 1232  # DNS Flag Day 2020: fits any path MTU, so no fragments
 ROTATE_AFTER = 1000  # queries per socket before a new one (a new source port)
+TIMER_STEP = 0.002  # per-query timeouts are rounded up to this (seconds)
 _HEADER = struct.Struct("!6H")
 _RR = struct.Struct("!HHIH")  # type, class, TTL, rdata length (after the owner name)
 _OPT = b"\x00\x00\x29" + struct.pack("!HIH", EDNS_PAYLOAD, 0, 0)  # root, OPT, version 0
@@ -64,10 +66,12 @@ class DnsResolver:
 
     def __init__(self, nameservers: Sequence[Server] = (), timeout: float = 2.0,
                  concurrency: int = 64, cache_size: int = 50_000,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 rotate_after: int = ROTATE_AFTER) -> None:
         self.nameservers: tuple[Server, ...] = tuple(nameservers) or system_nameservers()
         self.timeout = timeout
         self._concurrency = max(1, concurrency)
+        self._rotate_after = max(1, rotate_after)
         self._loops: dict[asyncio.AbstractEventLoop, _LoopState] = {}
         self._cache: OrderedDict[tuple[str, str], tuple[float, DnsAnswer]] = OrderedDict()
         self._cache_size = cache_size
@@ -117,7 +121,7 @@ class DnsResolver:
         loop = asyncio.get_running_loop()
         state = self._loops.get(loop)
         if state is None:
-            state = _LoopState(asyncio.Semaphore(self._concurrency))
+            state = _LoopState(asyncio.Semaphore(self._concurrency), self._rotate_after)
             self._loops = {loop: state}
         return state
 
@@ -163,7 +167,12 @@ class DnsResolver:
         loop = asyncio.get_running_loop()
         ends = loop.time() + share
         try:
-            wire = await state.channel(server).ask(question, share)
+            channel = state.channel(server)
+            query_id, future = channel.ask(question, share)
+            try:
+                wire = await future
+            finally:
+                channel.forget(query_id, future)  # when cancelled (the overall deadline)
         except OSError as exc:
             return DnsAnswer(DnsStatus.ERROR, detail=f"{_where(server)}: {exc.strerror or exc}")
         if wire is None:
@@ -232,12 +241,13 @@ class Question:
 @dataclass
 class _LoopState:
     limit: asyncio.Semaphore
+    rotate_after: int
     channels: dict[Server, _Channel] = field(default_factory=dict)
 
     def channel(self, server: Server) -> _Channel:
         channel = self.channels.get(server)
         if channel is None or channel.retired:
-            channel = self.channels[server] = _Channel(server)
+            channel = self.channels[server] = _Channel(server, self.rotate_after)
         return channel
 
 
@@ -246,10 +256,13 @@ class _Channel:
     to it. Read with `add_reader` until the socket is empty, as c-ares does: an asyncio datagram
     transport reads one datagram per turn of the loop, which made the loop the bottleneck."""
 
-    def __init__(self, server: Server) -> None:
+    def __init__(self, server: Server, rotate_after: int) -> None:
         self.loop = asyncio.get_running_loop()
-        self.pending: dict[int, tuple[asyncio.Future[bytes | None], Question,
-                                      asyncio.TimerHandle]] = {}
+        self.rotate_after = rotate_after
+        self.pending: dict[int, tuple[asyncio.Future[bytes | None], Question]] = {}
+        # Timers by deadline, rounded up to TIMER_STEP: the queries sent in one turn of the loop
+        # share one timer (a timer per query was a tenth of the time per query).
+        self.timers: dict[float, list[tuple[int, asyncio.Future[bytes | None]]]] = {}
         self.retired = False  # no new queries: it closes when the last one is answered
         self.used = 0
         family = socket.AF_INET6 if ":" in server[0] else socket.AF_INET
@@ -262,23 +275,37 @@ class _Channel:
             self.sock.close()
             raise
 
-    def ask(self, question: Question, timeout: float) -> asyncio.Future[bytes | None]:
+    def ask(self, question: Question, timeout: float
+            ) -> tuple[int, asyncio.Future[bytes | None]]:
         """Send the query; the future gets the answer's wire, or None after `timeout`."""
         query_id = secrets.randbits(16)
         while query_id in self.pending:
             query_id = secrets.randbits(16)
         future: asyncio.Future[bytes | None] = self.loop.create_future()
-        timer = self.loop.call_later(timeout, self._answered, query_id, None)
-        self.pending[query_id] = (future, question, timer)
-        future.add_done_callback(lambda _: self._forget(query_id, future))
+        self.pending[query_id] = (future, question)
+        deadline = math.ceil((self.loop.time() + timeout) / TIMER_STEP) * TIMER_STEP
+        expiring = self.timers.get(deadline)
+        if expiring is None:
+            expiring = self.timers[deadline] = []
+            self.loop.call_at(deadline, self._expire, deadline)
+        expiring.append((query_id, future))
         self.used += 1
-        if self.used >= ROTATE_AFTER:
+        if self.used >= self.rotate_after:
             self.retired = True
         try:
             self.sock.send(question.wire(query_id))
         except OSError as exc:  # unreachable network, a full buffer: this server fails it
+            self.forget(query_id, future)
             future.set_exception(exc)
-        return future
+        return query_id, future
+
+    def forget(self, query_id: int, future: asyncio.Future[bytes | None]) -> None:
+        """The query is no longer awaited (answered, timed out, or its asker was cancelled)."""
+        entry = self.pending.get(query_id)
+        if entry is not None and entry[0] is future:
+            del self.pending[query_id]
+            if not self.pending:
+                self.loop.call_soon(self._close_if_idle)
 
     def _readable(self) -> None:
         for _ in range(1024):  # bounded, so one busy socket cannot starve the loop
@@ -294,20 +321,15 @@ class _Channel:
             query_id = int.from_bytes(data[:2], "big")
             entry = self.pending.get(query_id)
             if entry is not None and entry[1].answers(data):  # else: late, stray or forged
-                self._answered(query_id, data)
+                self.forget(query_id, entry[0])
+                if not entry[0].done():
+                    entry[0].set_result(data)
 
-    def _answered(self, query_id: int, data: bytes | None) -> None:
-        entry = self.pending.get(query_id)
-        if entry is not None and not entry[0].done():
-            entry[0].set_result(data)
-
-    def _forget(self, query_id: int, future: asyncio.Future[bytes | None]) -> None:
-        entry = self.pending.get(query_id)
-        if entry is not None and entry[0] is future:
-            entry[2].cancel()
-            del self.pending[query_id]
-        if not self.pending:
-            self.loop.call_soon(self._close_if_idle)
+    def _expire(self, deadline: float) -> None:
+        for query_id, future in self.timers.pop(deadline, ()):
+            if not future.done():
+                self.forget(query_id, future)
+                future.set_result(None)
 
     def _close_if_idle(self) -> None:
         if not self.pending and self.sock.fileno() >= 0:
@@ -316,7 +338,8 @@ class _Channel:
             self.sock.close()
 
     def _fail_all(self, exc: OSError) -> None:
-        for future, _, _ in list(self.pending.values()):
+        for query_id, (future, _) in list(self.pending.items()):
+            self.forget(query_id, future)
             if not future.done():
                 future.set_exception(exc)
 
