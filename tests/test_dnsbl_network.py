@@ -215,6 +215,24 @@ def test_the_overall_deadline_cuts_off_a_sweep_cleanly(dns: DnsTestServer):
     assert by_list(results[0])["SpamCop"].status is ListingStatus.LISTED
 
 
+def test_a_check_cut_off_by_its_deadline_leaves_the_shared_test_point_check_to_the_next(
+        dns: DnsTestServer):
+    dns.behave(reverse("127.0.0.2", "psbl.surriel.com"), Delay(1.0))  # only the test point
+    resolver = DnsResolver([("127.0.0.1", dns.port)], timeout=2.0)
+    svc = service(dns, deadline=0.8, resolver=resolver)
+
+    async def two() -> tuple[object, object]:
+        first = asyncio.ensure_future(svc.check_ip(CLEAN_IP))
+        await asyncio.sleep(0.5)  # the second check joins the test-point check in flight
+        second = asyncio.ensure_future(svc.check_ip(LISTED_IP))
+        return await first, await second
+
+    first, second = asyncio.run(two())
+    assert "overall deadline" in by_list(first)["PSBL"].detail
+    assert by_list(second)["PSBL"].status is ListingStatus.NOT_LISTED
+    assert dns.queries[(reverse("127.0.0.2", "psbl.surriel.com"), "A")] == 1
+
+
 def test_failures_are_not_cached(dns: DnsTestServer):
     dns.behave("bl.spamcop.net", Rcode("SERVFAIL"))
     svc = service(dns)

@@ -51,7 +51,7 @@ Server = tuple[str, int]
 
 EDNS_PAYLOAD = 1232  # DNS Flag Day 2020: fits any path MTU, so no fragments
 ROTATE_AFTER = 1000  # queries per socket before a new one (a new source port)
-TIMER_STEP = 0.002  # per-query timeouts are rounded up to this (seconds)
+TIMER_STEP = 0.002  # seconds; a per-query timeout ends on a multiple of it (rounded down)
 _HEADER = struct.Struct("!6H")
 _RR = struct.Struct("!HHIH")  # type, class, TTL, rdata length (after the owner name)
 _OPT = b"\x00\x00\x29" + struct.pack("!HIH", EDNS_PAYLOAD, 0, 0)  # root, OPT, version 0
@@ -260,7 +260,7 @@ class _Channel:
         self.loop = asyncio.get_running_loop()
         self.rotate_after = rotate_after
         self.pending: dict[int, tuple[asyncio.Future[bytes | None], Question]] = {}
-        # Timers by deadline, rounded up to TIMER_STEP: the queries sent in one turn of the loop
+        # Timers by deadline, rounded down to TIMER_STEP: the queries sent in one turn of the loop
         # share one timer (a timer per query was a tenth of the time per query).
         self.timers: dict[float, list[tuple[int, asyncio.Future[bytes | None]]]] = {}
         self.retired = False  # no new queries: it closes when the last one is answered
@@ -283,7 +283,7 @@ class _Channel:
             query_id = secrets.randbits(16)
         future: asyncio.Future[bytes | None] = self.loop.create_future()
         self.pending[query_id] = (future, question)
-        deadline = math.ceil((self.loop.time() + timeout) / TIMER_STEP) * TIMER_STEP
+        deadline = math.floor((self.loop.time() + timeout) / TIMER_STEP) * TIMER_STEP
         expiring = self.timers.get(deadline)
         if expiring is None:
             expiring = self.timers[deadline] = []

@@ -24,6 +24,7 @@ from bot.core.ports import DnsStatus, Resolver
 
 _T = TypeVar("_T")
 RECEIVER_KINDS = ("receiver", "gateway", "dnsbl")  # Barracuda ESS is filed as the list operator
+_LATE = object()  # `_within`'s result for a job cut off at the deadline
 
 
 @dataclass(frozen=True)
@@ -97,6 +98,7 @@ class EvidenceService:
         self.resolver = resolver
         self.keys = dict(keys)
         self.deadline = deadline
+        self._health_checks: dict[str, asyncio.Task[str | None]] = {}
 
     # ------------------------------------------------------------------ block lists
 
@@ -105,43 +107,63 @@ class EvidenceService:
 
     async def check_ips(self, texts: Sequence[str]) -> list[CheckResult]:
         """Several IPs at once (a sweep of a range): every lookup in flight together, under
-        one overall deadline, and each zone's RFC 5782 test points asked once for all of them."""
+        one overall deadline. A zone's RFC 5782 test points are asked once for all of them,
+        and once for every check running at the same time (the bot's concurrent checks)."""
         started = time.monotonic()
         targets = [dnsbl.parse_target(text) for text in texts]
-        plans = [dnsbl.plan(self.zones, t.ip, self.keys) if _askable(t) else dnsbl.Plan()
+        plans = [dnsbl.plan(self.zones, t.ip, self.keys)
+                 if t.ip is not None and not t.problem and not t.private else dnsbl.Plan()
                  for t in targets]
-        health: dict[str, asyncio.Task[str | None]] = {}
-        jobs, asked = [], []
-        for planned in (p for plan in plans for p in plan.queries):
-            if planned.test_listed and planned.test_listed not in health:
-                health[planned.test_listed] = asyncio.ensure_future(self._health(planned))
-            jobs.append(self._listing(planned, health.get(planned.test_listed or "")))
-            asked.append(planned)
-        listings = iter(await _within(jobs, self.deadline, lambda i: self._late(asked[i])))
-        for task in health.values():
-            task.cancel()  # still running only when every listing waiting for it was cut off
-        await asyncio.gather(*health.values(), return_exceptions=True)
+        asked = [p for plan in plans for p in plan.queries]
+        health = {p.test_listed: self._health(p) for p in asked if p.test_listed}
+        jobs: list[Awaitable[object]] = [self._listing(p) for p in asked]
+        jobs += [asyncio.shield(task) for task in health.values()]  # shared: never cancelled
+        done = await _within(jobs, self.deadline, lambda _: _LATE)
+        problems = dict(zip(health, done[len(asked):], strict=True))
+        listings = iter(self._judged(p, listing, problems)
+                        for p, listing in zip(asked, done, strict=False))
         seconds, notes = time.monotonic() - started, self._notes()
         return [CheckResult(text, str(t.ip) if t.ip else None, t.problem, t.private,
                             tuple(next(listings) for _ in plan.queries), plan.skipped,
                             notes if plan.queries else (), seconds)
                 for text, t, plan in zip(texts, targets, plans, strict=True)]
 
-    async def _health(self, p: Planned) -> str | None:
+    def _health(self, p: Planned) -> asyncio.Task[str | None]:
+        """The zone's test-point check: the one in flight, if another check started it."""
+        assert p.test_listed and p.test_clean
+        loop = asyncio.get_running_loop()
+        task = self._health_checks.get(p.test_listed)
+        if task is None or task.get_loop() is not loop:
+            task = self._health_checks[p.test_listed] = loop.create_task(self._ask_health(p))
+            task.add_done_callback(lambda done: self._health_done(p.test_listed or "", done))
+        return task
+
+    def _health_done(self, name: str, task: asyncio.Task[str | None]) -> None:
+        if self._health_checks.get(name) is task:
+            del self._health_checks[name]  # the next check asks again (the resolver caches)
+
+    async def _ask_health(self, p: Planned) -> str | None:
         """Why the zone cannot be believed right now (its test points answer wrong), or None."""
         assert p.test_listed and p.test_clean
         listed, clean = await asyncio.gather(self.resolver.query(p.test_listed, "A"),
                                              self.resolver.query(p.test_clean, "A"))
         return dnsbl.health_problem(p.zone, listed, clean)
 
-    async def _listing(self, p: Planned, health: asyncio.Task[str | None] | None) -> Listing:
+    async def _listing(self, p: Planned) -> Listing:
         a = await self.resolver.query(p.name, "A")
         listing = dnsbl.interpret(p.zone, a, None, p.shown)
         if listing.status is ListingStatus.LISTED:  # the reason text only matters when listed
             listing = dnsbl.interpret(p.zone, a, await self.resolver.query(p.name, "TXT"),
                                       p.shown)
-        problem = await health if health is not None else None
-        return dnsbl.distrust(listing, problem) if problem else listing
+        return listing
+
+    def _judged(self, p: Planned, listing: object, problems: Mapping[str, object]) -> Listing:
+        """The listing as reported: late if it or its zone's test points did not answer in
+        time, not trustworthy if the test points answered wrong."""
+        problem = problems.get(p.test_listed) if p.test_listed else None
+        if not isinstance(listing, Listing) or problem is _LATE:
+            return self._late(p)
+        return dnsbl.distrust(listing, problem) if isinstance(problem, str) else listing
 
     def _late(self, p: Planned) -> Listing:
         return Listing(p.zone.name, p.shown, p.zone.provider, ListingStatus.UNKNOWN,
@@ -240,10 +262,6 @@ def _mx_pairs(records: Iterable[str]) -> list[tuple[int, str]]:
         if preference.isdigit():
             pairs.append((int(preference), host.rstrip(".").lower()))
     return pairs
-
-
-def _askable(target: dnsbl.Target) -> bool:
-    return target.ip is not None and not target.problem and not target.private
 
 
 def _reverse_pointer(ip: str) -> str:
