@@ -85,8 +85,6 @@ class DnsTestServer:
         self.names: set[str] = set()
         self.behaviours: dict[str, Behaviour] = {}
         self.queries: Counter[tuple[str, str]] = Counter()
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
         self._lock = threading.Lock()
 
     # ------------------------------------------------------------------ data
@@ -129,13 +127,22 @@ class DnsTestServer:
     # ------------------------------------------------------------------ lifecycle
 
     def start(self) -> DnsTestServer:
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
         self._thread.start()
         asyncio.run_coroutine_threadsafe(self._serve(), self._loop).result(timeout=10)
         return self
 
     def stop(self) -> None:
-        self._loop.call_soon_threadsafe(self._loop.stop)
+        def close() -> None:
+            self._udp.close()
+            self._tcp.close()
+            self._loop.call_soon(self._loop.stop)  # after the transports' own callbacks
+
+        self._loop.call_soon_threadsafe(close)
         self._thread.join(timeout=5)
+        if not self._thread.is_alive():
+            self._loop.close()
 
     async def _serve(self) -> None:
         for _ in range(50):  # find a port free for both UDP and TCP

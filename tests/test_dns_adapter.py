@@ -133,6 +133,68 @@ def test_a_name_that_cannot_be_asked_is_an_error_answer():
     assert answer.status is DnsStatus.ERROR and "cannot ask" in answer.detail
 
 
+# ---------------------------------------------------------------- the bound on queries in flight
+
+
+def test_the_bound_holds_serves_in_order_and_survives_cancelled_waiters():
+    limit = adapter.Limit(2)
+    running: list[int] = []
+    order: list[int] = []
+    most = 0
+
+    async def job(i: int) -> None:
+        nonlocal most
+        await limit.acquire()
+        try:
+            running.append(i)
+            most = max(most, len(running))
+            order.append(i)
+            await asyncio.sleep(0.01)
+        finally:
+            running.remove(i)
+            limit.release()
+
+    async def main() -> None:
+        tasks = [asyncio.ensure_future(job(i)) for i in range(10)]
+        await asyncio.sleep(0)
+        tasks[4].cancel()  # waiting: its place goes
+        await asyncio.sleep(0.005)
+        tasks[5].cancel()  # still waiting
+        await asyncio.gather(*tasks, return_exceptions=True)
+        # every slot came back: two more jobs run at once straight away
+        await asyncio.wait_for(asyncio.gather(job(10), job(11)), 1.0)
+
+    asyncio.run(main())
+    assert most == 2
+    assert order == [0, 1, 2, 3, 6, 7, 8, 9, 10, 11]
+    assert limit.free == 2 and not limit.waiting
+
+
+def test_a_slot_handed_to_a_waiter_cancelled_at_that_moment_is_passed_on():
+    limit = adapter.Limit(1)
+
+    async def main() -> list[str]:
+        done: list[str] = []
+        await limit.acquire()  # held here
+
+        async def waiter(name: str) -> None:
+            await limit.acquire()
+            done.append(name)
+            limit.release()
+
+        first = asyncio.ensure_future(waiter("first"))
+        second = asyncio.ensure_future(waiter("second"))
+        await asyncio.sleep(0)
+        limit.release()  # handed to `first`...
+        first.cancel()  # ...which is cancelled before it runs
+        await asyncio.wait_for(second, 1.0)
+        await asyncio.gather(first, return_exceptions=True)
+        return done
+
+    assert asyncio.run(main()) == ["second"]
+    assert limit.free == 1
+
+
 # ---------------------------------------------------------------- over the network
 
 
