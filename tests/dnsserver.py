@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import re
+import socket
 import struct
 import threading
 from collections import Counter
@@ -149,6 +150,9 @@ class DnsTestServer:
             transport, _ = await self._loop.create_datagram_endpoint(
                 lambda: _Udp(self), local_addr=(self.host, 0))
             port = transport.get_extra_info("sockname")[1]
+            # a sweep sends hundreds of queries at once: hold them all (real servers do too)
+            transport.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF,
+                                                          1 << 22)
             try:
                 self._tcp = await asyncio.start_server(self._tcp_client, self.host, port,
                                                        reuse_address=True)

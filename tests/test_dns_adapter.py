@@ -291,6 +291,35 @@ def test_queries_share_a_socket_which_is_replaced_as_it_ages(scripted):
     assert len(server.ports) == 20 and 2 <= len(set(server.ports)) <= 4
 
 
+def test_more_queries_in_flight_than_one_socket_can_hold_answers_go_on_more_sockets(
+        scripted, monkeypatch):
+    server = scripted(lambda q: [nxdomain(q)])
+    monkeypatch.setattr(adapter, "_RCVBUF_PER_ANSWER", 1 << 24)  # room for 8 answers a socket
+    resolver = DnsResolver([("127.0.0.1", server.port)], timeout=2.0, concurrency=50)
+
+    async def burst() -> list[DnsAnswer]:
+        return await asyncio.gather(*(resolver.query(f"{i}.bl.example.net", "A")
+                                      for i in range(50)))
+
+    assert {a.status for a in asyncio.run(burst())} == {DnsStatus.NXDOMAIN}
+    assert len(set(server.ports)) >= 50 // 8
+
+
+def test_a_burst_of_a_thousand_queries_loses_no_answer():
+    server = DnsTestServer().start()
+    try:
+        resolver = DnsResolver([("127.0.0.1", server.port)], timeout=3.0, concurrency=1000)
+
+        async def burst() -> list[DnsAnswer]:
+            return await asyncio.gather(*(resolver.query(f"{i}.bl.example.net", "A")
+                                          for i in range(2000)))
+
+        answers = asyncio.run(burst())
+        assert [a for a in answers if a.status is not DnsStatus.NXDOMAIN] == []
+    finally:
+        server.stop()
+
+
 def test_sockets_are_closed_when_idle_and_across_event_loops(scripted):
     server = scripted(lambda q: [nxdomain(q)])
     resolver = DnsResolver([("127.0.0.1", server.port)], timeout=1.0)
@@ -322,3 +351,16 @@ def test_the_next_nameserver_is_asked_when_one_fails():
     finally:
         failing.stop()
         good.stop()
+
+
+def test_an_ipv6_nameserver_is_asked_over_ipv6():
+    try:
+        server = DnsTestServer(host="::1").start()
+    except OSError as exc:
+        pytest.skip(f"no IPv6 loopback here: {exc}")
+    try:
+        server.add(NAME, "A", "127.0.0.2")
+        answer = asyncio.run(DnsResolver([("::1", server.port)], timeout=1.0).query(NAME, "A"))
+        assert answer == DnsAnswer(DnsStatus.OK, ("127.0.0.2",), 60)
+    finally:
+        server.stop()

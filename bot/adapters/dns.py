@@ -53,6 +53,9 @@ Server = tuple[str, int]
 EDNS_PAYLOAD = 1232  # DNS Flag Day 2020: fits any path MTU, so no fragments
 ROTATE_AFTER = 1000  # queries per socket before a new one (a new source port)
 TIMER_STEP = 0.002  # seconds; a per-query timeout ends on a multiple of it (rounded down)
+# Buffer space one small answer takes in a socket's receive queue (the kernel counts its own
+# overhead: a 100-byte answer over loopback takes about 830 bytes of the default 208 KiB).
+_RCVBUF_PER_ANSWER = 2048
 _HEADER = struct.Struct("!6H")
 _RR = struct.Struct("!HHIH")  # type, class, TTL, rdata length (after the owner name)
 _OPT = b"\x00\x00\x29" + struct.pack("!HIH", EDNS_PAYLOAD, 0, 0)  # root, OPT, version 0
@@ -248,6 +251,7 @@ class Limit:
     grows with the square of a sweep's backlog (thousands of lookups waiting)."""
 
     def __init__(self, slots: int) -> None:
+        self.slots = slots
         self.free = slots
         self.waiting: collections.deque[asyncio.Future[None]] = collections.deque()
 
@@ -279,12 +283,17 @@ class Limit:
 class _LoopState:
     limit: Limit
     rotate_after: int
-    channels: dict[Server, _Channel] = field(default_factory=dict)
+    channels: dict[Server, list[_Channel]] = field(default_factory=dict)
 
     def channel(self, server: Server) -> _Channel:
-        channel = self.channels.get(server)
-        if channel is None or channel.retired:
-            channel = self.channels[server] = _Channel(server, self.rotate_after)
+        """A socket to `server` with room for one more answer, opened if none has."""
+        channels = self.channels.setdefault(server, [])
+        for channel in channels:
+            if not channel.retired and len(channel.pending) < channel.room:
+                return channel
+        channels[:] = [c for c in channels if not c.retired]
+        channel = _Channel(server, self.rotate_after, self.limit.slots)
+        channels.append(channel)
         return channel
 
 
@@ -293,7 +302,7 @@ class _Channel:
     to it. Read with `add_reader` until the socket is empty, as c-ares does: an asyncio datagram
     transport reads one datagram per turn of the loop, which made the loop the bottleneck."""
 
-    def __init__(self, server: Server, rotate_after: int) -> None:
+    def __init__(self, server: Server, rotate_after: int, in_flight: int) -> None:
         self.loop = asyncio.get_running_loop()
         self.rotate_after = rotate_after
         self.pending: dict[int, tuple[asyncio.Future[bytes | None], Question]] = {}
@@ -306,6 +315,14 @@ class _Channel:
         self.sock = socket.socket(family, socket.SOCK_DGRAM)
         try:
             self.sock.setblocking(False)
+            # The answers to every query in flight may arrive before the loop reads any: the
+            # receive buffer must hold them all, or the kernel drops the rest (timeouts). The
+            # kernel may grant less (net.core.rmem_max): then fewer queries go on this socket,
+            # and another socket takes the rest.
+            want = max(_RCVBUF_PER_ANSWER * in_flight, 1 << 16)
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, want)
+            granted = self.sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
+            self.room = max(8, granted // _RCVBUF_PER_ANSWER)
             self.sock.connect(server)  # UDP: no packet sent; only this peer's datagrams arrive
             self.loop.add_reader(self.sock.fileno(), self._readable)
         except BaseException:
