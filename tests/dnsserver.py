@@ -246,7 +246,6 @@ class DnsTestServer:
         with self._lock:
             if self._behaviour(name) is not None:
                 return None
-            self.queries[(name, dns.rdatatype.to_text(qtype))] += 1
             values = list(self._wire.get((name, qtype), ()))
             exists = name in self.names
         query_id, query_flags = struct.unpack_from("!HH", wire)
@@ -267,8 +266,11 @@ class DnsTestServer:
         opt = _OPT_REPLY if payload else b""
         reply = (_HEADER.pack(query_id, flags, 1, *counts, 1 if opt else 0)
                  + wire[12:end] + records + opt)
-        limit = 65535 if tcp else max(512, payload)
-        return reply if len(reply) <= limit else None  # too big: `answer` truncates it
+        if len(reply) > (65535 if tcp else max(512, payload)):
+            return None  # too big: `answer` truncates it (and counts the query)
+        with self._lock:
+            self.queries[(name, dns.rdatatype.to_text(qtype))] += 1
+        return reply
 
 
 class _Udp(asyncio.DatagramProtocol):

@@ -29,9 +29,10 @@ from bot.service.evidence import CheckResult, Evidence, EvidenceService, enrich
 
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
-        "check", help="look an IP up in every current DNS block list",
-        description="Look an IPv4 or IPv6 address up in every current DNS block list and say, "
-                    "per list, listed (and why), not listed, or unknown.")
+        "check", help="look IPs up in every current DNS block list",
+        description="Look IPv4 or IPv6 addresses (or a network of up to 256) up in every "
+                    "current DNS block list and say, per list, listed (and why), not listed, "
+                    "or unknown.")
     parser.add_argument("ip", nargs="+", metavar="IP",
                         help="a sending IP address, or a network a.b.c.d/nn of at most 256 "
                              "addresses (an IPv4 /24, an IPv6 /120); several may be given")
