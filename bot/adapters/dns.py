@@ -152,7 +152,9 @@ def _text(rdata: object) -> str:
 
 
 def _negative_ttl(exc: dns.resolver.NXDOMAIN) -> int:
-    for response in exc.responses().values():
+    # dnspython leaves NXDOMAIN.responses() unannotated; it returns {Name: Message}.
+    responses: dict[dns.name.Name, dns.message.Message] = exc.responses()  # type: ignore[no-untyped-call]
+    for response in responses.values():
         for rrset in response.authority:
             if rrset.rdtype == dns.rdatatype.SOA:
                 return int(min(rrset.ttl, rrset[0].minimum))

@@ -12,7 +12,7 @@ import asyncio
 import dataclasses
 import ipaddress
 import time
-from collections.abc import Awaitable, Iterable, Mapping
+from collections.abc import Awaitable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -21,6 +21,7 @@ from bot.core.dnsbl import Listing, ListingStatus, Planned, Skipped, Zone
 from bot.core.knowledge import Knowledge, Provider
 from bot.core.model import Diagnosis
 from bot.core.ports import DnsStatus, Resolver
+from bot.core.spf import DmarcResult, SpfResult
 
 _T = TypeVar("_T")
 RECEIVER_KINDS = ("receiver", "gateway", "dnsbl")  # Barracuda ESS is filed as the list operator
@@ -65,8 +66,9 @@ class Evidence:
     mx: dict[str, Any] | None = None
     ptr: tuple[str, ...] | None = None
     fcrdns: bool | None = None
-    spf: spf.SpfResult | None = None
-    dmarc: spf.DmarcResult | None = None
+    # The module `spf` is shadowed by the field of that name inside this class body.
+    spf: SpfResult | None = None
+    dmarc: DmarcResult | None = None
     notes: tuple[str, ...] = ()
 
     @property
@@ -230,7 +232,7 @@ def _reverse_pointer(ip: str) -> str:
     return ipaddress.ip_address(ip).reverse_pointer
 
 
-async def _within(jobs: list[Awaitable[_T]], deadline: float, late: list[_T]) -> list[_T]:
+async def _within(jobs: Sequence[Awaitable[_T]], deadline: float, late: list[_T]) -> list[_T]:
     """Run all jobs at once; a job still running at the deadline is cancelled and gets `late`."""
     tasks = [asyncio.ensure_future(job) for job in jobs]
     if not tasks:
