@@ -283,12 +283,29 @@ def _blocks_error(blocks: Any) -> str | None:
             return "invalid_blocks"
         if block["type"] == "header" and len(text) > 150:
             return "invalid_blocks"
+        if len(block.get("fields", [])) > 10 or any(
+            len(f["text"]) > 2000 for f in block.get("fields", [])
+        ):
+            return "invalid_blocks"
+        if len(block.get("block_id", "")) > 255:
+            return "invalid_blocks"
+        if block["type"] == "actions" and len(block["elements"]) > 25:
+            return "invalid_blocks"
         for element in block.get("elements", []):
-            if element.get("type") == "button" and (
-                len(element["text"]["text"]) > 75 or len(element.get("value", "")) > 2000
-            ):
+            if _element_error(element):
                 return "invalid_blocks"
     return None
+
+
+def _element_error(element: dict[str, Any]) -> bool:
+    if element.get("type") == "button":
+        return len(element["text"]["text"]) > 75 or len(element.get("value", "")) > 2000
+    if element.get("type") == "static_select":
+        options = element.get("options", [])
+        return (not options or len(options) > 100
+                or len(element["placeholder"]["text"]) > 150
+                or any(len(o["text"]["text"]) > 75 or len(o["value"]) > 150 for o in options))
+    return False
 
 
 def _handler(fake: FakeSlack) -> type[BaseHTTPRequestHandler]:

@@ -110,6 +110,22 @@ def press(bot: Bot, channel: str, action_id: str, ticket: str, card_ts: str,
     assert bot.send(action_body(payload), FORM)[0] == 200
 
 
+def choose(bot: Bot, channel: str, action_id: str, ticket: str, card_ts: str, value: str,
+           user: str = "U0ALICE") -> None:
+    """Pick an option of a card's menu (the snooze durations)."""
+    payload = {
+        "type": "block_actions", "team": {"id": "T0FAKE"}, "user": {"id": user},
+        "api_app_id": "A0FAKE", "trigger_id": "t", "channel": {"id": channel},
+        "container": {"type": "message", "channel_id": channel, "message_ts": card_ts},
+        "message": {"ts": card_ts, "type": "message"},
+        "actions": [{"action_id": action_id, "block_id": f"ticket:{ticket}",
+                     "type": "static_select", "action_ts": "1.1",
+                     "selected_option": {"text": {"type": "plain_text", "text": value},
+                                         "value": value}}],
+    }
+    assert bot.send(action_body(payload), FORM)[0] == 200
+
+
 def thread_message(channel: str, thread_ts: str, ts: str, text: str) -> dict:
     return {"type": "message", "channel": channel, "user": "U0ALICE", "text": text, "ts": ts,
             "thread_ts": thread_ts, "channel_type": "channel", "event_ts": ts}
@@ -351,3 +367,43 @@ def test_a_second_click_on_open_ticket_opens_nothing_more(bot, fake):
     cards = [c for c in fake.of("chat.postMessage", where=in_channel("C0CLICK2"))
              if "request_sent" in json.dumps(c.args.get("blocks"))]
     assert len(cards) == 1
+
+
+def test_snooze_for_the_chosen_time_holds_the_overdue_ping(bot, fake):
+    snoozed, snoozed_ts = open_by_command(bot, fake, "C0SNOOZE", "11.23.14.1")
+    other, other_ts = open_by_command(bot, fake, "C0SNOOZE", "11.23.14.2")
+    choose(bot, "C0SNOOZE", "snooze", snoozed, snoozed_ts, f"{snoozed}|4h")
+    note = fake.wait_for("chat.postMessage", where=lambda c: c.args.get("thread_ts") == snoozed_ts
+                         and "snoozed it for 4 h" in c.args.get("text", ""))[0]
+    assert "<@U0ALICE>" in note.args["text"]
+    card = fake.wait_for("chat.update", where=lambda c: c.args.get("ts") == snoozed_ts)[-1]
+    assert "Snoozed until" in shown(card)
+    press(bot, "C0SNOOZE", "request_sent", snoozed, snoozed_ts)
+    fake.wait_for("chat.update", 2, where=lambda c: c.args.get("ts") == snoozed_ts)
+    press(bot, "C0SNOOZE", "request_sent", other, other_ts)
+    # The other ticket's overdue ping falls due after the snoozed one's would have.
+    assert wait_ping(fake, "C0SNOOZE", "longer than").args["thread_ts"] == other_ts
+    assert not [c for c in pings(fake, "C0SNOOZE", "longer than")
+                if c.args["thread_ts"] == snoozed_ts]
+
+
+def test_a_snooze_choice_the_bot_cannot_read_is_explained_privately(bot, fake):
+    ticket, card_ts = open_by_command(bot, fake, "C0SNOOZEBAD", "11.23.15.1")
+    choose(bot, "C0SNOOZEBAD", "snooze", ticket, card_ts, f"{ticket}|90d")
+    said = fake.wait_for("chat.postEphemeral", where=in_channel("C0SNOOZEBAD"))[0]
+    assert "between 1 minute and 30 days" in said.args["text"]
+    assert not fake.of("chat.update", where=lambda c: c.args.get("ts") == card_ts)
+
+
+def test_delisted_button_moves_the_ticket_and_pings_the_owner(bot, fake):
+    ticket, card_ts = open_by_command(bot, fake, "C0DLBTN", "11.23.16.1")
+    press(bot, "C0DLBTN", "request_sent", ticket, card_ts)
+    fake.wait_for("chat.update", where=lambda c: c.args.get("ts") == card_ts)
+    press(bot, "C0DLBTN", "delisted", ticket, card_ts, user="U0BOB")
+    ping = wait_ping(fake, "C0DLBTN", "delisted, marked delisted by hand")
+    assert ping.args["thread_ts"] == card_ts and ping.args["text"].startswith("<@U0ALICE> ")
+    said = fake.wait_for("chat.postMessage", where=lambda c: c.args.get("thread_ts") == card_ts
+                         and "<@U0BOB> marked it delisted" in c.args.get("text", ""))
+    assert said
+    update = fake.wait_for("chat.update", 2, where=lambda c: c.args.get("ts") == card_ts)[-1]
+    assert "delisted" in shown(update)

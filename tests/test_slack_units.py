@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 
+from bot.core.errors import ConfigError
 from bot.slack.listeners import parse_command
 from bot.slack.store import SlackStore
 from bot.slack.text import escape, from_slack
+from bot.slack.ticket_flows import snooze_length
 
 
 @pytest.mark.parametrize(
@@ -58,3 +62,14 @@ def test_a_released_claim_can_be_taken_again(tmp_path):
     store.claim("k")
     store.release("k")
     assert store.claim("k") is True
+
+
+@pytest.mark.parametrize(("choice", "hours"), [("4h", 4), ("1d", 24), ("3d", 72), ("", 24)])
+def test_snooze_choices_are_read_as_durations(choice, hours):
+    assert snooze_length(choice) == timedelta(hours=hours)  # "" : a card from before the menu
+
+
+@pytest.mark.parametrize("choice", ["90d", "0s", "soon", "4 parsecs"])
+def test_a_snooze_choice_out_of_range_or_unreadable_is_refused(choice):
+    with pytest.raises(ConfigError, match="snooze"):
+        snooze_length(choice)

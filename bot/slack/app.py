@@ -9,8 +9,10 @@ request instead, which also tells the self-event filter who "we" are.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import datetime
 
 from slack_bolt import App
 from slack_bolt.authorization import AuthorizeResult
@@ -70,8 +72,12 @@ def build_app(
     runner: Runner,
     tickets: TicketService,
     surface: Surface | None = None,
+    clock: Callable[[], datetime] = utc_now,
 ) -> SlackBot:
-    """The Slack app; with `surface` given (the console) it never talks to Slack."""
+    """The Slack app; with `surface` given (the console) it never talks to Slack.
+
+    `clock` is the time every listener and the ping loop go by (the console can move it on).
+    """
     options = SlackSettings.from_settings(settings)
     store = SlackStore(settings.db_path)
     if surface is None:
@@ -98,10 +104,10 @@ def build_app(
             logger=logging.getLogger("slack_bolt"),
         )
     pinger = Pinger(tickets, surface, owner_of=lambda ref: tickets.get(ref).owner,
-                    clock=utc_now, interval=options.ping_interval,
+                    clock=clock, interval=options.ping_interval,
                     fallback_channel=options.fallback_channel)
     flows = TicketFlows(tickets, surface, store, services.names, wake_pinger=pinger.wake,
-                        check_ip=services.check_ip)
+                        clock=clock, check_ip=services.check_ip)
     pinger.annotate = flows.ping_note
     handlers = Handlers(services, surface, store, runner, flows, options.auto_open)
     handlers.register(app)

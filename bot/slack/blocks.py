@@ -322,13 +322,37 @@ def ip_report(ip: str, listings: Sequence[Listing], note: str = "") -> list[Mess
 
 # ---------------------------------------------------------------- tickets
 
-# The card's buttons; action ids are part of the contract with the listeners.
+# The card's controls; action ids are part of the contract with the listeners. "snooze" is a
+# menu of durations (its option values are "<ticket id>|<duration>"), the others are buttons.
 CARD_ACTIONS = (
     ("Request sent", "request_sent", "primary"),
     ("Delisted", "delisted", None),
-    ("Snooze 1 day", "snooze", None),
+    ("Snooze…", "snooze", None),
     ("Close", "close", "danger"),
 )
+CARD_ACTION_IDS = tuple(action_id for _, action_id, _ in CARD_ACTIONS)
+SNOOZE_CHOICES = (("4 hours", "4h"), ("1 day", "1d"), ("3 days", "3d"), ("1 week", "7d"))
+
+
+def menu(placeholder: str, action_id: str, options: Sequence[tuple[str, str]]) -> Block:
+    """A static select: (label, value) options; labels ≤ 75 characters, our own wording."""
+    return {
+        "type": "static_select",
+        "action_id": action_id,
+        "placeholder": {"type": "plain_text", "text": placeholder[:150], "emoji": True},
+        "options": [
+            {"text": {"type": "plain_text", "text": label[:75], "emoji": True},
+             "value": value[:150]}
+            for label, value in options
+        ],
+    }
+
+
+def _card_control(label: str, action_id: str, ticket_id: str, style: str | None) -> Block:
+    if action_id == "snooze":
+        return menu(label, action_id, [(text, f"{ticket_id}|{how_long}")
+                                       for text, how_long in SNOOZE_CHOICES])
+    return button(label, action_id, ticket_id, style)
 
 
 @dataclass(frozen=True)
@@ -384,7 +408,8 @@ def ticket_card(t: TicketView) -> Message:
         card += section(f"*Next step:* {escape(t.next_step)}")
     if t.active:
         card.append(actions(f"ticket:{t.id}", *(
-            button(label, action_id, t.id, style) for label, action_id, style in CARD_ACTIONS
+            _card_control(label, action_id, t.id, style)
+            for label, action_id, style in CARD_ACTIONS
         )))
     card.append(context("Replies in this thread belong to this ticket: paste the provider's "
                         "answers here."))

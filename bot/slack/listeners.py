@@ -30,7 +30,7 @@ from bot.slack.ticket_flows import TicketFlows
 
 log = logging.getLogger(__name__)
 
-CARD_ACTION_IDS = tuple(action_id for _, action_id, _ in blocks.CARD_ACTIONS)
+CARD_ACTION_IDS = blocks.CARD_ACTION_IDS
 _STATUS = re.compile(r"^status\s+(\S+)$", re.IGNORECASE)
 # Errors meaning "I cannot post there": tell the user privately instead of failing silently.
 _NOT_POSTABLE = {"not_in_channel", "channel_not_found", "is_archived"}
@@ -280,12 +280,15 @@ class Handlers:
     def on_card_button(self, ack: Ack, body: dict[str, Any], action: dict[str, Any]) -> None:
         ack()
         channel = (body.get("channel") or {}).get("id") or ""
-        self.runner.submit(self.press, action["action_id"], action["value"], body["user"]["id"],
-                           channel)
+        # Buttons carry "DL-n"; the snooze menu's chosen option carries "DL-n|<duration>".
+        value = action.get("value") or (action.get("selected_option") or {}).get("value") or ""
+        ref, _, choice = value.partition("|")
+        self.runner.submit(self.press, action["action_id"], ref, body["user"]["id"], channel,
+                           choice)
 
-    def press(self, action_id: str, ref: str, user: str, channel: str) -> None:
+    def press(self, action_id: str, ref: str, user: str, channel: str, choice: str = "") -> None:
         with self._reporting(Context(channel, user)):
-            self.flows.press(action_id, ref, user, channel)
+            self.flows.press(action_id, ref, user, channel, choice)
 
     # ------------------------------------------------------------ helpers
 

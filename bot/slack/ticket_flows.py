@@ -16,7 +16,8 @@ from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from bot.core.errors import DelistbotError
+from bot.config import parse_duration
+from bot.core.errors import ConfigError, DelistbotError
 from bot.core.model import Diagnosis, Reason
 from bot.core.tickets import Event, Kind, Ping, State, Ticket
 from bot.service.tickets import Applied, Opened, TicketService, utc_now
@@ -28,7 +29,9 @@ from bot.slack.text import escape
 
 log = logging.getLogger(__name__)
 
-SNOOZE = timedelta(days=1)
+SNOOZE = timedelta(days=1)  # a card posted before the snooze menu existed carries no duration
+MAX_SNOOZE = timedelta(days=30)
+_WAIT_OVER = frozenset({State.DELISTED, State.VERIFIED, State.CLOSED})
 _MOVES = {
     "request_sent": (Kind.SENT, "marked the request sent"),
     "delisted": (Kind.DELISTED, "marked it delisted"),
@@ -64,7 +67,8 @@ class TicketFlows:
             state=str(t.state),
             age_hours=max(0.0, age),
             clock=clock,
-            expected_hours=self.tickets.waits(t).overdue_hours,
+            # Once delisted the provider's wait is over: no "overdue" against it any more.
+            expected_hours=None if t.state in _WAIT_OVER else self.tickets.waits(t).overdue_hours,
             owner=t.owner,
             provider_ticket_ids=t.provider_ticket_ids,
             snoozed_until=t.snoozed_until.strftime("%Y-%m-%d %H:%M UTC")
@@ -218,13 +222,18 @@ class TicketFlows:
 
     # ------------------------------------------------------------ moves
 
-    def press(self, action_id: str, ref: str, user: str, channel: str) -> None:
-        """A card button: move the ticket, update the card, say who did what in the thread."""
+    def press(self, action_id: str, ref: str, user: str, channel: str, choice: str = "") -> None:
+        """A card button: move the ticket, update the card, say who did what in the thread.
+
+        `choice` is the snooze menu's duration ("4h", "3d"); other buttons have none.
+        """
         now = self.clock()
         try:
             if action_id == "snooze":
-                ticket = self.tickets.snooze(ref, now + SNOOZE, now, actor=_actor(user))
-                done = "snoozed it for a day"
+                length = snooze_length(choice)
+                ticket = self.tickets.snooze(ref, now + length, now, actor=_actor(user))
+                done = (f"snoozed it for {blocks.duration(length.total_seconds() / 3600)} "
+                        f"(pings wait until {(now + length).strftime('%Y-%m-%d %H:%M UTC')})")
             else:
                 kind, done = _MOVES[action_id]
                 ticket = self.tickets.move(ref, Event(kind, _actor(user)), now)
@@ -342,6 +351,16 @@ class TicketFlows:
         if ticket.slack_channel and ticket.slack_thread_ts:
             self.surface.post(ticket.slack_channel, blocks.notice(text),
                               thread_ts=ticket.slack_thread_ts)
+
+
+def snooze_length(choice: str) -> timedelta:
+    """The snooze menu's value ("4h", "1d", "3d"): a duration up to 30 days, else an error."""
+    if not choice:
+        return SNOOZE
+    length = timedelta(seconds=parse_duration(choice, "snooze"))
+    if not timedelta(minutes=1) <= length <= MAX_SNOOZE:
+        raise ConfigError(f"snooze: {choice} is not between 1 minute and 30 days")
+    return length
 
 
 def _actor(user: str | None) -> str:
