@@ -54,6 +54,7 @@ class FakeSlack:
         self.messages: list[dict[str, Any]] = []  # what chat.postMessage posted, for replies
         self._failures: dict[str, list[tuple[int, int]]] = {}  # method -> [(status, retry_after)]
         self._errors: dict[str, list[str]] = {}  # method -> Slack error codes to answer
+        self._down: set[str] = set()  # methods answering 500 until up()
         self._ts = itertools.count(1)
         self._lock = threading.Condition()
         self._envelopes: queue.SimpleQueue[dict[str, Any]] = queue.SimpleQueue()
@@ -100,6 +101,15 @@ class FakeSlack:
         """The next `times` calls of `method` answer `status` (429 carries Retry-After)."""
         with self._lock:
             self._failures.setdefault(method, []).extend([(status, retry_after)] * times)
+
+    def down(self, method: str) -> None:
+        """Every call of `method` answers 500 until `up(method)`: a Slack outage."""
+        with self._lock:
+            self._down.add(method)
+
+    def up(self, method: str) -> None:
+        with self._lock:
+            self._down.discard(method)
 
     def fail_next_error(self, method: str, error: str) -> None:
         """The next call of `method` answers 200 with ok=false and this Slack error code."""
@@ -154,6 +164,8 @@ class FakeSlack:
 
     def _failure(self, method: str) -> tuple[int, int] | None:
         with self._lock:
+            if method in self._down:
+                return 500, 0
             pending = self._failures.get(method)
             return pending.pop(0) if pending else None
 

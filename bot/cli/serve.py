@@ -134,7 +134,8 @@ def _console(
     surface = ConsoleSurface(sys.stdout)
     clock = ConsoleClock(utc_now)
     bot = build(settings, runner, surface, clock)
-    console = Console(bot.app, surface, runner, tick=bot.pinger.tick,
+    console = Console(bot.app, surface, runner,
+                      tick=lambda: bot.replies.flush() + bot.pinger.tick(),
                       thread_of=bot.handlers.flows.thread_of, clock=clock)
     if not console.run(demo):
         return EXIT_OK  # the demo said :quit
@@ -154,6 +155,7 @@ def _run_slack(settings: Settings, mode: str, args: argparse.Namespace) -> int:
     runner = ThreadRunner()
     bot = build(settings, runner)
     bot.pinger.start()
+    bot.replies.start()
     if mode == "socket":
         from slack_bolt.adapter.socket_mode import SocketModeHandler
 

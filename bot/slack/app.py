@@ -24,6 +24,7 @@ from bot.service.tickets import TicketService, utc_now
 from bot.slack.listeners import Handlers
 from bot.slack.pinger import DEFAULT_INTERVAL, Pinger
 from bot.slack.ports import Runner, Services
+from bot.slack.replies import Replies
 from bot.slack.store import SlackStore
 from bot.slack.surface import Surface, WebSurface, make_client
 from bot.slack.ticket_flows import TicketFlows
@@ -36,20 +37,22 @@ CONSOLE_TEAM, CONSOLE_BOT_USER, CONSOLE_BOT_ID = "TCONSOLE", "UDELISTBOT", "BDEL
 
 @dataclass
 class SlackBot:
-    """The app and what its listeners use; serve starts `pinger` beside the transport."""
+    """The app and what its listeners use; serve starts `pinger` and `replies` beside the
+    transport (the two loops that deliver what Slack could not take at once)."""
 
     app: App
     handlers: Handlers
     surface: Surface
     store: SlackStore
     pinger: Pinger
+    replies: Replies
 
 
 @dataclass(frozen=True)
 class SlackSettings:
     """The settings file's optional [slack] table."""
 
-    ping_interval: float = DEFAULT_INTERVAL
+    ping_interval: float = DEFAULT_INTERVAL  # also how often undelivered replies are retried
     auto_open: frozenset[str] = frozenset()  # channel ids where bounces open tickets at once
     fallback_channel: str | None = None  # where pings of tickets opened outside Slack go
 
@@ -109,9 +112,10 @@ def build_app(
     flows = TicketFlows(tickets, surface, store, services.names, wake_pinger=pinger.wake,
                         clock=clock, check_ip=services.check_ip)
     pinger.annotate = flows.ping_note
-    handlers = Handlers(services, surface, store, runner, flows, options.auto_open)
+    replies = Replies(store, surface, interval=options.ping_interval)
+    handlers = Handlers(services, surface, store, runner, flows, replies, options.auto_open)
     handlers.register(app)
-    return SlackBot(app, handlers, surface, store, pinger)
+    return SlackBot(app, handlers, surface, store, pinger, replies)
 
 
 class _SameTokenWarning(logging.Filter):

@@ -23,6 +23,7 @@ from bot.core.errors import DelistbotError
 from bot.core.model import Diagnosis
 from bot.slack import blocks
 from bot.slack.ports import Runner, Services
+from bot.slack.replies import Replies
 from bot.slack.store import SlackStore
 from bot.slack.surface import Surface
 from bot.slack.text import escape, from_slack
@@ -73,6 +74,7 @@ class Handlers:
         store: SlackStore,
         runner: Runner,
         flows: TicketFlows,
+        replies: Replies,
         auto_open: frozenset[str] = frozenset(),
     ) -> None:
         self.services = services
@@ -80,6 +82,7 @@ class Handlers:
         self.store = store
         self.runner = runner
         self.flows = flows
+        self.replies = replies
         self.auto_open = auto_open  # channels where a bounce opens its ticket without a click
 
     # ------------------------------------------------------------ registration
@@ -217,9 +220,12 @@ class Handlers:
             return
         key = f"{channel}/{ts}"
         self.store.keep_source(key, channel, ts, data)
-        ctx = Context(channel, user)
-        for d in bounces:
-            self._post_diagnosis(ctx, d, thread_ts=ts, open_value=key)
+        # Through the reply outbox: the event is already recorded as handled, so if Slack is
+        # down now, the diagnosis must still go out later (once).
+        for n, d in enumerate(bounces):
+            draft = self.services.draft(d)
+            self.replies.send(f"diagnosis:{key}:{n}", channel, ts, blocks.diagnosis_messages(
+                d, self.services.names, draft, open_value=key))
 
     def _message_bytes(self, event: dict[str, Any]) -> bytes | None:
         if event.get("subtype") == "file_share":
