@@ -205,6 +205,8 @@ class FakeSlack:
             return {"ok": False, "error": error}
         if not args.get("channel"):
             return {"ok": False, "error": "channel_not_found"}
+        if len(args.get("text") or "") > 40000:
+            return {"ok": False, "error": "msg_too_long"}
         ts = f"{1700000000 + next(self._ts)}.000100"
         message = {"type": "message", "text": args.get("text", ""), "user": BOT_USER_ID,
                    "bot_id": BOT_ID, "ts": ts, "blocks": args.get("blocks", [])}

@@ -167,8 +167,10 @@ def test_thread_replies_and_edits_are_not_taken_for_new_bounces(bot, fake):
     assert posts_in(fake, "C0THREAD") == []
 
 
-HOSTILE = "<!channel> <!here> <@U0BOSS> <!subteam^S0OPS|@ops> <https://evil.example|click>"
-TOKENS = ("<!channel>", "<!here>", "<@U0BOSS>", "<!subteam", "<https://evil")
+HOSTILE = ("<!channel> <!here> <!everyone> <@U0BOSS> <!subteam^S0OPS|@ops> "
+           "<https://evil.example|click> <#C0SECRET>")
+TOKENS = ("<!channel>", "<!here>", "<!everyone>", "<@U0BOSS>", "<!subteam", "<https://evil",
+          "<#C0SECRET>")
 
 
 def hostile_bounce() -> str:
@@ -221,3 +223,51 @@ def test_not_in_channel_is_explained_privately(bot, fake):
     assert answer[0].args["response_type"] == "ephemeral"
 
 
+
+
+def code_text(posts: list) -> str:
+    """What the posts show in code blocks, fences removed and pieces joined as they were split."""
+    pieces = [b["text"]["text"] for p in posts for b in p.args.get("blocks") or []
+              if b["type"] == "section" and b.get("text", {}).get("text", "").startswith("```")]
+    return "".join(piece.removeprefix("```\n").removesuffix("\n```") for piece in pieces)
+
+
+def test_a_huge_bounce_is_answered_in_full_within_slack_limits(bot, fake):
+    words = " ".join(f"w{i:05d}" for i in range(2000))  # a 14,000-character rejection line
+    huge = seed("11.22.9.1").replace("mail from IP banned;", f"mail from IP banned {words};")
+    body = event_body(message("C0HUGE", "1700000800.000100", huge), "Ev-huge-1")
+    assert bot.send(body, JSON)[0] == 200
+    posts = wait_posts(fake, "C0HUGE", count=2)  # more than one message: nothing was cut
+    settle(bot, fake, "C0HUGE")
+    posts = posts_in(fake, "C0HUGE")
+    assert all(p.ok for p in posts)  # the fake refuses what Slack would (50 blocks, 3,000 chars)
+    assert all(p.args["thread_ts"] == "1700000800.000100" for p in posts)
+    quoted = code_text(posts)
+    assert all(f"w{i:05d}" in quoted for i in range(2000))
+    assert "continued" in shown(posts[1])
+
+
+def test_odd_charsets_reach_the_channel_as_written(bot, fake):
+    """An ISO-2022-JP bounce e-mailed in, and a paste full of emoji, RTL and zero-width marks."""
+    japanese = "送信元IPはブロックリストに登録されています"
+    mail = ("From: MAILER-DAEMON@mx.example.jp\nTo: admin@example.jp\nSubject: failure notice\n"
+            "MIME-Version: 1.0\nContent-Type: text/plain; charset=ISO-2022-JP\n"
+            "Content-Transfer-Encoding: 7bit\n\n"
+            + seed("11.22.10.1").split("\n", 4)[4].replace("mail from IP banned;",
+                                                           f"mail from IP banned {japanese};"))
+    fake.add_email("F0JIS", mail.encode("iso-2022-jp"), subject="failure notice")
+    event = {
+        "type": "message", "subtype": "file_share", "text": "", "user": "USLACKBOT",
+        "channel": "C0JIS", "channel_type": "channel", "ts": "1700000900.000100",
+        "event_ts": "1700000900.000100",
+        "files": [{"id": "F0JIS", "filetype": "email", "mode": "email", "name": "x"}],
+    }
+    assert bot.send(event_body(event, "Ev-jis-1"), JSON)[0] == 200
+    post = wait_posts(fake, "C0JIS")[0]
+    assert japanese in code_text([post])  # the rejection line, quoted as the server wrote it
+    odd = "\u202eevil\u202c \u200b\U0001f4e7 Ünïcödé"
+    pasted = seed("11.22.10.2").replace("mail from IP banned;", f"mail from IP banned {odd};")
+    body = event_body(message("C0ODD", "1700000900.000200", pasted), "Ev-odd-1")
+    assert bot.send(body, JSON)[0] == 200
+    post = wait_posts(fake, "C0ODD")[0]
+    assert post.ok and odd in code_text([post])

@@ -407,3 +407,32 @@ def test_delisted_button_moves_the_ticket_and_pings_the_owner(bot, fake):
     assert said
     update = fake.wait_for("chat.update", 2, where=lambda c: c.args.get("ts") == card_ts)[-1]
     assert "delisted" in shown(update)
+
+
+def test_hostile_text_in_a_tickets_bounce_replies_and_commands_never_notifies(bot, fake):
+    from tests.test_slack_bounces import HOSTILE, TOKENS, typed_in_slack
+
+    bounce = seed("11.23.17.1").replace("mail from IP banned", f"mail from IP banned {HOSTILE}")
+    assert bot.send(command_body(typed_in_slack(bounce), fake, channel="C0HOSTTKT"), FORM)[0] == 200
+    card = fake.wait_for("chat.postMessage", where=in_channel("C0HOSTTKT"))[0]
+    ticket = card.args["text"].split(":")[0]
+    card_ts = next(m["ts"] for m in fake.messages if m["channel"] == "C0HOSTTKT")
+    fake.wait_for("chat.postMessage", 3, where=in_channel("C0HOSTTKT", thread_ts=card_ts))
+    # A provider's auto-reply with the hostile text inside, then a plain note carrying it too.
+    answer = reply("microsoft-autoreply.txt", "11.23.17.1") + "\n" + HOSTILE
+    for n, text in enumerate([answer, f"note {HOSTILE}"]):
+        body = event_body(thread_message("C0HOSTTKT", card_ts, f"1700001900.00010{n}", text),
+                          f"Ev-hosttkt-{n}")
+        assert bot.send(body, JSON)[0] == 200
+    fake.wait_for("chat.update", where=lambda c: c.args.get("ts") == card_ts
+                  and "acknowledged" in shown(c))
+    status, answered = bot.send(command_body(f"status {HOSTILE.split()[0]}", fake,
+                                             channel="C0HOSTTKT"), FORM)
+    assert status == 200
+    said = fake.wait_for("response_url", where=lambda c: "No open ticket" in json.dumps(c.args))
+    everything = answered + json.dumps([c.args for c in said]) + "".join(
+        shown(c) for m in ("chat.postMessage", "chat.update", "chat.postEphemeral")
+        for c in fake.of(m, where=in_channel("C0HOSTTKT")))
+    assert ticket in everything and "banned" in everything
+    for token in TOKENS:
+        assert token not in everything, token

@@ -277,7 +277,7 @@ class TicketFlows:
             self._say(ticket, f"That reads as '{kind}', which {ticket.id} cannot take while "
                       f"{ticket.state}; noted in its log.")
             return
-        ids = ", ".join(applied.reply.ticket_ids)
+        ids = escape(", ".join(applied.reply.ticket_ids))  # read from the provider's mail
         extra = f" (provider ticket {ids})" if ids else ""
         self._say(ticket, f"Provider reply recognised as {kind}{extra}: {ticket.id} is now "
                   f"{ticket.state}.")
