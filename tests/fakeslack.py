@@ -94,6 +94,18 @@ class FakeSlack:
         }
         self.files[file_id] = (info, data)
 
+    def add_upload(self, file_id: str, name: str, data: bytes) -> None:
+        """A file a user uploaded (e.g. through a form's file input), typed by its extension."""
+        filetype = name.rsplit(".", 1)[-1] if "." in name else "binary"
+        info = {
+            "id": file_id, "name": name, "title": name, "filetype": filetype,
+            "mimetype": "message/rfc822" if filetype == "eml" else "text/plain",
+            "mode": "hosted", "size": len(data),
+            "url_private": f"http://127.0.0.1:{self.port}/files/{file_id}",
+            "url_private_download": f"http://127.0.0.1:{self.port}/files/{file_id}?download=1",
+        }
+        self.files[file_id] = (info, data)
+
     def add_email_file(self, file_id: str, path: Path) -> None:
         self.add_email(file_id, path.read_bytes(), subject=path.name)
 

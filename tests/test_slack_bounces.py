@@ -103,6 +103,39 @@ def test_the_paste_form_posts_the_diagnosis_in_the_channel_it_came_from(bot, fak
     assert "11.22.2.1" in shown(wait_posts(fake, "C0FORM")[0])
 
 
+def form_submission(channel: str, text: str | None, files: list[dict] | None = None) -> str:
+    values: dict = {"bounce": {"text": {"type": "plain_text_input", "value": text}}}
+    if files is not None:
+        values["file"] = {"file": {"type": "file_input", "files": files}}
+    return action_body({
+        "type": "view_submission", "team": {"id": "T0FAKE"}, "user": {"id": "U0ALICE"},
+        "api_app_id": "A0FAKE", "trigger_id": "t",
+        "view": {"id": "V1", "type": "modal", "callback_id": "delist_paste",
+                 "private_metadata": channel, "state": {"values": values}},
+    })
+
+
+def test_a_bounce_too_long_to_paste_can_be_attached_to_the_form(bot, fake):
+    words = " ".join(f"w{i:05d}" for i in range(800))  # past the form's 3,000 characters
+    long_bounce = seed("11.22.2.2").replace("mail from IP banned;", f"mail from IP banned {words};")
+    fake.add_upload("F0UPLOAD", "bounce.eml", long_bounce.encode())
+    files = [{"id": "F0UPLOAD", "name": "bounce.eml", "filetype": "eml"}]
+    assert bot.send(form_submission("C0ATTACH", None, files), FORM)[0] == 200
+    posts = wait_posts(fake, "C0ATTACH", count=3)  # the card, then the diagnosis and the draft
+    assert "11.22.2.2" in shown(posts[0])
+    assert fake.of("files.info", where=lambda c: c.args.get("file") == "F0UPLOAD")
+    assert "w00799" in "".join(shown(p) for p in posts)
+
+
+def test_the_form_sent_empty_says_what_it_needs(bot, fake):
+    status, body = bot.send(form_submission("C0EMPTY", "  ", []), FORM)
+    assert status == 200
+    answer = json.loads(body)
+    assert answer["response_action"] == "errors" and "bounce" in answer["errors"]
+    settle(bot, fake, "C0EMPTY")
+    assert posts_in(fake, "C0EMPTY") == []
+
+
 def test_a_bounce_pasted_in_a_channel_is_answered_in_its_thread(bot, fake):
     # Slack encodes what users paste: entities, and e-mail addresses as mailto links.
     pasted = seed("11.22.3.1").replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")

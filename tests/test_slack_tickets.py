@@ -5,6 +5,9 @@ through Slack failures. Waits are shortened with a settings file, as an operator
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -184,8 +187,17 @@ def test_provider_autoreply_in_the_thread_moves_the_ticket(bot, fake):
     assert "acknowledged" in shown(update) and "SRX1123310000ID" in shown(update)
 
 
-def test_a_plain_note_in_the_thread_moves_nothing(bot, fake):
-    _, card_ts = open_by_command(bot, fake, "C0NOTE", "11.23.4.1")
+def events_of(home: Path, ticket: str) -> list[dict]:
+    """The ticket's event log, read with the CLI from the bot's own database."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "DELISTBOT_"))}
+    env["DELISTBOT_DB"] = str(home / "delistbot.db")
+    out = subprocess.run([sys.executable, "-m", "bot", "ticket", ticket, "--json"], env=env,
+                         capture_output=True, text=True, timeout=60, check=True)
+    return list(json.loads(out.stdout)["events"])
+
+
+def test_a_plain_note_in_the_thread_moves_nothing(bot, fake, home):
+    ticket, card_ts = open_by_command(bot, fake, "C0NOTE", "11.23.4.1")
     body = event_body(thread_message("C0NOTE", card_ts, "1700001100.000200",
                                      "called them, will retry tomorrow"), "Ev-note-1")
     assert bot.send(body, JSON)[0] == 200
@@ -195,6 +207,9 @@ def test_a_plain_note_in_the_thread_moves_nothing(bot, fake):
     assert bot.send(body, JSON)[0] == 200
     updates = fake.wait_for("chat.update", where=lambda c: c.args.get("ts") == card_ts)
     assert len(updates) == 1 and "acknowledged" in shown(updates[0])
+    notes = [e for e in events_of(home, ticket) if e["kind"] == "note"]
+    assert [n["text"].strip() for n in notes] == ["called them, will retry tomorrow"]
+    assert notes[0]["actor"] == "slack:U0ALICE"
 
 
 def test_overdue_ping_in_the_thread_mentions_the_owner_once(bot, fake):
@@ -251,6 +266,10 @@ def test_list_status_and_app_home_show_open_tickets_oldest_first(bot, fake):
     status = fake.wait_for("response_url", where=lambda c: "request_sent" in json.dumps(c.args)
                            and second in json.dumps(c.args))
     assert status
+    assert bot.send(command_body("status 11.23.8.1", fake, channel="C0LIST"), FORM)[0] == 200
+    by_ip = fake.wait_for("response_url", where=lambda c: "11.23.8.1 ·" in json.dumps(
+        c.args, ensure_ascii=False) and "request_sent" in json.dumps(c.args))
+    assert first in json.dumps(by_ip[0].args)
     event = {"type": "app_home_opened", "user": "U0LISTER", "tab": "home", "event_ts": "1.1"}
     assert bot.send(event_body(event, "Ev-home-list"), JSON)[0] == 200
     view = fake.wait_for("views.publish", where=lambda c: c.args["user_id"] == "U0LISTER")[0]

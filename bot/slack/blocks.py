@@ -157,7 +157,7 @@ HELP_TEXT = (
     "*delistbot* diagnoses bounces and tracks delist requests.\n"
     "• `/delist 203.0.113.44` — which blocklists list this IP, what that means, where to delist\n"
     "• `/delist` + a pasted bounce — diagnosis, a draft request and a ticket in this channel\n"
-    "• `/delist` alone — a form to paste a long bounce\n"
+    "• `/delist` alone — a form to paste a bounce, or attach it as a file\n"
     "• `/delist list` — open tickets, age against the expected wait\n"
     "• `/delist status DL-42` or `/delist status 203.0.113.44` — one ticket\n"
     "• Paste or e-mail a bounce into a channel I am in: I answer in its thread.\n"
@@ -182,14 +182,24 @@ def paste_modal(channel_id: str) -> dict[str, Any]:
             {
                 "type": "input",
                 "block_id": "bounce",
+                "optional": True,
                 "label": {"type": "plain_text", "text": "Paste the whole bounce, headers included"},
                 "element": {
                     "type": "plain_text_input",
                     "action_id": "text",
                     "multiline": True,
-                    "max_length": 3000,
+                    "max_length": 3000,  # Slack's ceiling for a text input
                 },
-            }
+            },
+            {
+                "type": "input",
+                "block_id": "file",
+                "optional": True,
+                "label": {"type": "plain_text",
+                          "text": "…or attach it (a saved .eml or .txt), if it is longer than that"},
+                "element": {"type": "file_input", "action_id": "file",
+                            "filetypes": ["eml", "txt"], "max_files": 1},
+            },
         ],
     }
 

@@ -172,6 +172,9 @@ class ConsoleSurface:
     def email_text(self, file_id: str) -> bytes | None:
         return None  # nobody can e-mail the console
 
+    def file_text(self, file_id: str) -> bytes | None:
+        return None  # nor attach a file: the console's form takes a paste
+
 
 class Console:
     def __init__(

@@ -141,10 +141,28 @@ class Handlers:
             self.runner.submit(self.diagnose_pasted, ctx, arg.encode(), "slack:/delist")
 
     def on_paste_submitted(self, ack: Ack, body: dict[str, Any], view: dict[str, Any]) -> None:
+        values = view["state"]["values"]
+        pasted = ((values.get("bounce") or {}).get("text") or {}).get("value") or ""
+        files = ((values.get("file") or {}).get("file") or {}).get("files") or []
+        if not pasted.strip() and not files:
+            ack(response_action="errors",
+                errors={"bounce": "Paste the bounce here, or attach it below."})
+            return
         ack()
-        pasted = view["state"]["values"]["bounce"]["text"].get("value") or ""
         ctx = Context(view.get("private_metadata") or "", body["user"]["id"])
-        self.runner.submit(self.diagnose_pasted, ctx, pasted.encode(), "slack:modal")
+        if files:
+            self.runner.submit(self.diagnose_attached, ctx, str(files[0]["id"]))
+        else:
+            self.runner.submit(self.diagnose_pasted, ctx, pasted.encode(), "slack:modal")
+
+    def diagnose_attached(self, ctx: Context, file_id: str) -> None:
+        """The form's attachment: read through files.info (files:read), then as if pasted."""
+        with self._reporting(ctx):
+            data = self.surface.file_text(file_id)
+            if not data:
+                self._private(ctx, blocks.notice("I could not read the file you attached."))
+                return
+        self.diagnose_pasted(ctx, data, f"slack:file/{file_id}")
 
     def report_ip(self, ctx: Context, ip: str) -> None:
         with self._reporting(ctx):

@@ -55,6 +55,10 @@ class Surface(Protocol):
         """The raw text of an e-mail shared into a channel, or None if it is not an e-mail."""
         ...
 
+    def file_text(self, file_id: str) -> bytes | None:
+        """The content of a file a user attached on purpose (the paste form), whatever its type."""
+        ...
+
 
 def make_client(token: str | None, base_url: str, retries: int = 2) -> WebClient:
     """The app's WebClient: configurable base URL and retries for 429, 5xx and dropped links."""
@@ -139,6 +143,11 @@ class WebSurface:
             return self._download(url)
         plain = info.get("plain_text") or ""
         return plain.encode() if plain else None
+
+    def file_text(self, file_id: str) -> bytes | None:
+        info = self.client.files_info(file=file_id)["file"]
+        url = info.get("url_private_download") or info.get("url_private")
+        return self._download(url) if url else None
 
     def _download(self, url: str) -> bytes:
         # The file lives behind the bot token (files:read); urllib, as slack_sdk itself uses.
