@@ -7,6 +7,7 @@ from datetime import timedelta
 import pytest
 
 from bot.core.errors import ConfigError
+from bot.slack.blocks import duration
 from bot.slack.listeners import parse_command
 from bot.slack.store import SlackStore
 from bot.slack.text import escape, from_slack
@@ -73,3 +74,11 @@ def test_snooze_choices_are_read_as_durations(choice, hours):
 def test_a_snooze_choice_out_of_range_or_unreadable_is_refused(choice):
     with pytest.raises(ConfigError, match="snooze"):
         snooze_length(choice)
+
+
+@pytest.mark.parametrize(("hours", "shown"), [
+    (28 + 3 / 3600, "28 h"), (1.25, "1.2 h"), (0.5, "30 min"), (2 / 3600, "2 s"),
+    (72.01, "3 days"), (24 * 7.5, "7.5 days"),
+])
+def test_durations_read_as_people_say_them(hours, shown):
+    assert duration(hours) == shown

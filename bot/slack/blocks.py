@@ -226,8 +226,8 @@ def duration(hours: float | None) -> str:
     if hours < 1:
         return f"{round(hours * 60)} min"
     if hours < 48:
-        return f"{hours:g} h"
-    return f"{hours / 24:g} days"
+        return f"{round(hours, 1):g} h"  # an age read a few seconds late is still "28 h"
+    return f"{round(hours / 24, 1):g} days"
 
 
 def _delist_line(d: Diagnosis) -> str:
