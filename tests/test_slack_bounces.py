@@ -167,6 +167,24 @@ def test_a_bounce_emailed_to_the_channel_is_read_through_files_info(bot, fake):
     assert download and download[0].auth.startswith("Bearer xoxb-")
 
 
+def test_a_saved_bounce_dropped_into_the_channel_is_read_too(bot, fake):
+    fake.add_upload("F0DROP", "Undeliverable.eml", seed("11.22.11.1").encode())
+    fake.add_upload("F0PIC", "screenshot.png", b"\x89PNG\r\n\x1a\n")
+    for n, (file_id, filetype) in enumerate([("F0DROP", "eml"), ("F0PIC", "png")]):
+        event = {
+            "type": "message", "subtype": "file_share", "text": "", "user": "U0ALICE",
+            "channel": f"C0DROP{n}", "channel_type": "channel", "upload": True,
+            "ts": f"1700001000.00010{n}", "event_ts": f"1700001000.00010{n}",
+            "files": [{"id": file_id, "filetype": filetype, "mode": "hosted", "name": "x"}],
+        }
+        assert bot.send(event_body(event, f"Ev-drop-{n}"), JSON)[0] == 200
+    post = wait_posts(fake, "C0DROP0")[0]
+    assert post.args["thread_ts"] == "1700001000.000100" and "11.22.11.1" in shown(post)
+    settle(bot, fake, "C0DROP1")
+    assert posts_in(fake, "C0DROP1") == []  # a picture is nobody's bounce
+    assert not fake.of("files.download", where=lambda c: c.args.get("file") == "F0PIC")
+
+
 def test_a_message_that_is_not_a_bounce_gets_no_answer(bot, fake):
     body = event_body(message("C0QUIET", "1700000300.000100", NOT_BOUNCE), "Ev-quiet-1")
     assert bot.send(body, JSON)[0] == 200

@@ -33,6 +33,8 @@ log = logging.getLogger(__name__)
 
 CARD_ACTION_IDS = blocks.CARD_ACTION_IDS
 _STATUS = re.compile(r"^status\s+(\S+)$", re.IGNORECASE)
+# Files read as mail: Slack's forwarded e-mails ("email"), and saved messages dropped in ("eml").
+_EMAIL_TYPES = {"email", "eml"}
 # Errors meaning "I cannot post there": tell the user privately instead of failing silently.
 _NOT_POSTABLE = {"not_in_channel", "channel_not_found", "is_archived"}
 
@@ -248,7 +250,8 @@ class Handlers:
     def _message_bytes(self, event: dict[str, Any]) -> bytes | None:
         if event.get("subtype") == "file_share":
             for file in event.get("files") or []:
-                if file.get("filetype") == "email" or file.get("mode") in {"email", "file_access"}:
+                if file.get("filetype") in _EMAIL_TYPES or file.get("mode") in {"email",
+                                                                              "file_access"}:
                     data = self.surface.email_text(file["id"])
                     if data:
                         return data

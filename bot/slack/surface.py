@@ -136,8 +136,8 @@ class WebSurface:
 
     def email_text(self, file_id: str) -> bytes | None:
         info = self.client.files_info(file=file_id)["file"]
-        if info.get("filetype") != "email" and info.get("mode") != "email":
-            return None
+        if info.get("filetype") not in {"email", "eml"} and info.get("mode") != "email":
+            return None  # a picture, a PDF…: not a mail, nothing to diagnose
         url = info.get("url_private_download") or info.get("url_private")
         if url:
             return self._download(url)
