@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.fakeslack import Call, FakeSlack, event_body
-from tests.test_slack_http import JSON, Bot
+from tests.fakeslack import Call, FakeSlack, command_body, event_body
+from tests.test_slack_http import FORM, JSON, Bot
 
 SEED = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "seed" / \
     "qmail-microsoft-blocklist1.txt"
@@ -64,6 +64,39 @@ def test_a_diagnosis_slack_refused_goes_out_when_slack_is_back_once(fake, tmp_pa
     finally:
         log = bot.stop()
     assert len(replies(fake, "1700002000.000100", ok=True)) == 1
+    assert "Traceback" not in log, log
+
+
+def test_a_tickets_card_and_story_wait_out_an_outage_and_its_thread_still_works(fake, tmp_path):
+    bot = start(fake, tmp_path)
+    try:
+        fake.down("chat.postMessage")
+        bounce = SEED.read_text().replace("11.22.33.44", "11.24.3.1")
+        assert bot.send(command_body(bounce, fake, channel="C0DOWNCARD"), FORM)[0] == 200
+        fake.wait_for("chat.postMessage", 3, timeout=30,
+                      where=lambda c: not c.ok and c.args.get("channel") == "C0DOWNCARD")
+        fake.up("chat.postMessage")
+        card = fake.wait_for("chat.postMessage", timeout=30, where=lambda c: c.ok
+                             and c.args.get("channel") == "C0DOWNCARD"
+                             and "thread_ts" not in c.args)[0]
+        ticket = card.args["text"].split(":")[0]
+        card_ts = next(m["ts"] for m in fake.messages if m["channel"] == "C0DOWNCARD")
+        story = fake.wait_for("chat.postMessage", 3, timeout=30, where=lambda c: c.ok
+                              and c.args.get("thread_ts") == card_ts)
+        assert "Draft request" in story[-1].args["text"]
+        # The card's thread is the ticket's: a provider's answer there moves it.
+        answer = (SEED.parent / "microsoft-autoreply.txt").read_text()
+        event = {"type": "message", "channel": "C0DOWNCARD", "user": "U0ALICE", "text": answer,
+                 "ts": "1700002300.000200", "thread_ts": card_ts, "channel_type": "channel",
+                 "event_ts": "1700002300.000200"}
+        assert bot.send(event_body(event, "Ev-downcard-1"), JSON)[0] == 200
+        fake.wait_for("chat.postMessage", timeout=30, where=lambda c: c.ok
+                      and c.args.get("thread_ts") == card_ts and "acknowledged" in c.args["text"])
+    finally:
+        log = bot.stop()
+    cards = fake.of("chat.postMessage", where=lambda c: c.ok
+                    and c.args.get("channel") == "C0DOWNCARD" and "thread_ts" not in c.args)
+    assert len(cards) == 1 and ticket.startswith("DL-")
     assert "Traceback" not in log, log
 
 

@@ -109,10 +109,10 @@ def build_app(
     pinger = Pinger(tickets, surface, owner_of=lambda ref: tickets.get(ref).owner,
                     clock=clock, interval=options.ping_interval,
                     fallback_channel=options.fallback_channel)
-    flows = TicketFlows(tickets, surface, store, services.names, wake_pinger=pinger.wake,
-                        clock=clock, check_ip=services.check_ip)
-    pinger.annotate = flows.ping_note
     replies = Replies(store, surface, interval=options.ping_interval)
+    flows = TicketFlows(tickets, surface, store, services.names, wake_pinger=pinger.wake,
+                        clock=clock, check_ip=services.check_ip, replies=replies)
+    pinger.annotate = flows.ping_note
     handlers = Handlers(services, surface, store, runner, flows, replies, options.auto_open)
     handlers.register(app)
     return SlackBot(app, handlers, surface, store, pinger, replies)

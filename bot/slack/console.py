@@ -116,7 +116,7 @@ class ConsoleSurface:
         self.buttons: list[tuple[Block, Block, Block | None, str, str | None]] = []
         self.threads: dict[str, str] = {}  # message ts -> thread it lives in
         self.modal_open: dict[str, Any] | None = None
-        self.metadata: set[tuple[str, str]] = set()  # (thread, payload) of pings posted
+        self.metadata: dict[tuple[str, str], str] = {}  # (thread, payload) -> ts of the post
 
     def _button(self, channel: str, ts: str | None) -> Callable[[Block, Block, Block | None], int]:
         def register(block: Block, element: Block, option: Block | None) -> int:
@@ -144,7 +144,7 @@ class ConsoleSurface:
     ) -> str:
         ts = f"{next(self._ts)}.000100"
         if metadata:
-            self.metadata.add((thread_ts or ts, str(metadata.get("event_payload"))))
+            self.metadata[(thread_ts or ts, str(metadata.get("event_payload")))] = ts
         self.threads[ts] = thread_ts or ts
         where = f"in thread {thread_ts}" if thread_ts else "in #console"
         also = " (also sent to the channel)" if broadcast else ""
@@ -152,7 +152,12 @@ class ConsoleSurface:
         return ts
 
     def thread_has(self, channel: str, thread_ts: str, event_type: str, key: str) -> bool:
-        return (thread_ts, str({"key": key})) in self.metadata
+        return self.find_in_thread(channel, thread_ts, event_type, key) is not None
+
+    def find_in_thread(
+        self, channel: str, thread_ts: str, event_type: str, key: str
+    ) -> str | None:
+        return self.metadata.get((thread_ts, str({"key": key})))
 
     def update(self, channel: str, ts: str, message: Message) -> None:
         self._print(f"delistbot updated message {ts}:", message, channel, ts)

@@ -63,7 +63,7 @@ class SlackStore:
                 " id INTEGER PRIMARY KEY AUTOINCREMENT, key TEXT NOT NULL UNIQUE,"
                 " grp TEXT NOT NULL, seq INTEGER NOT NULL, channel TEXT NOT NULL, thread_ts TEXT,"
                 " message TEXT NOT NULL, created_at REAL NOT NULL,"
-                " attempts INTEGER NOT NULL DEFAULT 0, sent_ts TEXT, sent_at REAL)"
+                " attempts INTEGER NOT NULL DEFAULT 0, sent_ts TEXT, sent_at REAL, error TEXT)"
             )
 
     def claim(self, key: str, now: float | None = None) -> bool:
@@ -119,12 +119,21 @@ class SlackStore:
 
     def queue_reply(
         self, group: str, channel: str, thread_ts: str | None,
-        messages: list[tuple[str, list[dict[str, Any]]]],
+        messages: list[tuple[str, list[dict[str, Any]]]], append: bool = False,
     ) -> None:
-        """Queue a reply's messages in order; the first in `thread_ts`, the rest under it."""
+        """Queue a reply's messages in order; the first in `thread_ts`, the rest under it.
+
+        Queuing the same group again adds nothing, unless `append`: then the messages follow
+        what the group already holds (a ticket's DNS picture and draft after its card).
+        """
         now = time.time()
         with self._lock, self._db.conn:
-            for seq, (text, blocks) in enumerate(messages):
+            start = 0
+            if append:
+                row = list(self._db.query(
+                    "SELECT MAX(seq) + 1 AS next FROM slack_outbox WHERE grp = ?", [group]))
+                start = row[0]["next"] or 0
+            for seq, (text, blocks) in enumerate(messages, start=start):
                 self._db.execute(
                     "INSERT OR IGNORE INTO slack_outbox"
                     " (key, grp, seq, channel, thread_ts, message, created_at)"
@@ -139,7 +148,8 @@ class SlackStore:
         with self._lock:
             rows = list(self._db.query(
                 "SELECT id, key, grp, seq, channel, thread_ts, message, attempts FROM slack_outbox"
-                f" WHERE sent_at IS NULL {where} ORDER BY id LIMIT ?", [*args, limit]))
+                f" WHERE sent_at IS NULL AND error IS NULL {where} ORDER BY id LIMIT ?",
+                [*args, limit]))
         out = []
         for row in rows:
             message = json.loads(row["message"])
@@ -166,3 +176,15 @@ class SlackStore:
                 "SELECT thread_ts, sent_ts FROM slack_outbox WHERE grp = ? AND seq = 0"
                 " AND sent_at IS NOT NULL", [group]))
         return (rows[0]["thread_ts"] or rows[0]["sent_ts"]) if rows else None
+
+    def has_reply_group(self, group: str) -> bool:
+        with self._lock:
+            return bool(list(self._db.query(
+                "SELECT 1 FROM slack_outbox WHERE grp = ? LIMIT 1", [group])))
+
+    def drop_replies(self, group: str, error: str) -> int:
+        """Slack refused the reply for good (not_in_channel…): keep it, marked, never retried."""
+        with self._lock, self._db.conn:
+            return self._db.execute(
+                "UPDATE slack_outbox SET error = ? WHERE grp = ? AND sent_at IS NULL"
+                " AND error IS NULL", [error, group]).rowcount

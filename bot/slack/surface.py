@@ -41,6 +41,12 @@ class Surface(Protocol):
         """Whether a message carrying this metadata key is already in the thread."""
         ...
 
+    def find_in_thread(
+        self, channel: str, thread_ts: str, event_type: str, key: str
+    ) -> str | None:
+        """The ts of the message carrying this metadata key in the thread, if there is one."""
+        ...
+
     def update(self, channel: str, ts: str, message: Message) -> None: ...
 
     def ephemeral(
@@ -97,6 +103,11 @@ class WebSurface:
         return str(response["ts"])
 
     def thread_has(self, channel: str, thread_ts: str, event_type: str, key: str) -> bool:
+        return self.find_in_thread(channel, thread_ts, event_type, key) is not None
+
+    def find_in_thread(
+        self, channel: str, thread_ts: str, event_type: str, key: str
+    ) -> str | None:
         cursor = None
         while True:
             page = self.client.conversations_replies(
@@ -107,10 +118,10 @@ class WebSurface:
                 if meta.get("event_type") == event_type and (
                     (meta.get("event_payload") or {}).get("key") == key
                 ):
-                    return True
+                    return str(message.get("ts"))
             cursor = (page.get("response_metadata") or {}).get("next_cursor")
             if not cursor:
-                return False
+                return None
 
     def update(self, channel: str, ts: str, message: Message) -> None:
         kwargs = message.as_kwargs()

@@ -12,9 +12,12 @@ Everything here runs after the ack, on the runner.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from typing import Any, cast
+
+from slack_sdk.errors import SlackApiError
 
 from bot.config import parse_duration
 from bot.core.errors import ConfigError, DelistbotError
@@ -23,6 +26,7 @@ from bot.core.tickets import Event, Kind, Ping, State, Ticket
 from bot.service.tickets import Applied, Opened, TicketService, utc_now
 from bot.slack import blocks
 from bot.slack.ports import IpPicture
+from bot.slack.replies import Replies
 from bot.slack.store import SlackStore
 from bot.slack.surface import Surface
 from bot.slack.text import escape
@@ -31,6 +35,7 @@ log = logging.getLogger(__name__)
 
 SNOOZE = timedelta(days=1)  # a card posted before the snooze menu existed carries no duration
 MAX_SNOOZE = timedelta(days=30)
+CARD_GROUP = "card:"  # reply outbox groups holding a ticket's card and its story
 _WAIT_OVER = frozenset({State.DELISTED, State.VERIFIED, State.CLOSED})
 _MOVES = {
     "request_sent": (Kind.SENT, "marked the request sent"),
@@ -49,8 +54,11 @@ class TicketFlows:
         wake_pinger: Callable[[], None] = lambda: None,
         clock: Callable[[], datetime] = utc_now,
         check_ip: Callable[[str], IpPicture] | None = None,
+        replies: Replies | None = None,
     ) -> None:
         self.tickets, self.surface, self.store, self.names = tickets, surface, store, names
+        self.replies = replies or Replies(store, surface)
+        self.replies.on_first = self.card_delivered
         self.wake_pinger, self.clock, self.check_ip = wake_pinger, clock, check_ip
 
     # ------------------------------------------------------------ views
@@ -164,29 +172,47 @@ class TicketFlows:
         ):
             self._joined(result, ticket, channel, thread_ts)
             return
-        card_ts = self.surface.post(channel, blocks.ticket_card(self.view(ticket, now)),
-                                    thread_ts=thread_ts)
-        thread_ts = thread_ts or card_ts
-        self.store.keep_card(ticket.id, channel, card_ts)
-        if ticket.slack_thread_ts != thread_ts:
+        if thread_ts and ticket.slack_thread_ts != thread_ts:
             ticket = self.tickets.attach_thread(ticket.id, channel, thread_ts, now)
-        diagnosis = blocks.diagnosis_messages(
-            result.diagnosis, self.names, note=f"Ticket {ticket.id} opened; its card is below.")
+        # Through the reply outbox, so that Slack being down delays the card, never loses it;
+        # `card_delivered` records where it went (and a top-level card's thread is the ticket's).
+        group = f"{CARD_GROUP}{ticket.id}:{time.time_ns()}"
+        self.replies.send(group, channel, thread_ts, [blocks.ticket_card(self.view(ticket, now))])
         if clicked_ts:
-            self.surface.update(channel, clicked_ts, diagnosis[-1])  # the page with the button
+            diagnosis = blocks.diagnosis_messages(
+                result.diagnosis, self.names, note=f"Ticket {ticket.id} opened; its card is below.")
+            self._update_quietly(channel, clicked_ts, diagnosis[-1])  # the page with the button
         else:
-            self._post_all(channel, thread_ts, blocks.diagnosis_messages(
-                result.diagnosis, self.names))
-        self._post_dns(ticket.ip, channel, thread_ts)
-        self._post_draft(ticket, channel, thread_ts)
+            self.replies.append(group, channel,
+                                blocks.diagnosis_messages(result.diagnosis, self.names))
+        self._post_dns(ticket.ip, channel, group)
+        self._post_draft(ticket, channel, group)
 
-    def _post_dns(self, ip: str, channel: str, thread_ts: str) -> None:
+    def card_delivered(self, group: str, channel: str, ts: str, late: bool) -> None:
+        """The reply outbox delivered a reply's first message; for a card, remember where."""
+        if not group.startswith(CARD_GROUP):
+            return
+        ticket_id = group[len(CARD_GROUP):].rpartition(":")[0]
+        self.store.keep_card(ticket_id, channel, ts)
+        ticket = self.tickets.get(ticket_id)
+        if ticket.slack_thread_ts is None:  # a top-level card: its thread is the ticket's
+            ticket = self.tickets.attach_thread(ticket_id, channel, ts, self.clock())
+        if late:  # the ticket may have moved while the card waited for Slack
+            self.refresh(ticket)
+
+    def _update_quietly(self, channel: str, ts: str, message: blocks.Message) -> None:
+        try:
+            self.surface.update(channel, ts, message)
+        except SlackApiError as err:  # cosmetic (a button to remove): the ticket goes on
+            log.warning("could not update message %s in %s: %s", ts, channel, err)
+
+    def _post_dns(self, ip: str, channel: str, group: str) -> None:
         """What the block lists say about the IP now, under the diagnosis."""
         if self.check_ip is None:
             return
         picture = self.check_ip(ip)
-        self._post_all(channel, thread_ts,
-                       blocks.ip_report(picture.ip, picture.listings, picture.note))
+        self.replies.append(group, channel,
+                            blocks.ip_report(picture.ip, picture.listings, picture.note))
 
     def _joined(
         self, result: Opened, ticket: Ticket, channel: str, thread_ts: str | None
@@ -206,14 +232,13 @@ class TicketFlows:
                           thread_ts=ticket.slack_thread_ts)
         self.refresh(ticket)
 
-    def _post_draft(self, ticket: Ticket, channel: str, thread_ts: str) -> None:
+    def _post_draft(self, ticket: Ticket, channel: str, group: str) -> None:
         try:
             draft = self.tickets.draft(ticket.id)
         except DelistbotError as exc:
-            self.surface.post(channel, blocks.notice(f"No draft: {escape(str(exc))}"),
-                              thread_ts=thread_ts)
+            self.replies.append(group, channel, [blocks.notice(f"No draft: {escape(str(exc))}")])
             return
-        self._post_all(channel, thread_ts, blocks.paginate(
+        self.replies.append(group, channel, blocks.paginate(
             f"Draft request for {ticket.id}", blocks.draft_blocks(_draft_text(draft))))
 
     def _post_all(self, channel: str, thread_ts: str, messages: list[blocks.Message]) -> None:
