@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 
 import pytest
@@ -82,3 +83,14 @@ def test_a_snooze_choice_out_of_range_or_unreadable_is_refused(choice):
 ])
 def test_durations_read_as_people_say_them(hours, shown):
     assert duration(hours) == shown
+
+
+def test_delivered_replies_are_forgotten_after_a_week_undelivered_ones_never(tmp_path):
+    store = SlackStore(tmp_path / "bot.db")
+    store.queue_reply("sent", "C1", "1.1", [("a", [])])
+    store.queue_reply("waiting", "C1", "1.2", [("b", [])])
+    (sent,) = store.pending_replies("sent")
+    store.reply_sent(sent.id, "2.1")
+    assert store.prune_replies(now=time.time() + 3 * 86400) == 0  # not a week yet
+    assert store.prune_replies(now=time.time() + 8 * 86400) == 1
+    assert [r.group for r in store.pending_replies()] == ["waiting"]

@@ -136,8 +136,12 @@ class Replies:
         self._thread.join(timeout=self.interval + 5)
 
     def _loop(self) -> None:
+        passes = 0
         while not self._stop.wait(self.interval):
             try:
                 self.flush()
+                passes += 1
+                if passes % 360 == 1:  # at start and about hourly at the default interval
+                    self.store.prune_replies()
             except Exception:  # a bad pass (database busy, a bug) must not end the loop
                 log.exception("reply delivery pass failed; trying again in %.0fs", self.interval)

@@ -188,3 +188,11 @@ class SlackStore:
             return self._db.execute(
                 "UPDATE slack_outbox SET error = ? WHERE grp = ? AND sent_at IS NULL"
                 " AND error IS NULL", [error, group]).rowcount
+
+    def prune_replies(self, now: float | None = None) -> int:
+        """Forget replies delivered (or refused) more than a week ago; nothing waits on them."""
+        cutoff = (time.time() if now is None else now) - EVENT_TTL_SECONDS
+        with self._lock, self._db.conn:
+            return self._db.execute(
+                "DELETE FROM slack_outbox WHERE created_at < ?"
+                " AND (sent_at IS NOT NULL OR error IS NOT NULL)", [cutoff]).rowcount
