@@ -97,6 +97,9 @@ def open_by_command(bot: Bot, fake: FakeSlack, channel: str, ip: str) -> tuple[s
     ticket = card.args["text"].split(":")[0]
     ts = next(m["ts"] for m in fake.messages if m["channel"] == channel
               and "thread_ts" not in m and ip in m["text"])
+    # The diagnosis under the card: the bot has taken the card's thread for the ticket's (a
+    # person cannot answer a card in the milliseconds between Slack's answer and that).
+    fake.wait_for("chat.postMessage", where=in_channel(channel, thread_ts=ts))
     return ticket, ts
 
 
