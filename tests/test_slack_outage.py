@@ -5,6 +5,7 @@ Each test has its own fake Slack, so an outage there touches no other test's tra
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,7 +16,7 @@ from tests.test_slack_http import FORM, JSON, Bot
 
 SEED = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "seed" / \
     "qmail-microsoft-blocklist1.txt"
-SETTINGS = '[slack]\nping_interval = "0.5s"\n'
+SETTINGS = '[slack]\nping_interval = "0.5s"\nauto_open = ["C0AUTODOWN"]\n'
 
 
 @pytest.fixture
@@ -164,3 +165,64 @@ def _forget_delivery(db: Path, thread_ts: str) -> None:
             "UPDATE slack_outbox SET sent_at = NULL, sent_ts = NULL WHERE thread_ts = ?",
             [thread_ts]).rowcount
     assert changed == 1
+
+
+def test_a_second_bounce_while_the_card_waits_for_slack_brings_no_second_card(fake, tmp_path):
+    bot = start(fake, tmp_path)
+    try:
+        fake.down("chat.postMessage")
+        for n in (1, 2):  # the same IP and list twice, in a channel that opens tickets itself
+            assert bot.send(bounce_event("C0AUTODOWN", f"1700002400.00010{n}", "11.24.4.1",
+                                         f"Ev-autodown-{n}"), JSON)[0] == 200
+        fake.wait_for("chat.postMessage", 6, timeout=30,
+                      where=lambda c: not c.ok and c.args.get("channel") == "C0AUTODOWN")
+        fake.up("chat.postMessage")
+        # Whichever came second is told it joins the first one's ticket, in its own thread.
+        same = fake.wait_for("chat.postMessage", timeout=30, where=lambda c: c.ok
+                             and c.args.get("channel") == "C0AUTODOWN"
+                             and "Same IP and list as DL-" in json.dumps(c.args["blocks"]))[0]
+        card = fake.wait_for("chat.postMessage", timeout=30, where=lambda c: c.ok
+                             and c.args.get("channel") == "C0AUTODOWN"
+                             and "request_sent" in json.dumps(c.args.get("blocks")))[0]
+        assert {same.args["thread_ts"], card.args["thread_ts"]} == {
+            "1700002400.000101", "1700002400.000102"}
+        fake.wait_for("chat.postMessage", timeout=30, where=lambda c: c.ok
+                      and c.args.get("thread_ts") == card.args["thread_ts"]
+                      and "Draft request" in c.args.get("text", ""))
+    finally:
+        log = bot.stop()
+    cards = [c for c in fake.of("chat.postMessage", where=lambda c: c.ok
+                                and c.args.get("channel") == "C0AUTODOWN")
+             if "request_sent" in json.dumps(c.args.get("blocks"))]
+    assert len(cards) == 1
+    assert "Traceback" not in log, log
+
+
+def test_the_same_bounce_given_to_delist_twice_in_an_outage_gets_one_card(fake, tmp_path):
+    bot = start(fake, tmp_path)
+    bounce = SEED.read_text().replace("11.22.33.44", "11.24.5.1")
+    try:
+        fake.down("chat.postMessage")
+        assert bot.send(command_body(bounce, fake, channel="C0TWICEDOWN"), FORM)[0] == 200
+        fake.wait_for("chat.postMessage", timeout=30,  # the card is queued
+                      where=lambda c: not c.ok and c.args.get("channel") == "C0TWICEDOWN")
+        assert bot.send(command_body(bounce, fake, channel="C0TWICEDOWN"), FORM)[0] == 200
+        fake.wait_for("chat.postMessage", 6, timeout=30,
+                      where=lambda c: not c.ok and c.args.get("channel") == "C0TWICEDOWN")
+        fake.up("chat.postMessage")
+        waiting = fake.wait_for("chat.postMessage", timeout=30, where=lambda c: c.ok
+                                and "its card is waiting for Slack" in json.dumps(c.args["blocks"]))
+        assert waiting[0].args["channel"] == "C0TWICEDOWN"
+        fake.wait_for("chat.postMessage", timeout=30, where=lambda c: c.ok
+                      and c.args.get("channel") == "C0TWICEDOWN"
+                      and "request_sent" in json.dumps(c.args.get("blocks")))
+        fake.wait_for("chat.postMessage", timeout=30, where=lambda c: c.ok
+                      and "Draft request" in c.args.get("text", "")
+                      and c.args.get("channel") == "C0TWICEDOWN")
+    finally:
+        log = bot.stop()
+    cards = [c for c in fake.of("chat.postMessage", where=lambda c: c.ok
+                                and c.args.get("channel") == "C0TWICEDOWN")
+             if "request_sent" in json.dumps(c.args.get("blocks"))]
+    assert len(cards) == 1
+    assert "Traceback" not in log, log

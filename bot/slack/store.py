@@ -196,3 +196,11 @@ class SlackStore:
             return self._db.execute(
                 "DELETE FROM slack_outbox WHERE created_at < ?"
                 " AND (sent_at IS NOT NULL OR error IS NOT NULL)", [cutoff]).rowcount
+
+    def reply_waiting(self, group_prefix: str) -> bool:
+        """Whether a reply whose group starts so is queued and its first message not yet sent."""
+        with self._lock:
+            return bool(list(self._db.query(
+                "SELECT 1 FROM slack_outbox WHERE substr(grp, 1, ?) = ? AND seq = 0"
+                " AND sent_at IS NULL AND error IS NULL LIMIT 1",
+                [len(group_prefix), group_prefix])))

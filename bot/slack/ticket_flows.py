@@ -172,6 +172,13 @@ class TicketFlows:
         ):
             self._joined(result, ticket, channel, thread_ts)
             return
+        if not result.created and self.store.reply_waiting(f"{CARD_GROUP}{ticket.id}:"):
+            # Slack has not taken this ticket's card yet (an outage): one card is enough.
+            here = (f"Same IP and list as {ticket.id} ({ticket.state}); its card is waiting for "
+                    "Slack and will appear in its channel.")
+            self.replies.send(f"same:{ticket.id}:{time.time_ns()}", channel, thread_ts,
+                              blocks.diagnosis_messages(result.diagnosis, self.names, note=here))
+            return
         if thread_ts and ticket.slack_thread_ts != thread_ts:
             ticket = self.tickets.attach_thread(ticket.id, channel, thread_ts, now)
         # Through the reply outbox, so that Slack being down delays the card, never loses it;
@@ -222,14 +229,12 @@ class TicketFlows:
         here = (f"Same IP and list as {ticket.id} ({ticket.state}); its card and thread are in "
                 f"<#{ticket.slack_channel}>. Replies about it belong there.")
         messages = blocks.diagnosis_messages(result.diagnosis, self.names, note=here)
-        if thread_ts:  # the bounce's own thread: the diagnosis goes under it
-            self._post_all(channel, thread_ts, messages)
-        else:
-            first = self.surface.post(channel, messages[0])
-            self._post_all(channel, first, messages[1:])
+        # Under the bounce when it has a thread, else top-level with its pages under it.
+        stamp = time.time_ns()
+        self.replies.send(f"same:{ticket.id}:{stamp}", channel, thread_ts, messages)
         note = f"Another bounce for {ticket.id} ({escape(result.diagnosis.source)})."
-        self.surface.post(ticket.slack_channel, blocks.notice(note),
-                          thread_ts=ticket.slack_thread_ts)
+        self.replies.send(f"note:{ticket.id}:{stamp}", ticket.slack_channel,
+                          ticket.slack_thread_ts, [blocks.notice(note)])
         self.refresh(ticket)
 
     def _post_draft(self, ticket: Ticket, channel: str, group: str) -> None:
@@ -240,10 +245,6 @@ class TicketFlows:
             return
         self.replies.append(group, channel, blocks.paginate(
             f"Draft request for {ticket.id}", blocks.draft_blocks(_draft_text(draft))))
-
-    def _post_all(self, channel: str, thread_ts: str, messages: list[blocks.Message]) -> None:
-        for message in messages:
-            self.surface.post(channel, message, thread_ts=thread_ts)
 
     # ------------------------------------------------------------ moves
 
