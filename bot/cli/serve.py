@@ -111,8 +111,8 @@ def _run_console(settings: Settings, demo: str | None) -> int:
     except OSError as exc:
         print(f"delistbot serve --demo: cannot read {demo}: {exc.strerror}", file=sys.stderr)
         return EXIT_USAGE
-    print(f"delistbot console demo: {demo} pasted into #console, then its ticket's life, a day "
-          "at a time (a scratch database; your own is not touched).")
+    print(f"delistbot console demo: {demo} pasted into #console, then its ticket's life over "
+          "a day or so (a scratch database; your own is not touched).")
     with tempfile.TemporaryDirectory(prefix="delistbot-demo-") as scratch:
         return _console(replace(settings, db_path=Path(scratch) / "demo.db"), lines, rest,
                         interactive)
