@@ -75,7 +75,8 @@ def run_several(args: argparse.Namespace) -> int:
     """Several IPs or networks: every address asked at once, one answer per address."""
     import asyncio
 
-    addresses, problems = [], []
+    addresses: list[str] = []
+    problems: list[str] = []
     for text in args.ip:
         found, problem = dnsbl.parse_sweep(text) if "/" in text else ([text], None)
         problem = problem or next(filter(None, (dnsbl.parse_target(a).problem for a in found)),

@@ -21,6 +21,7 @@ from bot.core.dnsbl import Listing, ListingStatus, Planned, Skipped, Zone
 from bot.core.knowledge import Knowledge, Provider
 from bot.core.model import Diagnosis
 from bot.core.ports import DnsStatus, Resolver
+from bot.core.spf import DmarcResult, SpfResult
 
 _T = TypeVar("_T")
 RECEIVER_KINDS = ("receiver", "gateway", "dnsbl")  # Barracuda ESS is filed as the list operator
@@ -66,8 +67,9 @@ class Evidence:
     mx: dict[str, Any] | None = None
     ptr: tuple[str, ...] | None = None
     fcrdns: bool | None = None
-    spf: spf.SpfResult | None = None
-    dmarc: spf.DmarcResult | None = None
+    # The module `spf` is shadowed by the field of that name inside this class body.
+    spf: SpfResult | None = None
+    dmarc: DmarcResult | None = None
     notes: tuple[str, ...] = ()
 
     @property
@@ -268,7 +270,7 @@ def _reverse_pointer(ip: str) -> str:
     return ipaddress.ip_address(ip).reverse_pointer
 
 
-async def _within(jobs: list[Awaitable[_T]], deadline: float,
+async def _within(jobs: Sequence[Awaitable[_T]], deadline: float,
                   late: Callable[[int], _T]) -> list[_T]:
     """Run all jobs at once; job i, if still running at the deadline, is cancelled and its result
     is `late(i)`."""

@@ -41,6 +41,12 @@ class Surface(Protocol):
         """Whether a message carrying this metadata key is already in the thread."""
         ...
 
+    def find_in_thread(
+        self, channel: str, thread_ts: str, event_type: str, key: str
+    ) -> str | None:
+        """The ts of the message carrying this metadata key in the thread, if there is one."""
+        ...
+
     def update(self, channel: str, ts: str, message: Message) -> None: ...
 
     def ephemeral(
@@ -53,6 +59,10 @@ class Surface(Protocol):
 
     def email_text(self, file_id: str) -> bytes | None:
         """The raw text of an e-mail shared into a channel, or None if it is not an e-mail."""
+        ...
+
+    def file_text(self, file_id: str) -> bytes | None:
+        """The content of a file a user attached on purpose (the paste form), whatever its type."""
         ...
 
 
@@ -93,6 +103,11 @@ class WebSurface:
         return str(response["ts"])
 
     def thread_has(self, channel: str, thread_ts: str, event_type: str, key: str) -> bool:
+        return self.find_in_thread(channel, thread_ts, event_type, key) is not None
+
+    def find_in_thread(
+        self, channel: str, thread_ts: str, event_type: str, key: str
+    ) -> str | None:
         cursor = None
         while True:
             page = self.client.conversations_replies(
@@ -103,10 +118,10 @@ class WebSurface:
                 if meta.get("event_type") == event_type and (
                     (meta.get("event_payload") or {}).get("key") == key
                 ):
-                    return True
+                    return str(message.get("ts"))
             cursor = (page.get("response_metadata") or {}).get("next_cursor")
             if not cursor:
-                return False
+                return None
 
     def update(self, channel: str, ts: str, message: Message) -> None:
         kwargs = message.as_kwargs()
@@ -132,13 +147,18 @@ class WebSurface:
 
     def email_text(self, file_id: str) -> bytes | None:
         info = self.client.files_info(file=file_id)["file"]
-        if info.get("filetype") != "email" and info.get("mode") != "email":
-            return None
+        if info.get("filetype") not in {"email", "eml"} and info.get("mode") != "email":
+            return None  # a picture, a PDF…: not a mail, nothing to diagnose
         url = info.get("url_private_download") or info.get("url_private")
         if url:
             return self._download(url)
         plain = info.get("plain_text") or ""
         return plain.encode() if plain else None
+
+    def file_text(self, file_id: str) -> bytes | None:
+        info = self.client.files_info(file=file_id)["file"]
+        url = info.get("url_private_download") or info.get("url_private")
+        return self._download(url) if url else None
 
     def _download(self, url: str) -> bytes:
         # The file lives behind the bot token (files:read); urllib, as slack_sdk itself uses.
