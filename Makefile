@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench bench-dns bench-slack bench-tickets clean
+.PHONY: run test lint bench bench-engine bench-dns bench-slack bench-tickets clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -12,18 +12,23 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-## run: the bot's main job (for now: diagnose the sample bounce shipped in the repo)
+## run: the Slack bot in this terminal (the console, no Slack needed): the sample bounce's ticket
+## from paste to re-check on a scratch database; at a terminal you carry on (:quit to leave)
 run: $(STAMP)
-	$(BIN)/delistbot diagnose --no-dns examples/seed-bounce.txt
+	$(BIN)/delistbot serve --console --demo
 
-## test: lint, type-check the core, run the whole test suite
+## test: lint, type-check (strict for bot/core, see pyproject.toml), run the whole test suite
 test: $(STAMP)
 	$(BIN)/ruff check bot tests benchmarks
-	$(BIN)/mypy bot/core
+	$(BIN)/mypy bot
 	$(BIN)/pytest
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/agreement.py
+
+## bench-engine: messages/s and peak memory over the corpus beside Debian's Sisimai (installed with apt if it can)
+bench-engine: $(STAMP)
+	$(BIN)/python benchmarks/engine_throughput.py
 
 ## bench-dns: DNS figures against the loopback server; pydnsbl is installed here only, for comparison
 bench-dns: $(STAMP)

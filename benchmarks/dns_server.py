@@ -7,6 +7,7 @@ measured. `start(behaviours)` returns (port, stop).
 from __future__ import annotations
 
 import multiprocessing
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -37,6 +38,13 @@ def _serve(conn: multiprocessing.connection.Connection,
 
 
 def start(behaviours: dict[str, Behaviour] | None = None) -> tuple[int, Callable[[], None]]:
+    port, stop, _ = start_measured(behaviours)
+    return port, stop
+
+
+def start_measured(behaviours: dict[str, Behaviour] | None = None
+                   ) -> tuple[int, Callable[[], None], Callable[[], float]]:
+    """Like `start`, plus a function giving the CPU seconds the server process has used."""
     parent, child = multiprocessing.Pipe()
     process = multiprocessing.Process(target=_serve, args=(child, behaviours or {}), daemon=True)
     process.start()
@@ -46,4 +54,8 @@ def start(behaviours: dict[str, Behaviour] | None = None) -> tuple[int, Callable
         parent.send("stop")
         process.join(timeout=5)
 
-    return port, stop
+    def cpu() -> float:
+        fields = Path(f"/proc/{process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+
+    return port, stop, cpu

@@ -16,6 +16,7 @@ contact signature used in drafts.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import tomllib
@@ -100,6 +101,14 @@ def _nameservers(value: str) -> tuple[tuple[str, int], ...]:
             if not port_text.isdigit():
                 raise ConfigError(f"DELISTBOT_NAMESERVERS: bad port in {item!r}")
             port = int(port_text)
+        try:
+            host = str(ipaddress.ip_address(host))
+        except ValueError:
+            raise ConfigError(f"DELISTBOT_NAMESERVERS: {host!r} is not an IP address (a "
+                              "nameserver is given by address, e.g. 127.0.0.1:5353 or "
+                              "[::1]:53)") from None
+        if not 0 < port < 65536:
+            raise ConfigError(f"DELISTBOT_NAMESERVERS: port {port} out of range in {item!r}")
         out.append((host, port))
     return tuple(out)
 

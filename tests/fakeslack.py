@@ -56,6 +56,7 @@ class FakeSlack:
         self._errors: dict[str, list[str]] = {}  # method -> Slack error codes to answer
         self._hangs: list[tuple[str, bool, Any]] = []  # (method, posted, where(args))
         self._unhang = threading.Event()
+        self._down: set[str] = set()  # methods answering 500 until up()
         self._ts = itertools.count(1)
         self._lock = threading.Condition()
         self._envelopes: queue.SimpleQueue[dict[str, Any]] = queue.SimpleQueue()
@@ -96,6 +97,18 @@ class FakeSlack:
         }
         self.files[file_id] = (info, data)
 
+    def add_upload(self, file_id: str, name: str, data: bytes) -> None:
+        """A file a user uploaded (e.g. through a form's file input), typed by its extension."""
+        filetype = name.rsplit(".", 1)[-1] if "." in name else "binary"
+        info = {
+            "id": file_id, "name": name, "title": name, "filetype": filetype,
+            "mimetype": "message/rfc822" if filetype == "eml" else "text/plain",
+            "mode": "hosted", "size": len(data),
+            "url_private": f"http://127.0.0.1:{self.port}/files/{file_id}",
+            "url_private_download": f"http://127.0.0.1:{self.port}/files/{file_id}?download=1",
+        }
+        self.files[file_id] = (info, data)
+
     def add_email_file(self, file_id: str, path: Path) -> None:
         self.add_email(file_id, path.read_bytes(), subject=path.name)
 
@@ -103,6 +116,15 @@ class FakeSlack:
         """The next `times` calls of `method` answer `status` (429 carries Retry-After)."""
         with self._lock:
             self._failures.setdefault(method, []).extend([(status, retry_after)] * times)
+
+    def down(self, method: str) -> None:
+        """Every call of `method` answers 500 until `up(method)`: a Slack outage."""
+        with self._lock:
+            self._down.add(method)
+
+    def up(self, method: str) -> None:
+        with self._lock:
+            self._down.discard(method)
 
     def fail_next_error(self, method: str, error: str) -> None:
         """The next call of `method` answers 200 with ok=false and this Slack error code."""
@@ -175,6 +197,8 @@ class FakeSlack:
 
     def _failure(self, method: str) -> tuple[int, int] | None:
         with self._lock:
+            if method in self._down:
+                return 500, 0
             pending = self._failures.get(method)
             return pending.pop(0) if pending else None
 
@@ -221,6 +245,8 @@ class FakeSlack:
             return {"ok": False, "error": error}
         if not args.get("channel"):
             return {"ok": False, "error": "channel_not_found"}
+        if len(args.get("text") or "") > 40000:
+            return {"ok": False, "error": "msg_too_long"}
         ts = f"{1700000000 + next(self._ts)}.000100"
         message = {"type": "message", "text": args.get("text", ""), "user": BOT_USER_ID,
                    "bot_id": BOT_ID, "ts": ts, "blocks": args.get("blocks", [])}
@@ -321,12 +347,29 @@ def _blocks_error(blocks: Any) -> str | None:
             return "invalid_blocks"
         if block["type"] == "header" and len(text) > 150:
             return "invalid_blocks"
+        if len(block.get("fields", [])) > 10 or any(
+            len(f["text"]) > 2000 for f in block.get("fields", [])
+        ):
+            return "invalid_blocks"
+        if len(block.get("block_id", "")) > 255:
+            return "invalid_blocks"
+        if block["type"] == "actions" and len(block["elements"]) > 25:
+            return "invalid_blocks"
         for element in block.get("elements", []):
-            if element.get("type") == "button" and (
-                len(element["text"]["text"]) > 75 or len(element.get("value", "")) > 2000
-            ):
+            if _element_error(element):
                 return "invalid_blocks"
     return None
+
+
+def _element_error(element: dict[str, Any]) -> bool:
+    if element.get("type") == "button":
+        return len(element["text"]["text"]) > 75 or len(element.get("value", "")) > 2000
+    if element.get("type") == "static_select":
+        options = element.get("options", [])
+        return (not options or len(options) > 100
+                or len(element["placeholder"]["text"]) > 150
+                or any(len(o["text"]["text"]) > 75 or len(o["value"]) > 150 for o in options))
+    return False
 
 
 def _handler(fake: FakeSlack) -> type[BaseHTTPRequestHandler]:

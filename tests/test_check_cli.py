@@ -82,28 +82,88 @@ def test_spamhaus_errors_are_reported_as_unknown(server, tmp_path):
         in proc.stdout
 
 
-@pytest.mark.parametrize(("arg", "message"), [
-    ("garbage", "'garbage' is not an IP address"),
-    ("mail.example.com", "'mail.example.com' is a host name, not an IP address"),
-    ("1.2.3.4.5", "is not an IP address"),
+@pytest.mark.parametrize(("args", "message"), [
+    (["garbage"], "'garbage' is not an IP address"),
+    (["mail.example.com"], "'mail.example.com' is a host name, not an IP address"),
+    (["1.2.3.4.5"], "is not an IP address"),
+    ([""], "'' is not an IP address"),
+    (["010.1.1.1"], "an octet with a leading zero is ambiguous"),
+    (["85.10.0.0/16"], "'85.10.0.0/16' has 65,536 addresses; at most 256"),
+    (["85.10.20.0/24", "garbage"], "'garbage' is not an IP address"),  # then nothing is asked
+    (["85.10.20.0/33"], "'85.10.20.0/33' is not an IP address or a network"),
 ])
-def test_bad_input_is_a_usage_error_with_a_clear_message(server, tmp_path, arg, message):
-    proc = run(server, tmp_path, arg)
+def test_bad_input_is_a_usage_error_with_a_clear_message(server, tmp_path, args, message):
+    before = sum(server.queries.values())
+    proc = run(server, tmp_path, "--", *args)
     assert proc.returncode == 2
     assert message in proc.stderr and "Traceback" not in proc.stderr and proc.stdout == ""
-
-
-def test_a_private_address_is_answered_without_asking_any_list(server, tmp_path):
-    before = sum(server.queries.values())
-    proc = run(server, tmp_path, "192.168.1.20")
-    assert proc.returncode == 0
-    assert "192.168.1.20 is not a public address (private range)" in proc.stdout
     assert sum(server.queries.values()) == before
 
 
-def test_a_bad_nameserver_setting_is_a_usage_error(server, tmp_path):
-    proc = run(server, tmp_path, CLEAN_IP, DELISTBOT_NAMESERVERS="127.0.0.1:port")
+@pytest.mark.parametrize(("arg", "shown"), [
+    ("192.168.1.20", "192.168.1.20 is not a public address (private range)"),
+    ("240.0.0.1", "240.0.0.1 is not a public address (reserved range)"),
+    ("224.0.0.1", "224.0.0.1 is not a public address (multicast range)"),
+    ("100.64.0.1", "(shared address space for carrier-grade NAT, RFC 6598)"),
+    ("fd12:3456::1", "fd12:3456::1 is not a public address (unique local range)"),
+    ("fe80::1", "fe80::1 is not a public address (link-local range)"),
+    ("::1", "::1 is not a public address (loopback range)"),
+    ("::ffff:10.9.8.7", "10.9.8.7 is not a public address (private range)"),  # v4-mapped
+])
+def test_a_non_public_address_is_answered_without_asking_any_list(server, tmp_path, arg, shown):
+    before = sum(server.queries.values())
+    proc = run(server, tmp_path, arg)
+    assert proc.returncode == 0, proc.stderr
+    assert shown in proc.stdout and "public block lists never list it" in proc.stdout
+    assert sum(server.queries.values()) == before
+
+
+def test_an_ipv4_mapped_ipv6_address_is_checked_as_the_ipv4_host(server, tmp_path):
+    proc = run(server, tmp_path, f"::ffff:{LISTED_IP}", "--json")
+    assert proc.returncode == 1
+    data = json.loads(proc.stdout)
+    assert data["ip"] == LISTED_IP and data["listed"] == 2
+
+
+def test_a_network_is_swept_and_only_what_needs_attention_is_shown(server, tmp_path):
+    network = LISTED_IP.rsplit(".", 1)[0] + ".0/24"
+    proc = run(server, tmp_path, network, "10.1.2.3")
+    assert proc.returncode == 1, proc.stderr
+    out = proc.stdout
+    assert out.startswith("257 addresses checked against 11 lists: 1 listed, 0 with unknown "
+                          "answers, 1 not public (nothing asked)")
+    assert f"{LISTED_IP}: listed on 2 of 11 lists asked" in out
+    assert f"reason: {SPAMCOP_TXT}" in out
+    assert "10.1.2.3 is not a public address (private range)" in out
+    assert "The other 255 addresses are not listed anywhere." in out
+    assert out.count("DELISTBOT_DQS_KEY is not set") == 1
+
+
+def test_several_addresses_in_json_one_check_each(server, tmp_path):
+    proc = run(server, tmp_path, LISTED_IP, CLEAN_IP, "--json")
+    data = json.loads(proc.stdout)
+    assert proc.returncode == 1
+    assert (data["addresses"], data["listed"], data["unknown"]) == (2, 1, 0)
+    assert [c["ip"] for c in data["checks"]] == [LISTED_IP, CLEAN_IP]
+    assert [c["listed"] for c in data["checks"]] == [2, 0]
+
+
+def test_a_sweep_of_clean_addresses_exits_0(server, tmp_path):
+    network = LISTED_IP.rsplit(".", 1)[0] + ".32/30"  # .32 to .35: on no list
+    proc = run(server, tmp_path, network)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("4 addresses checked against 11 lists: 0 listed")
+
+
+@pytest.mark.parametrize(("setting", "message"), [
+    ("127.0.0.1:port", "bad port"),
+    ("dns.google", "'dns.google' is not an IP address"),
+    ("127.0.0.1:70000", "port 70000 out of range"),
+])
+def test_a_bad_nameserver_setting_is_a_usage_error(server, tmp_path, setting, message):
+    proc = run(server, tmp_path, CLEAN_IP, DELISTBOT_NAMESERVERS=setting)
     assert proc.returncode == 2 and "DELISTBOT_NAMESERVERS" in proc.stderr
+    assert message in proc.stderr and "Traceback" not in proc.stderr
 
 
 # ---------------------------------------------------------------- diagnose with DNS evidence

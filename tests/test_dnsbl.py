@@ -134,6 +134,45 @@ def test_non_public_addresses_are_answered_without_asking(text: str) -> None:
     assert target.private and "public block lists never list it" in target.private
 
 
+@pytest.mark.parametrize(("text", "kind"), [
+    ("10.1.2.3", "private range"), ("127.0.0.1", "loopback range"),
+    ("169.254.1.1", "link-local range"), ("fe80::1%eth0", "link-local range"),
+    ("224.0.0.1", "multicast range"), ("ff02::1", "multicast range"),
+    ("0.0.0.0", "unspecified address"), ("::", "unspecified address"),
+    ("240.0.0.1", "reserved range"), ("255.255.255.255", "limited broadcast"),
+    ("192.0.2.1", "documentation range"), ("2001:db8::1", "documentation range"),
+    ("100.64.0.1", "shared address space for carrier-grade NAT"), ("fd00::1", "unique local range"),
+    ("64:ff9b::5566:7788", "NAT64 translation range"), ("198.18.0.1", "benchmarking range"),
+])
+def test_a_non_public_address_says_which_range_it_is_in(text: str, kind: str) -> None:
+    target = dnsbl.parse_target(text)
+    assert target.private and f"({kind}" in target.private
+
+
+@pytest.mark.parametrize("text", ["85.10.20.30", "2a01:4f8::1", "8.8.8.8", "::ffff:8.8.8.8"])
+def test_a_public_address_is_asked(text: str) -> None:
+    target = dnsbl.parse_target(text)
+    assert target.ip is not None and not target.private and not target.problem
+
+
+def test_a_network_is_its_addresses_host_bits_ignored() -> None:
+    addresses, problem = dnsbl.parse_sweep("85.10.20.77/24")
+    assert problem is None and len(addresses) == 256
+    assert addresses[0] == "85.10.20.0" and addresses[-1] == "85.10.20.255"
+    assert dnsbl.parse_sweep("2a01:4f8::/120")[0][-1] == "2a01:4f8::ff"
+
+
+@pytest.mark.parametrize(("text", "problem"), [
+    ("85.10.0.0/23", "has 512 addresses; at most 256"),
+    ("2a01:4f8::/64", "at most 256"),
+    ("85.10.20.0/40", "is not an IP address or a network"),
+    ("mail.example.com/24", "is not an IP address or a network"),
+])
+def test_a_network_too_big_or_malformed_is_explained(text: str, problem: str) -> None:
+    addresses, found = dnsbl.parse_sweep(text)
+    assert not addresses and found and problem in found
+
+
 def test_an_ipv4_mapped_ipv6_address_is_checked_as_ipv4() -> None:
     assert str(dnsbl.parse_target("::ffff:85.10.20.30").ip) == "85.10.20.30"
 

@@ -181,6 +181,58 @@ def test_concurrent_checks_ask_each_test_point_once(dns: DnsTestServer):
     assert dns.queries[(reverse("127.0.0.2", "bl.spamcop.net"), "A")] == 1
 
 
+def test_a_sweep_asks_each_zones_test_points_once_and_answers_each_address(
+        dns: DnsTestServer):
+    ips = [f"85.10.20.{i}" for i in range(24, 40)] + ["10.0.0.1", "2a01:4f8:10:20::30"]
+    results = asyncio.run(service(dns).check_ips(ips))
+    assert [r.query for r in results] == ips
+    listed = {r.ip: by_list(r) for r in results if r.with_status(ListingStatus.LISTED)}
+    assert set(listed) == {LISTED_IP, LISTED_IP6}
+    assert listed[LISTED_IP]["SpamCop"].detail == SPAMCOP_TXT
+    assert results[-2].private and not results[-2].listings
+    for zone in ("bl.spamcop.net", "psbl.surriel.com"):
+        assert dns.queries[(reverse("127.0.0.2", zone), "A")] == 1
+        assert dns.queries[(reverse("127.0.0.1", zone), "A")] == 1
+
+
+def test_a_sweep_distrusts_a_zone_failing_its_test_points_for_every_address(
+        dns: DnsTestServer):
+    dns.behave("psbl.surriel.com", Wildcard("127.0.0.2"))
+    results = asyncio.run(service(dns).check_ips([LISTED_IP, CLEAN_IP]))
+    for result in results:
+        psbl = by_list(result)["PSBL"]
+        assert psbl.status is ListingStatus.UNKNOWN
+        assert psbl.detail.startswith("not trustworthy right now")
+
+
+def test_the_overall_deadline_cuts_off_a_sweep_cleanly(dns: DnsTestServer):
+    dns.behave("psbl.surriel.com", Delay(1.0))
+    resolver = DnsResolver([("127.0.0.1", dns.port)], timeout=2.0)
+    results = asyncio.run(service(dns, deadline=0.4, resolver=resolver).check_ips(
+        [LISTED_IP, CLEAN_IP]))
+    for result in results:
+        assert "overall deadline" in by_list(result)["PSBL"].detail
+    assert by_list(results[0])["SpamCop"].status is ListingStatus.LISTED
+
+
+def test_a_check_cut_off_by_its_deadline_leaves_the_shared_test_point_check_to_the_next(
+        dns: DnsTestServer):
+    dns.behave(reverse("127.0.0.2", "psbl.surriel.com"), Delay(1.0))  # only the test point
+    resolver = DnsResolver([("127.0.0.1", dns.port)], timeout=2.0)
+    svc = service(dns, deadline=0.8, resolver=resolver)
+
+    async def two() -> tuple[object, object]:
+        first = asyncio.ensure_future(svc.check_ip(CLEAN_IP))
+        await asyncio.sleep(0.5)  # the second check joins the test-point check in flight
+        second = asyncio.ensure_future(svc.check_ip(LISTED_IP))
+        return await first, await second
+
+    first, second = asyncio.run(two())
+    assert "overall deadline" in by_list(first)["PSBL"].detail
+    assert by_list(second)["PSBL"].status is ListingStatus.NOT_LISTED
+    assert dns.queries[(reverse("127.0.0.2", "psbl.surriel.com"), "A")] == 1
+
+
 def test_failures_are_not_cached(dns: DnsTestServer):
     dns.behave("bl.spamcop.net", Rcode("SERVFAIL"))
     svc = service(dns)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from bot.core import engine
+from bot.core.bounce.text import find_reply
 from bot.core.knowledge import load
 from bot.core.model import RecipientRecord
 
@@ -13,12 +14,14 @@ KB = load()
 
 @pytest.mark.parametrize("rule", KB.rules, ids=lambda r: r.id)
 def test_rule_example_is_decided_by_its_own_rule(rule):
-    assert engine.match_rule(KB, rule.example, None) is rule
+    assert engine.match_rule(KB, rule.example, rule.example_status) is rule
 
 
 @pytest.mark.parametrize("phrase", [p for p in KB.phrases if p.example], ids=lambda p: p.id)
 def test_phrase_example_gets_its_reason(phrase):
-    record = RecipientRecord(address="user@example.org", diagnostic=phrase.example)
+    reply = find_reply(phrase.example)  # as a reader would record it: the codes the text carries
+    record = RecipientRecord(address="user@example.org", diagnostic=phrase.example, status=reply.status,
+                             reply_code=reply.reply_code)
     bounce = engine.Bounce(source="t", format=None, recipients=(record,))
     if engine.match_rule(KB, phrase.example, None):
         pytest.skip("a provider rule decides this example first")

@@ -152,7 +152,17 @@ def test_card_buttons_carry_the_ticket_and_the_contract_action_ids():
     card = blocks.ticket_card(CARD)
     buttons = [e for b in card.blocks if b["type"] == "actions" for e in b["elements"]]
     assert [b["action_id"] for b in buttons] == ["request_sent", "delisted", "snooze", "close"]
-    assert {b["value"] for b in buttons} == {"DL-7"}
+    assert {b["value"] for b in buttons if b["type"] == "button"} == {"DL-7"}
+
+
+def test_snooze_offers_a_choice_of_durations_each_naming_the_ticket():
+    card = blocks.ticket_card(CARD)
+    (menu,) = [e for b in card.blocks if b["type"] == "actions" for e in b["elements"]
+               if e["action_id"] == "snooze"]
+    assert menu["type"] == "static_select"
+    choices = {o["text"]["text"]: o["value"] for o in menu["options"]}
+    assert choices == {"4 hours": "DL-7|4h", "1 day": "DL-7|1d", "3 days": "DL-7|3d",
+                       "1 week": "DL-7|7d"}
 
 
 def test_home_with_tickets_golden():

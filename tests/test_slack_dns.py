@@ -88,6 +88,7 @@ def test_the_propagation_recheck_ping_says_what_dns_sees_now(bot, fake, dns):
                   and "request_sent" in json.dumps(c.args.get("blocks")))
     card = next(m for m in fake.messages if m["channel"] == "C0RECHECK")
     ticket = card["text"].split(":")[0]
+    fake.wait_for("chat.postMessage", where=lambda c: c.args.get("thread_ts") == card["ts"])
     press = {**payload, "container": {"type": "message", "channel_id": "C0RECHECK",
                                       "message_ts": card["ts"]},
              "actions": [{"action_id": "delisted", "block_id": f"ticket:{ticket}",

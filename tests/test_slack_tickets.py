@@ -5,7 +5,10 @@ through Slack failures. Waits are shortened with a settings file, as an operator
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -95,6 +98,9 @@ def open_by_command(bot: Bot, fake: FakeSlack, channel: str, ip: str) -> tuple[s
     ticket = card.args["text"].split(":")[0]
     ts = next(m["ts"] for m in fake.messages if m["channel"] == channel
               and "thread_ts" not in m and ip in m["text"])
+    # The diagnosis under the card: the bot has taken the card's thread for the ticket's (a
+    # person cannot answer a card in the milliseconds between Slack's answer and that).
+    fake.wait_for("chat.postMessage", where=in_channel(channel, thread_ts=ts))
     return ticket, ts
 
 
@@ -107,6 +113,22 @@ def press(bot: Bot, channel: str, action_id: str, ticket: str, card_ts: str,
         "message": {"ts": card_ts, "type": "message"},
         "actions": [{"action_id": action_id, "block_id": f"ticket:{ticket}", "value": ticket,
                      "type": "button", "action_ts": "1.1"}],
+    }
+    assert bot.send(action_body(payload), FORM)[0] == 200
+
+
+def choose(bot: Bot, channel: str, action_id: str, ticket: str, card_ts: str, value: str,
+           user: str = "U0ALICE") -> None:
+    """Pick an option of a card's menu (the snooze durations)."""
+    payload = {
+        "type": "block_actions", "team": {"id": "T0FAKE"}, "user": {"id": user},
+        "api_app_id": "A0FAKE", "trigger_id": "t", "channel": {"id": channel},
+        "container": {"type": "message", "channel_id": channel, "message_ts": card_ts},
+        "message": {"ts": card_ts, "type": "message"},
+        "actions": [{"action_id": action_id, "block_id": f"ticket:{ticket}",
+                     "type": "static_select", "action_ts": "1.1",
+                     "selected_option": {"text": {"type": "plain_text", "text": value},
+                                         "value": value}}],
     }
     assert bot.send(action_body(payload), FORM)[0] == 200
 
@@ -169,8 +191,17 @@ def test_provider_autoreply_in_the_thread_moves_the_ticket(bot, fake):
     assert "acknowledged" in shown(update) and "SRX1123310000ID" in shown(update)
 
 
-def test_a_plain_note_in_the_thread_moves_nothing(bot, fake):
-    _, card_ts = open_by_command(bot, fake, "C0NOTE", "11.23.4.1")
+def events_of(home: Path, ticket: str) -> list[dict]:
+    """The ticket's event log, read with the CLI from the bot's own database."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "DELISTBOT_"))}
+    env["DELISTBOT_DB"] = str(home / "delistbot.db")
+    out = subprocess.run([sys.executable, "-m", "bot", "ticket", ticket, "--json"], env=env,
+                         capture_output=True, text=True, timeout=60, check=True)
+    return list(json.loads(out.stdout)["events"])
+
+
+def test_a_plain_note_in_the_thread_moves_nothing(bot, fake, home):
+    ticket, card_ts = open_by_command(bot, fake, "C0NOTE", "11.23.4.1")
     body = event_body(thread_message("C0NOTE", card_ts, "1700001100.000200",
                                      "called them, will retry tomorrow"), "Ev-note-1")
     assert bot.send(body, JSON)[0] == 200
@@ -180,6 +211,9 @@ def test_a_plain_note_in_the_thread_moves_nothing(bot, fake):
     assert bot.send(body, JSON)[0] == 200
     updates = fake.wait_for("chat.update", where=lambda c: c.args.get("ts") == card_ts)
     assert len(updates) == 1 and "acknowledged" in shown(updates[0])
+    notes = [e for e in events_of(home, ticket) if e["kind"] == "note"]
+    assert [n["text"].strip() for n in notes] == ["called them, will retry tomorrow"]
+    assert notes[0]["actor"] == "slack:U0ALICE"
 
 
 def test_overdue_ping_in_the_thread_mentions_the_owner_once(bot, fake):
@@ -236,6 +270,10 @@ def test_list_status_and_app_home_show_open_tickets_oldest_first(bot, fake):
     status = fake.wait_for("response_url", where=lambda c: "request_sent" in json.dumps(c.args)
                            and second in json.dumps(c.args))
     assert status
+    assert bot.send(command_body("status 11.23.8.1", fake, channel="C0LIST"), FORM)[0] == 200
+    by_ip = fake.wait_for("response_url", where=lambda c: "11.23.8.1 ·" in json.dumps(
+        c.args, ensure_ascii=False) and "request_sent" in json.dumps(c.args))
+    assert first in json.dumps(by_ip[0].args)
     event = {"type": "app_home_opened", "user": "U0LISTER", "tab": "home", "event_ts": "1.1"}
     assert bot.send(event_body(event, "Ev-home-list"), JSON)[0] == 200
     view = fake.wait_for("views.publish", where=lambda c: c.args["user_id"] == "U0LISTER")[0]
@@ -362,7 +400,7 @@ def posted_in(fake: FakeSlack, channel: str, text: str) -> list[dict]:
 @pytest.mark.parametrize("posted", [True, False], ids=["slack-posted-it", "slack-never-got-it"])
 def test_a_bot_killed_while_posting_a_ping_neither_doubles_nor_loses_it(fake, home, corpus,
                                                                        posted):
-    channel, ip = ("C0CRASHED1", "11.23.14.1") if posted else ("C0CRASHED2", "11.23.14.2")
+    channel, ip = ("C0CRASHED1", "11.23.18.1") if posted else ("C0CRASHED2", "11.23.18.2")
     first = start(fake, home)
     try:
         ticket, card_ts = open_by_command(first, fake, channel, ip)
@@ -392,3 +430,72 @@ def test_a_bot_killed_while_posting_a_ping_neither_doubles_nor_loses_it(fake, ho
         overdue = db.execute("SELECT sent_at, attempts FROM outbox WHERE ticket_id = ?"
                              " AND kind = 'overdue'", [ticket]).fetchall()
     assert len(overdue) == 1 and overdue[0][0] is not None and overdue[0][1] == 2
+
+
+def test_snooze_for_the_chosen_time_holds_the_overdue_ping(bot, fake):
+    snoozed, snoozed_ts = open_by_command(bot, fake, "C0SNOOZE", "11.23.14.1")
+    other, other_ts = open_by_command(bot, fake, "C0SNOOZE", "11.23.14.2")
+    choose(bot, "C0SNOOZE", "snooze", snoozed, snoozed_ts, f"{snoozed}|4h")
+    note = fake.wait_for("chat.postMessage", where=lambda c: c.args.get("thread_ts") == snoozed_ts
+                         and "snoozed it for 4 h" in c.args.get("text", ""))[0]
+    assert "<@U0ALICE>" in note.args["text"]
+    card = fake.wait_for("chat.update", where=lambda c: c.args.get("ts") == snoozed_ts)[-1]
+    assert "Snoozed until" in shown(card)
+    press(bot, "C0SNOOZE", "request_sent", snoozed, snoozed_ts)
+    fake.wait_for("chat.update", 2, where=lambda c: c.args.get("ts") == snoozed_ts)
+    press(bot, "C0SNOOZE", "request_sent", other, other_ts)
+    # The other ticket's overdue ping falls due after the snoozed one's would have.
+    assert wait_ping(fake, "C0SNOOZE", "longer than").args["thread_ts"] == other_ts
+    assert not [c for c in pings(fake, "C0SNOOZE", "longer than")
+                if c.args["thread_ts"] == snoozed_ts]
+
+
+def test_a_snooze_choice_the_bot_cannot_read_is_explained_privately(bot, fake):
+    ticket, card_ts = open_by_command(bot, fake, "C0SNOOZEBAD", "11.23.15.1")
+    choose(bot, "C0SNOOZEBAD", "snooze", ticket, card_ts, f"{ticket}|90d")
+    said = fake.wait_for("chat.postEphemeral", where=in_channel("C0SNOOZEBAD"))[0]
+    assert "between 1 minute and 30 days" in said.args["text"]
+    assert not fake.of("chat.update", where=lambda c: c.args.get("ts") == card_ts)
+
+
+def test_delisted_button_moves_the_ticket_and_pings_the_owner(bot, fake):
+    ticket, card_ts = open_by_command(bot, fake, "C0DLBTN", "11.23.16.1")
+    press(bot, "C0DLBTN", "request_sent", ticket, card_ts)
+    fake.wait_for("chat.update", where=lambda c: c.args.get("ts") == card_ts)
+    press(bot, "C0DLBTN", "delisted", ticket, card_ts, user="U0BOB")
+    ping = wait_ping(fake, "C0DLBTN", "delisted, marked delisted by hand")
+    assert ping.args["thread_ts"] == card_ts and ping.args["text"].startswith("<@U0ALICE> ")
+    said = fake.wait_for("chat.postMessage", where=lambda c: c.args.get("thread_ts") == card_ts
+                         and "<@U0BOB> marked it delisted" in c.args.get("text", ""))
+    assert said
+    update = fake.wait_for("chat.update", 2, where=lambda c: c.args.get("ts") == card_ts)[-1]
+    assert "delisted" in shown(update)
+
+
+def test_hostile_text_in_a_tickets_bounce_replies_and_commands_never_notifies(bot, fake):
+    from tests.test_slack_bounces import HOSTILE, TOKENS, typed_in_slack
+
+    bounce = seed("11.23.17.1").replace("mail from IP banned", f"mail from IP banned {HOSTILE}")
+    assert bot.send(command_body(typed_in_slack(bounce), fake, channel="C0HOSTTKT"), FORM)[0] == 200
+    card = fake.wait_for("chat.postMessage", where=in_channel("C0HOSTTKT"))[0]
+    ticket = card.args["text"].split(":")[0]
+    card_ts = next(m["ts"] for m in fake.messages if m["channel"] == "C0HOSTTKT")
+    fake.wait_for("chat.postMessage", 3, where=in_channel("C0HOSTTKT", thread_ts=card_ts))
+    # A provider's auto-reply with the hostile text inside, then a plain note carrying it too.
+    answer = reply("microsoft-autoreply.txt", "11.23.17.1") + "\n" + HOSTILE
+    for n, text in enumerate([answer, f"note {HOSTILE}"]):
+        body = event_body(thread_message("C0HOSTTKT", card_ts, f"1700001900.00010{n}", text),
+                          f"Ev-hosttkt-{n}")
+        assert bot.send(body, JSON)[0] == 200
+    fake.wait_for("chat.update", where=lambda c: c.args.get("ts") == card_ts
+                  and "acknowledged" in shown(c))
+    status, answered = bot.send(command_body(f"status {HOSTILE.split()[0]}", fake,
+                                             channel="C0HOSTTKT"), FORM)
+    assert status == 200
+    said = fake.wait_for("response_url", where=lambda c: "No open ticket" in json.dumps(c.args))
+    everything = answered + json.dumps([c.args for c in said]) + "".join(
+        shown(c) for m in ("chat.postMessage", "chat.update", "chat.postEphemeral")
+        for c in fake.of(m, where=in_channel("C0HOSTTKT")))
+    assert ticket in everything and "banned" in everything
+    for token in TOKENS:
+        assert token not in everything, token

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import time
+from datetime import timedelta
+
 import pytest
 
+from bot.core.errors import ConfigError
+from bot.slack.blocks import duration
 from bot.slack.listeners import parse_command
 from bot.slack.store import SlackStore
 from bot.slack.text import escape, from_slack
+from bot.slack.ticket_flows import snooze_length
 
 
 @pytest.mark.parametrize(
@@ -58,3 +64,33 @@ def test_a_released_claim_can_be_taken_again(tmp_path):
     store.claim("k")
     store.release("k")
     assert store.claim("k") is True
+
+
+@pytest.mark.parametrize(("choice", "hours"), [("4h", 4), ("1d", 24), ("3d", 72), ("", 24)])
+def test_snooze_choices_are_read_as_durations(choice, hours):
+    assert snooze_length(choice) == timedelta(hours=hours)  # "" : a card from before the menu
+
+
+@pytest.mark.parametrize("choice", ["90d", "0s", "soon", "4 parsecs"])
+def test_a_snooze_choice_out_of_range_or_unreadable_is_refused(choice):
+    with pytest.raises(ConfigError, match="snooze"):
+        snooze_length(choice)
+
+
+@pytest.mark.parametrize(("hours", "shown"), [
+    (28 + 3 / 3600, "28 h"), (1.25, "1.2 h"), (0.5, "30 min"), (2 / 3600, "2 s"),
+    (72.01, "3 days"), (24 * 7.5, "7.5 days"),
+])
+def test_durations_read_as_people_say_them(hours, shown):
+    assert duration(hours) == shown
+
+
+def test_delivered_replies_are_forgotten_after_a_week_undelivered_ones_never(tmp_path):
+    store = SlackStore(tmp_path / "bot.db")
+    store.queue_reply("sent", "C1", "1.1", [("a", [])])
+    store.queue_reply("waiting", "C1", "1.2", [("b", [])])
+    (sent,) = store.pending_replies("sent")
+    store.reply_sent(sent.id, "2.1")
+    assert store.prune_replies(now=time.time() + 3 * 86400) == 0  # not a week yet
+    assert store.prune_replies(now=time.time() + 8 * 86400) == 1
+    assert [r.group for r in store.pending_replies()] == ["waiting"]

@@ -6,8 +6,9 @@ Mode, unless `--socket` / `--http` / `--console` says otherwise:
                                 waitress (a production WSGI server, pure Python)
   neither                    -> the console: the same app in this terminal; with input piped
                                 in, that input is the script; with no input at all (or
-                                `--demo`), it plays the repo's sample bounce through the bot
-                                on a scratch database
+                                `--demo`), it first plays the repo's sample bounce through the
+                                bot on a scratch database, then reads the terminal (or the
+                                piped script) on that same database
 Slack modes also need SLACK_BOT_TOKEN.
 """
 
@@ -50,7 +51,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
                         help="HTTP address to bind (default 127.0.0.1; put a TLS proxy in front)")
     parser.add_argument("--demo", nargs="?", const=str(DEMO_BOUNCE), metavar="BOUNCE",
                         help="console only: play a short demo with this bounce "
-                        f"(default {DEMO_BOUNCE}) and exit")
+                        f"(default {DEMO_BOUNCE}) on a scratch database, then go on "
+                        "reading input there (a terminal stays open until :quit)")
     parser.set_defaults(func=run)
 
 
@@ -95,43 +97,54 @@ def run(args: argparse.Namespace) -> int:
 
 def _run_console(settings: Settings, demo: str | None) -> int:
     interactive = sys.stdin.isatty()
-    lines: Iterator[str] = iter(())
-    if not interactive and not demo:
-        # Piped input is a script; with none at all (CI, `make run`), play the demo instead.
-        script = sys.stdin.read() if not sys.stdin.closed else ""
-        if script.strip():
-            lines = iter(script.splitlines(keepends=True))
-        elif DEMO_BOUNCE.is_file():
-            demo = str(DEMO_BOUNCE)
-    if demo:
-        try:
-            lines = iter(demo_script(Path(demo)))
-        except OSError as exc:
-            print(f"delistbot serve --demo: cannot read {demo}: {exc.strerror}", file=sys.stderr)
-            return EXIT_USAGE
-        print(f"delistbot console demo: {demo} pasted into #console, then its ticket's life "
-              "(a scratch database; your own is not touched).")
-        with tempfile.TemporaryDirectory(prefix="delistbot-demo-") as scratch:
-            return _console(replace(settings, db_path=Path(scratch) / "demo.db"), lines)
-    if interactive:
-        print("delistbot console: type /delist help, paste a bounce (end with a line '.'), "
-              ":quit to leave.")
-        lines = iter(sys.stdin)
-    return _console(settings, lines, interactive)
+    script = "" if interactive or sys.stdin.closed else sys.stdin.read()
+    if not demo and not interactive and not script.strip() and DEMO_BOUNCE.is_file():
+        demo = str(DEMO_BOUNCE)  # no input at all (CI, `make run < /dev/null`): show the demo
+    # After the demo (if any): the terminal, or the piped script.
+    rest: Iterator[str] = iter(sys.stdin) if interactive else iter(script.splitlines(True))
+    if not demo:
+        if interactive:
+            print(f"delistbot console: {_HINT}")
+        return _console(settings, iter(()), rest, interactive)
+    try:
+        lines = iter(demo_script(Path(demo)))
+    except OSError as exc:
+        print(f"delistbot serve --demo: cannot read {demo}: {exc.strerror}", file=sys.stderr)
+        return EXIT_USAGE
+    print(f"delistbot console demo: {demo} pasted into #console, then its ticket's life over "
+          "a day or so (a scratch database; your own is not touched).")
+    with tempfile.TemporaryDirectory(prefix="delistbot-demo-") as scratch:
+        return _console(replace(settings, db_path=Path(scratch) / "demo.db"), lines, rest,
+                        interactive)
 
 
-def _console(settings: Settings, lines: Iterator[str], interactive: bool = False) -> int:
-    from bot.slack.console import Console, ConsoleSurface
+_HINT = ("type /delist help, paste a bounce (end with a line '.'), :click N to press a button, "
+         ":later 1d to move the clock on, :quit to leave.")
+
+
+def _console(
+    settings: Settings, demo: Iterator[str], rest: Iterator[str], interactive: bool
+) -> int:
+    from bot.service.tickets import utc_now
+    from bot.slack.console import Console, ConsoleClock, ConsoleSurface
     from bot.slack.ports import DeferredRunner
     from bot.slack.wiring import build
 
     runner = DeferredRunner()
     surface = ConsoleSurface(sys.stdout)
-    bot = build(settings, runner, surface)
-    console = Console(bot.app, surface, runner, tick=bot.pinger.tick,
-                      thread_of=bot.handlers.flows.thread_of)
-    console.run(lines, prompt=(lambda: print("\n# ", end="", flush=True))
-                if interactive else (lambda: None))
+    clock = ConsoleClock(utc_now)
+    bot = build(settings, runner, surface, clock)
+    console = Console(bot.app, surface, runner,
+                      tick=lambda: bot.replies.flush() + bot.pinger.tick(),
+                      thread_of=bot.handlers.flows.thread_of, clock=clock)
+    if not console.run(demo):
+        return EXIT_OK  # the demo said :quit
+    if interactive:
+        if surface.buttons:
+            print(f"\nYour turn, on the same scratch database: {_HINT}")
+        console.run(rest, prompt=lambda: print("\n# ", end="", flush=True))
+    else:
+        console.run(rest)
     return EXIT_OK
 
 
@@ -142,6 +155,7 @@ def _run_slack(settings: Settings, mode: str, args: argparse.Namespace) -> int:
     runner = ThreadRunner()
     bot = build(settings, runner)
     bot.pinger.start()
+    bot.replies.start()
     if mode == "socket":
         from slack_bolt.adapter.socket_mode import SocketModeHandler
 

@@ -24,7 +24,7 @@ import sys
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bot.cli import (
     EXIT_ATTENTION,
@@ -37,9 +37,11 @@ from bot.cli import (
 from bot.config import load_settings, parse_duration
 from bot.core.errors import ConfigError, DelistbotError
 from bot.core.tickets import IllegalMove, PingKind, Ticket
-from bot.service.tickets import NotFound, TicketService, build, reply_text, utc_now
 
-Handler = Callable[[TicketService, argparse.Namespace], int]
+if TYPE_CHECKING:  # SQLite and Jinja2 load only when a ticket command runs
+    from bot.service.tickets import TicketService
+
+Handler = Callable[["TicketService", argparse.Namespace], int]
 
 
 class Unreadable(DelistbotError):
@@ -59,6 +61,18 @@ def read_input(path: str) -> bytes:
     return data
 
 
+def utc_now() -> datetime:
+    from bot.service import tickets
+
+    return tickets.utc_now()
+
+
+def reply_text(data: bytes) -> str:
+    from bot.service import tickets
+
+    return tickets.reply_text(data)
+
+
 def _err(message: str) -> None:
     print(f"delistbot: {message}", file=sys.stderr)
 
@@ -67,6 +81,8 @@ def _run(handler: Handler) -> Callable[[argparse.Namespace], int]:
     """Build the service, run the handler, turn expected failures into exit codes."""
 
     def run(args: argparse.Namespace) -> int:
+        from bot.service.tickets import NotFound, build
+
         try:
             service = build(load_settings())
         except ConfigError:

@@ -26,7 +26,9 @@ KEY_NAMES = frozenset({"dqs", "abusix"})
 _CODE = re.compile(r"^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$")
 _HOSTNAME = re.compile(
     r"^(?=.{1,253}\.?$)([a-z0-9_](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}\.?$", re.IGNORECASE)
+_LEADING_ZERO = re.compile(r"^(\d{1,3}\.){0,3}0\d")
 IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+SWEEP_MAX = 256  # addresses of one network checked at once
 
 
 class ListingStatus(StrEnum):
@@ -141,24 +143,67 @@ def parse_target(text: str) -> Target:
     try:
         ip = ipaddress.ip_address(cleaned)
     except ValueError:
-        if _HOSTNAME.match(cleaned):
-            return Target(text, problem=f"{text!r} is a host name, not an IP address; "
-                                        "block lists are keyed by IP: resolve it first")
-        return Target(text, problem=f"{text!r} is not an IP address")
+        return Target(text, problem=_not_an_ip(text, cleaned))
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
         ip = ip.ipv4_mapped  # ::ffff:a.b.c.d is the IPv4 host, and lists are keyed by that
-    if not ip.is_global:
-        return Target(text, ip=ip, private=_why_not_public(ip))
+    kind = _non_public_kind(ip)
+    if kind:
+        return Target(text, ip=ip, private=(
+            f"{ip} is not a public address ({kind}): public block lists never list it, "
+            "so no list was asked"))
     return Target(text, ip=ip)
 
 
-def _why_not_public(ip: IpAddress) -> str:
-    kinds = (("loopback", ip.is_loopback), ("private", ip.is_private),
-             ("link-local", ip.is_link_local), ("multicast", ip.is_multicast),
-             ("unspecified", ip.is_unspecified), ("reserved", ip.is_reserved))
-    kind = next((k for k, flag in kinds if flag), "non-public")
-    return (f"{ip} is not a public address ({kind} range): public block lists never list it, "
-            "so no list was asked")
+def _not_an_ip(text: str, cleaned: str) -> str:
+    if _HOSTNAME.match(cleaned):
+        return (f"{text!r} is a host name, not an IP address; block lists are keyed by IP: "
+                "resolve it first")
+    if _LEADING_ZERO.match(cleaned):
+        return f"{text!r} is not an IP address (an octet with a leading zero is ambiguous)"
+    if "/" in cleaned:
+        return f"{text!r} is not an IP address or a network (a.b.c.d/nn, at most {SWEEP_MAX})"
+    return f"{text!r} is not an IP address"
+
+
+_NAMED_RANGES = tuple((ipaddress.ip_network(net), kind) for net, kind in (
+    # the most specific first; what is not here falls back to the stdlib's flags below
+    ("255.255.255.255/32", "limited broadcast"),
+    ("0.0.0.0/8", "\"this network\" range"),
+    ("100.64.0.0/10", "shared address space for carrier-grade NAT, RFC 6598"),
+    ("192.0.0.0/24", "IETF protocol assignments"),
+    ("192.0.2.0/24", "documentation range"), ("198.51.100.0/24", "documentation range"),
+    ("203.0.113.0/24", "documentation range"), ("2001:db8::/32", "documentation range"),
+    ("198.18.0.0/15", "benchmarking range"),
+    ("64:ff9b::/96", "NAT64 translation range: the sender is the NAT64 gateway's IPv4 address"),
+    ("fc00::/7", "unique local range"),
+))
+
+
+def _non_public_kind(ip: IpAddress) -> str | None:
+    """What kind of non-public address `ip` is, or None for a public one."""
+    flags = (("loopback range", ip.is_loopback), ("unspecified address", ip.is_unspecified),
+             ("link-local range", ip.is_link_local), ("multicast range", ip.is_multicast))
+    kind = next((k for k, flag in flags if flag), None)
+    kind = kind or next((k for net, k in _NAMED_RANGES
+                         if net.version == ip.version and ip in net), None)
+    if kind is None and ip.is_reserved:
+        kind = "reserved range"
+    if kind is None and not ip.is_global:
+        kind = "private range"
+    return kind
+
+
+def parse_sweep(text: str) -> tuple[list[str], str | None]:
+    """The addresses of a network written a.b.c.d/nn (host bits ignored), at most SWEEP_MAX of
+    them; or a problem. Each address is then judged on its own (`parse_target`)."""
+    try:
+        network = ipaddress.ip_network(text.strip(), strict=False)
+    except ValueError:
+        return [], _not_an_ip(text, text.strip())
+    if network.num_addresses > SWEEP_MAX:
+        return [], (f"{text!r} has {network.num_addresses:,} addresses; at most {SWEEP_MAX} "
+                    f"(an IPv4 /24 or an IPv6 /120) are checked at once")
+    return [str(ip) for ip in network], None
 
 
 # ----------------------------------------------------------------------------- names
@@ -166,22 +211,27 @@ def _why_not_public(ip: IpAddress) -> str:
 
 def query_name(ip: IpAddress, zone: str) -> str:
     """RFC 5782 §2.1/2.4: reversed octets (IPv4) or 32 reversed nibbles (IPv6), then the zone."""
-    pointer = ip.reverse_pointer  # "4.3.2.1.in-addr.arpa" / "...ip6.arpa"
-    labels = pointer.rsplit(".", 2)[0]
-    return f"{labels}.{zone.rstrip('.')}"
+    return f"{_reversed(ip)}.{zone.rstrip('.')}"
 
 
-def _test_points(ip: IpAddress) -> tuple[IpAddress, IpAddress]:
-    if ip.version == 4:
-        return ipaddress.IPv4Address("127.0.0.2"), ipaddress.IPv4Address("127.0.0.1")
-    return ipaddress.IPv6Address("::ffff:7f00:2"), ipaddress.IPv6Address("::ffff:7f00:1")
+def _reversed(ip: IpAddress) -> str:
+    """"4.3.2.1" for 1.2.3.4; the 32 nibbles, last first, for IPv6."""
+    return ip.reverse_pointer.rsplit(".", 2)[0]  # "4.3.2.1.in-addr.arpa" / "...ip6.arpa"
+
+
+_TEST_POINTS = {  # RFC 5782 §5: always listed, never listed
+    4: (_reversed(ipaddress.IPv4Address("127.0.0.2")), _reversed(ipaddress.IPv4Address("127.0.0.1"))),
+    6: (_reversed(ipaddress.IPv6Address("::ffff:7f00:2")),
+        _reversed(ipaddress.IPv6Address("::ffff:7f00:1"))),
+}
 
 
 def plan(zones: Iterable[Zone], ip: IpAddress, keys: Mapping[str, str | None]) -> Plan:
     """Which zones to ask for `ip` and the names to ask, plus the lists left out and why."""
     queries: list[Planned] = []
     skipped: list[Skipped] = []
-    listed_tp, clean_tp = _test_points(ip)
+    reversed_ip = _reversed(ip)
+    listed_tp, clean_tp = _TEST_POINTS[ip.version]
     for zone in zones:
         shown = zone.shown_zone(keys)
         target = zone.query_zone(keys)
@@ -192,10 +242,11 @@ def plan(zones: Iterable[Zone], ip: IpAddress, keys: Mapping[str, str | None]) -
             skipped.append(Skipped(zone.name, shown, zone.provider,
                                    "publishes no IPv6 data; not asked"))
         else:
+            target = target.rstrip(".")
             tp = zone.test_points
-            queries.append(Planned(zone, shown, query_name(ip, target),
-                                   query_name(listed_tp, target) if tp else None,
-                                   query_name(clean_tp, target) if tp else None))
+            queries.append(Planned(zone, shown, f"{reversed_ip}.{target}",
+                                   f"{listed_tp}.{target}" if tp else None,
+                                   f"{clean_tp}.{target}" if tp else None))
     return Plan(tuple(queries), tuple(skipped))
 
 

@@ -1,11 +1,19 @@
 """From a parsed Bounce to a Diagnosis: reasons, the rejecting party, the list, the route.
 
 Decision order for each recipient's reason (first that speaks wins):
-  1. the message kind: feedback report, auto-reply, a delivered/relayed DSN;
+  1. the message kind: feedback report, auto-reply, a delivered/relayed DSN (or a 2.x.x status);
   2. the ordered provider rules (rules.toml) over the unwrapped diagnostic;
-  3. the generic phrases (reasons.toml), in their order;
-  4. the enhanced status code (statuses.toml), full code then class.subject;
-  5. what the format itself said, then delay (Action: delayed) as expiry, else "onhold".
+  3. what the bounce's writer states (a format's heading, a dedicated format), unless the
+     enhanced status code names another reason;
+  4. an X-Unix diagnostic (RFC 3464 diagnostic type): the local delivery program failed;
+  5. the first pass: reasons that either the status code (statuses.toml) or the generic phrases
+     (reasons.toml) can decide, mailbox and message states before the sender and its IP, with
+     the SMTP command weighed in (RFC 5321: "user unknown" after DATA is a filter's verdict, a
+     refusal of MAIL FROM refuses the sender);
+  6. a precise status code; then the phrases only words decide; then a vague status code;
+  7. the status class (X.6 content, X.7 security), the reply code (501-504 syntax, 451 local
+     error), the format's default, Action: delayed as expiry, a refused greeting as a block;
+  8. "onhold" when there are words no rule places, "undefined" when there are none.
 The headline recipient is the first whose reason points at the sender's side; the receiver and
 the list come from the deciding rule, else from the text, hosts and domains (providers.toml).
 """
@@ -29,6 +37,7 @@ from bot.core.model import (
     Recipient,
     RecipientRecord,
 )
+from bot.core.prefilter import lowered, may_match, needles
 from bot.core.verdict import describe
 
 # Where a rejection names the refused IP; the first pattern that finds a public address wins.
@@ -38,6 +47,7 @@ _IP_IN_REJECTION = (
     re.compile(r"banned sender\s*\[?([0-9a-f.:]+)\]?", re.I),
     re.compile(r"messages from \[?([0-9a-f.:]+)\]?", re.I),
     re.compile(r"(?:from|sending) IP(?: address)?[ :]+\[?([0-9a-f.:]+)\]?", re.I),
+    re.compile(r"\byour IP address[ :]+\[?([0-9a-f.:]+)\]?", re.I),
     re.compile(r"\bIP[=:]\s*\[?([0-9a-f.:]+)\]?", re.I),
     re.compile(r"[?&](?:ip|ip_address|v)=([0-9a-f.:]+)", re.I),
     re.compile(r"(?:lookup|query|bl\.shtml)[/?]([0-9a-f.:]+)", re.I),
@@ -47,14 +57,21 @@ _IP_IN_REJECTION = (
 )
 _RECEIVED_BY_IP = re.compile(r"\bby\s+\S+\s+\(?\[?([0-9a-f.:]+)\]?\)?", re.I)
 _X_IP_HEADERS = re.compile(
-    r"^(?:X-Originating-IP|X-ACCEPT-IP|X-Sender-IP|X-Source-IP)\s*:\s*\[?([0-9a-f.:]+)\]?", re.I | re.M
+    r"^(?:X-Originating-IP|X-ACCEPT-IP|X-Sender-IP|X-Source-IP)\s*:\s*\[?([0-9a-f.:]+)\]?|"
+    r"^X-SES-Outgoing\s*:\s*[\d.]+-([0-9a-f.:]+)",  # Amazon SES: "2025.10.20-198.51.100.210"
+    re.I | re.M,
 )
 _LIST_NAME = re.compile(
     r"(?:blocked using|listed (?:in|at|on|by)|in a black ?list at|blacklisted (?:by|at|on)|"
     r"rejected by|refused by)\s+([a-z0-9][\w.-]*\.[a-z]{2,})",
     re.I,
 )
+_RECEIVED = re.compile(r"^Received:.*(?:\n[ \t].*)*", re.M | re.I)
+_IP_NEEDLES = tuple(needles(p) for p in _IP_IN_REJECTION)
+_X_IP_NEEDLES = needles(_X_IP_HEADERS)
 _DELAYED = frozenset({"delayed"})
+_RECIPIENT_STATES = frozenset({Reason.USERUNKNOWN, Reason.MAILBOXFULL, Reason.SUSPEND, Reason.HASMOVED,
+                               Reason.HOSTUNKNOWN, Reason.NOTACCEPT})
 _DELIVERED = frozenset({"delivered", "relayed", "expanded"})
 
 
@@ -78,7 +95,10 @@ def _any_ip(text: str) -> str | None:
 
 def rejected_ip(diagnostic: str) -> str | None:
     """The IP the rejection names as refused, if it names one."""
-    for pattern in _IP_IN_REJECTION:
+    low = lowered(diagnostic)
+    for pattern, found in zip(_IP_IN_REJECTION, _IP_NEEDLES, strict=True):
+        if not may_match(found, low):
+            continue
         for match in pattern.finditer(diagnostic):
             candidate = match.group(1).rstrip(".:")
             try:
@@ -91,11 +111,15 @@ def rejected_ip(diagnostic: str) -> str | None:
 
 def ip_from_headers(headers: str) -> tuple[str | None, str | None]:
     """The sending IP from the returned message's headers, and which header said so."""
-    match = _X_IP_HEADERS.search(headers)
-    if match and _valid_ip(match.group(1)):
-        name = match.group(0).split(":")[0]
-        return match.group(1), f"returned headers ({name})"
-    for received in re.findall(r"^Received:.*(?:\n[ \t].*)*", headers, re.M | re.I):
+    low = lowered(headers)
+    match = _X_IP_HEADERS.search(headers) if may_match(_X_IP_NEEDLES, low) else None
+    ip = match and (match.group(1) or match.group(2))
+    if match and ip and _valid_ip(ip):
+        name = match.group(0).split(":")[0].strip()
+        return ip, f"returned headers ({name})"
+    if not may_match(("received:",), low):
+        return None, None
+    for received in _RECEIVED.findall(headers):
         by = _RECEIVED_BY_IP.search(received)
         if by and _valid_ip(by.group(1)) and is_public_ip(by.group(1)):
             return by.group(1), "returned headers (Received: by)"
@@ -117,10 +141,40 @@ def _domain(address: str | None) -> str | None:
 
 
 def match_rule(knowledge: Knowledge, diagnostic: str, status: str | None) -> Rule | None:
-    for rule in knowledge.rules:
-        if rule.pattern.search(diagnostic) and (rule.status is None or rule.status.search(status or "")):
-            return rule
+    low = lowered(diagnostic)
+    rules = knowledge.rules
+    for i in knowledge.rule_candidates.of(low):
+        if rules[i].matches(diagnostic, low, status):
+            return rules[i]
     return None
+
+
+# Reasons the enhanced status code or the text can each decide, most specific first: the state of
+# the mailbox and the message before the recipient, the recipient before the sender, the sender's
+# address before its IP (a block names the IP last because so many rejections mention it).
+_FIRST_PASS = (
+    Reason.MAILBOXFULL, Reason.MESGTOOBIG, Reason.EXCEEDLIMIT, Reason.SUSPEND, Reason.HASMOVED,
+    Reason.NORELAYING, Reason.AUTHFAILURE, Reason.USERUNKNOWN, Reason.FILTERED, Reason.REQUIREPTR,
+    Reason.NOTCOMPLIANTRFC, Reason.BADREPUTATION, Reason.CONTENTERROR, Reason.REJECTED,
+    Reason.HOSTUNKNOWN, Reason.SPAMDETECTED, Reason.RATELIMITED, Reason.TOOMANYCONN, Reason.BLOCKED,
+)
+# Reasons only the text decides, tried when the status code names none or a vague one.
+_SECOND_PASS = (
+    Reason.MAILBOXFULL, Reason.AUTHFAILURE, Reason.BADREPUTATION, Reason.RATELIMITED,
+    Reason.VIRUSDETECTED, Reason.SPAMDETECTED, Reason.POLICYVIOLATION, Reason.NORELAYING,
+    Reason.SYSTEMERROR, Reason.NETWORKERROR, Reason.SUSPEND, Reason.CONTENTERROR, Reason.SYSTEMFULL,
+    Reason.NOTACCEPT, Reason.EXPIRED, Reason.FAILEDSTARTTLS, Reason.SECURITYERROR, Reason.MAILERERROR,
+    Reason.SYNTAXERROR,
+)
+# What a status code says too vaguely to stand against the text (RFC 3463: X.7.1 "delivery not
+# authorized" covers any policy; X.4.x and X.3.0 any network or system trouble; X.1.1 is used for
+# any refusal at RCPT by some MTAs).
+_VAGUE = frozenset({Reason.SYSTEMERROR, Reason.SECURITYERROR, Reason.EXPIRED, Reason.NETWORKERROR,
+                    Reason.HOSTUNKNOWN, Reason.USERUNKNOWN, Reason.ONHOLD})
+# SMTP commands sent before DATA (RFC 5321 §3.3): a refusal there cannot be about the content.
+_BEFORE_DATA = frozenset({"CONN", "EHLO", "HELO", "STARTTLS", "AUTH", "MAIL", "RCPT"})
+_GREETING = frozenset({"CONN", "EHLO", "HELO"})
+_ACCESS_DENIED = re.compile(r"access denied", re.I)
 
 
 def classify(knowledge: Knowledge, record: RecipientRecord, bounce: Bounce) -> tuple[Reason, Rule | None]:
@@ -128,49 +182,125 @@ def classify(knowledge: Knowledge, record: RecipientRecord, bounce: Bounce) -> t
         return Reason.FEEDBACK, None
     if bounce.format == "rfc3834":
         return Reason.VACATION, None
-    if record.action in _DELIVERED:
+    if record.action in _DELIVERED or (record.status or "").startswith("2."):
         return Reason.DELIVERED, None
     diagnostic = record.diagnostic
     rule = match_rule(knowledge, diagnostic, record.status)
     if rule:
         return rule.reason, rule
-    for phrase in knowledge.phrases:
-        if phrase.pattern.search(diagnostic):
-            return _after_data(phrase.reason, record), None
-    if record.action == "failed" and (record.status or "").startswith("4."):
-        # A temporary error that ended in failure: the queue lifetime ran out.
-        return Reason.EXPIRED, None
-    by_status = _status_reason(knowledge, record.status)
-    if by_status:
-        return by_status, None
-    if record.hint:
+    if record.hint and _status_reason(knowledge, record.status) in (None, record.hint):
+        # The bounce's writer stated the reason (a heading, a dedicated format) and the status
+        # code does not say otherwise.
         return record.hint, None
+    return _judge(knowledge, record), None
+
+
+def _judge(knowledge: Knowledge, record: RecipientRecord) -> Reason:
+    """The generic judgement: status code, SMTP command and phrases weighed together."""
+    text = record.diagnostic
+    low = lowered(text)
+    by_status = _status_reason(knowledge, record.status)
+    mailer = (record.diagnostic_type or "").startswith("x-unix")
+    if mailer:
+        # A local delivery program's exit status (RFC 3464 diagnostic type X-Unix), not SMTP;
+        # X.3.x says the mail system itself failed rather than the program.
+        if knowledge.says(Reason.MAILBOXFULL, text, low):
+            return Reason.MAILBOXFULL
+        return Reason.SYSTEMERROR if (record.status or "")[1:3] == ".3" and by_status else Reason.MAILERERROR
+    for reason in _FIRST_PASS:
+        if _probe(knowledge, reason, record, by_status, low):
+            return reason
+    if by_status and by_status not in _VAGUE:
+        return by_status
+    for reason in _SECOND_PASS:
+        if knowledge.says(reason, text, low):
+            return reason
+    if by_status:
+        return by_status
+    subject = (record.status or "")[1:3]
+    if subject == ".6":
+        return Reason.CONTENTERROR
+    if subject == ".7":
+        return Reason.SECURITYERROR
+    if _syntax_reply(record.reply_code):
+        return Reason.SYNTAXERROR
+    if record.reply_code == "451" and (record.status or "x.0.0")[1:] == ".0.0":
+        # RFC 5321 §4.2.2: 451 "Requested action aborted: local error in processing", and the
+        # status code (if any) says nothing more.
+        return Reason.SYSTEMERROR
+    if record.hint:
+        return record.hint
     if record.action in _DELAYED:
-        return Reason.EXPIRED, None
-    return Reason.ONHOLD, None
+        return Reason.EXPIRED
+    if (record.command or "") in _GREETING:
+        return Reason.BLOCKED  # refused at the greeting: the client itself is not welcome
+    return Reason.ONHOLD if text.strip() else Reason.UNDEFINED  # words we cannot place / no words
 
 
-def _after_data(reason: Reason, record: RecipientRecord) -> Reason:
-    """A "user unknown" given only after DATA is a content filter, not a missing mailbox."""
-    if reason is Reason.USERUNKNOWN and (record.command or "").startswith(("DATA", "END")):
-        return Reason.FILTERED
-    return reason
+def _probe(knowledge: Knowledge, reason: Reason, record: RecipientRecord, by_status: Reason | None,
+           low: str | None = None) -> bool:
+    """Does the status code or the text say `reason`, given the SMTP command it answered?"""
+    text = record.diagnostic
+    command = (record.command or "").upper()
+    if reason is Reason.USERUNKNOWN:
+        if by_status is Reason.USERUNKNOWN:
+            # X.1.1 is also sent for refusals that are not about the mailbox.
+            others = (Reason.NORELAYING, Reason.BLOCKED, Reason.MAILBOXFULL, Reason.HASMOVED,
+                      Reason.REJECTED, Reason.NOTACCEPT, Reason.RATELIMITED)
+            return not any(knowledge.says(r, text, low) for r in others)
+        return command == "RCPT" and knowledge.says(reason, text, low)
+    if reason is Reason.FILTERED:
+        # "No such user" given after DATA (or when the command is not known) comes from a filter
+        # that read the message, not from the recipient check at RCPT.
+        if by_status is Reason.FILTERED:
+            return knowledge.says(Reason.USERUNKNOWN, text, low) or knowledge.says(reason, text, low)
+        if command in _BEFORE_DATA:
+            return False
+        return knowledge.says(reason, text, low) or knowledge.says(Reason.USERUNKNOWN, text, low)
+    if reason is Reason.REJECTED:
+        if by_status is Reason.REJECTED:
+            return True
+        if command == "MAIL":  # RFC 5321: a refusal of MAIL FROM is a refusal of the sender
+            return knowledge.says(reason, text, low) or bool(_ACCESS_DENIED.search(text))
+        if command == "DATA":
+            return by_status is not Reason.USERUNKNOWN and knowledge.says(reason, text, low)
+        if by_status in (None, Reason.ONHOLD, Reason.SECURITYERROR, Reason.SYSTEMERROR):
+            return knowledge.says(reason, text, low)
+        return False
+    if reason is Reason.HOSTUNKNOWN:
+        if by_status is Reason.HOSTUNKNOWN:  # X.4.4 unable to route: DNS trouble or no MX at all
+            return not (knowledge.says(Reason.NETWORKERROR, text, low)
+                        or knowledge.says(Reason.NOTACCEPT, text, low))
+        return knowledge.says(reason, text, low)
+    if reason is Reason.CONTENTERROR:  # X.6.x alone is weighed after spam and policy words
+        return knowledge.says(reason, text, low)
+    if reason is Reason.SPAMDETECTED and knowledge.says(Reason.VIRUSDETECTED, text, low):
+        return False  # "virus detected; content rejected" names the more specific finding
+    if reason is Reason.MESGTOOBIG and by_status is Reason.EXCEEDLIMIT:
+        return False  # X.2.3: the recipient's own size limit
+    if reason is Reason.NORELAYING and command in _GREETING:
+        return False
+    if reason is Reason.SUSPEND and record.reply_code == "525":
+        return True  # RFC 5321 bis: 525 user account disabled
+    return by_status is reason or knowledge.says(reason, text, low)
+
+
+def _syntax_reply(code: str | None) -> bool:
+    """RFC 5321 §4.2.2: 501-504 and 401-404-like replies say the command itself was wrong."""
+    if not code or not code.isdigit():
+        return False
+    value = int(code)
+    return 400 < value < 408 or 500 < value < 508
 
 
 def _status_reason(knowledge: Knowledge, status: str | None) -> Reason | None:
     if not status:
         return None
-    if status in knowledge.statuses:
-        return knowledge.statuses[status]
-    return knowledge.statuses.get(status.rsplit(".", 1)[0])
+    return knowledge.statuses.get(status)
 
 
 def _providers_named(knowledge: Knowledge, text: str, kinds: Iterable[str]) -> Provider | None:
-    kinds = tuple(kinds)
-    for provider in knowledge.providers.values():
-        if provider.kind in kinds and any(p.search(text) for p in provider.text):
-            return provider
-    return None
+    return knowledge.named_in(text, lowered(text), tuple(kinds))
 
 
 def find_blocklist(knowledge: Knowledge, diagnostic: str) -> tuple[Provider | None, str | None]:
@@ -194,14 +324,12 @@ def find_receiver(knowledge: Knowledge, bounce: Bounce, record: RecipientRecord)
     if named:
         return named
     hosts = [h for h in (record.remote_mta, bounce.reporting_mta) if h]
-    for provider in knowledge.providers.values():
-        if provider.kind in receivers and any(provider.matches_host(h) for h in hosts[:1]):
-            return provider
+    if hosts:
+        by_host = knowledge.by_host(hosts[0], lowered(hosts[0]), receivers)
+        if by_host:
+            return by_host
     domain = _domain(record.address)
-    for provider in knowledge.providers.values():
-        if domain and provider.kind in receivers and provider.matches_domain(domain):
-            return provider
-    return None
+    return knowledge.by_domain(domain, receivers) if domain else None
 
 
 def _headline(recipients: list[Recipient], records: list[RecipientRecord]) -> int:
@@ -251,7 +379,10 @@ def _conclude(knowledge: Knowledge, bounce: Bounce, record: RecipientRecord,
         blocklist, zone = find_blocklist(knowledge, diagnostic)
     sending_ip, ip_source = _sending_ip(bounce, diagnostic)
     acting = blocklist or receiver
-    route = _route(rule, acting) if reason in SENDER_REASONS or rule else NO_ROUTE
+    # A rule routes unless it says the recipient's mailbox or domain is the problem (no address,
+    # full, closed, moved, no mail accepted): no party can lift that for the sender.
+    routed = rule is not None and (rule.route is not None or reason not in _RECIPIENT_STATES)
+    route = _route(rule, acting) if reason in SENDER_REASONS or routed else NO_ROUTE
     if route is NO_ROUTE and reason in (Reason.AUTHFAILURE, Reason.REQUIREPTR):
         route = DelistRoute(method=DelistMethod.FIX_SENDER, template="fix_sender")
     timers = _timers(rule, acting)

@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 
 from bot.core.errors import KnowledgeError
 from bot.core.model import DelistMethod, DelistRoute, Reason
+from bot.core.prefilter import Candidates, Needles, Screen
 
 DATA_DIR = Path(__file__).resolve().parent.parent / "data"
 
@@ -59,13 +60,24 @@ class Provider:
     replies: ReplyMarkers = ReplyMarkers()
     source: str = ""
     notes: str = ""
+    text_screen: Screen = field(init=False, compare=False, repr=False)
+    host_screen: Screen = field(init=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "text_screen", Screen(self.text))
+        object.__setattr__(self, "host_screen", Screen(self.hosts))
 
     @property
     def route(self) -> DelistRoute:
         return self.routes["default"]
 
-    def matches_host(self, host: str) -> bool:
-        return any(p.search(host) for p in self.hosts)
+    def named_in(self, text: str, low: str | None) -> bool:
+        """One of the provider's `text` markers is in `text` (`low` from prefilter.lowered)."""
+        return self.text_screen.search(text, low)
+
+    def matches_host(self, host: str, low: str | None = None) -> bool:
+        """A host pattern matches `host` (`low`: prefilter.lowered(host), to skip hopeless ones)."""
+        return self.host_screen.search(host, low)
 
     def matches_domain(self, domain: str) -> bool:
         domain = domain.lower()
@@ -86,11 +98,25 @@ class Rule:
     blocklist: str | None = None  # a provider id, or "?" to find the list named in the text
     route: str | None = None  # a route name of the acting provider (the list, else the receiver)
     status: re.Pattern[str] | None = None  # optional condition on the enhanced status code
+    example_status: str | None = None  # the status code the example came with, when `status` is set
     temporary: bool = False
     warning: str | None = None
     next_step: str | None = None
     wait_hours: float | None = None
     overdue_hours: float | None = None
+    screen: Screen = field(init=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "screen", Screen((self.pattern,), split=True))
+
+    @property
+    def needles(self) -> Needles:
+        return self.screen.needles
+
+    def matches(self, text: str, low: str | None, status: str | None) -> bool:
+        """The rule's pattern is in `text` (`low` from prefilter.lowered) and its status condition holds."""
+        return (self.screen.search(text, low)
+                and (self.status is None or self.status.search(status or "") is not None))
 
 
 @dataclass(frozen=True)
@@ -102,6 +128,17 @@ class ReasonRule:
     pattern: re.Pattern[str]
     source: str = ""
     example: str = ""
+    screen: Screen = field(init=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "screen", Screen((self.pattern,), split=True))
+
+    @property
+    def needles(self) -> Needles:
+        return self.screen.needles
+
+    def matches(self, text: str, low: str | None) -> bool:
+        return self.screen.search(text, low)
 
 
 @dataclass(frozen=True)
@@ -110,9 +147,67 @@ class Knowledge:
     rules: tuple[Rule, ...]
     phrases: tuple[ReasonRule, ...]
     statuses: Mapping[str, Reason]  # enhanced status code (or class.subject prefix) -> reason
+    rule_candidates: Candidates = field(init=False, compare=False, repr=False)
+    _kinds_cache: dict[tuple[str, ...], tuple[Provider, ...]] = field(
+        default_factory=dict, init=False, compare=False, repr=False)
+    _domains_cache: dict[tuple[str, ...], dict[str, Provider]] = field(
+        default_factory=dict, init=False, compare=False, repr=False)
+    _screens_cache: dict[tuple[str, tuple[str, ...]], Candidates] = field(
+        default_factory=dict, init=False, compare=False, repr=False)
+    by_reason: Mapping[Reason, tuple[ReasonRule, ...]] = field(default_factory=dict)
+
+    def says(self, reason: Reason, text: str, low: str | None = None) -> bool:
+        """Does any generic phrase of `reason` occur in the text? (`low`: prefilter.lowered(text))"""
+        return any(p.matches(text, low) for p in self.by_reason.get(reason, ()))
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "rule_candidates", Candidates(tuple(r.screen for r in self.rules)))
 
     def provider(self, provider_id: str) -> Provider:
         return self.providers[provider_id]
+
+    def of_kinds(self, kinds: tuple[str, ...]) -> tuple[Provider, ...]:
+        """The providers of these kinds, in the data's order (computed once per kinds)."""
+        found = self._kinds_cache.get(kinds)
+        if found is None:
+            found = tuple(p for p in self.providers.values() if p.kind in kinds)
+            self._kinds_cache[kinds] = found
+        return found
+
+    def named_in(self, text: str, low: str | None, kinds: tuple[str, ...]) -> Provider | None:
+        """The first provider of these kinds (in the data's order) whose `text` markers are in `text`."""
+        providers = self.of_kinds(kinds)
+        candidates = self._candidates("text", kinds)
+        return next((providers[i] for i in candidates.of(low) if providers[i].named_in(text, low)), None)
+
+    def by_host(self, host: str, low: str | None, kinds: tuple[str, ...]) -> Provider | None:
+        """The first provider of these kinds (in the data's order) whose host patterns match `host`."""
+        providers = self.of_kinds(kinds)
+        candidates = self._candidates("hosts", kinds)
+        return next((providers[i] for i in candidates.of(low) if providers[i].matches_host(host, low)), None)
+
+    def _candidates(self, what: str, kinds: tuple[str, ...]) -> Candidates:
+        found = self._screens_cache.get((what, kinds))
+        if found is None:
+            providers = self.of_kinds(kinds)
+            screens = tuple(p.text_screen if what == "text" else p.host_screen for p in providers)
+            found = Candidates(screens)
+            self._screens_cache[(what, kinds)] = found
+        return found
+
+    def by_domain(self, domain: str, kinds: tuple[str, ...]) -> Provider | None:
+        """The first provider (in the data's order) of these kinds whose domains hold `domain`."""
+        index = self._domains_cache.get(kinds)
+        if index is None:
+            index = {}
+            for provider in self.of_kinds(kinds):
+                for d in provider.domains:
+                    index.setdefault(d, provider)
+            self._domains_cache[kinds] = index
+        order = {p.id: i for i, p in enumerate(self.of_kinds(kinds))}
+        labels = domain.lower().split(".")
+        hits = [index[s] for s in (".".join(labels[i:]) for i in range(len(labels))) if s in index]
+        return min(hits, key=lambda p: order[p.id]) if hits else None
 
     def by_kind(self, *kinds: str) -> Iterable[Provider]:
         return (p for p in self.providers.values() if p.kind in kinds)
@@ -267,6 +362,7 @@ def _rule(row: _Row) -> Rule:
         blocklist=row.get("blocklist", str),
         route=row.get("route", str),
         status=row.regex("status", status) if status else None,
+        example_status=row.get("example_status", str),
         temporary=row.get("temporary", bool, False),
         warning=row.get("warning", str),
         next_step=row.get("next", str),
@@ -346,9 +442,13 @@ def load(data_dir: Path = DATA_DIR) -> Knowledge:
     _check_references(providers, rules)
     phrases = [_phrase(r) for r in _rows(data_dir / "reasons.toml", "phrase")]
     _unique(phrases, lambda r: r.id, "phrase")
+    by_reason: dict[Reason, list[ReasonRule]] = {}
+    for phrase in phrases:
+        by_reason.setdefault(phrase.reason, []).append(phrase)
     return Knowledge(
         providers=providers,
         rules=tuple(rules),
         phrases=tuple(phrases),
         statuses=_statuses(data_dir / "statuses.toml"),
+        by_reason={reason: tuple(rows) for reason, rows in by_reason.items()},
     )

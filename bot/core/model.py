@@ -94,6 +94,7 @@ class RecipientRecord:
     action: str | None = None  # RFC 3464 Action: failed | delayed | delivered | relayed | expanded
     command: str | None = None  # the SMTP command the reply answered (RCPT, DATA, ...)
     hint: Reason | None = None  # a reason the format itself states (e.g. "mailbox is full" headings)
+    diagnostic_type: str | None = None  # RFC 3464 Diagnostic-Code type: "smtp", "x-unix", ...
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ import asyncio
 import dataclasses
 import ipaddress
 import time
-from collections.abc import Awaitable, Collection, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -21,9 +21,11 @@ from bot.core.dnsbl import Listing, ListingStatus, Planned, Skipped, Zone
 from bot.core.knowledge import Knowledge, Provider
 from bot.core.model import Diagnosis
 from bot.core.ports import DnsStatus, Resolver
+from bot.core.spf import DmarcResult, SpfResult
 
 _T = TypeVar("_T")
 RECEIVER_KINDS = ("receiver", "gateway", "dnsbl")  # Barracuda ESS is filed as the list operator
+_LATE = object()  # `_within`'s result for a job cut off at the deadline
 
 
 @dataclass(frozen=True)
@@ -65,8 +67,9 @@ class Evidence:
     mx: dict[str, Any] | None = None
     ptr: tuple[str, ...] | None = None
     fcrdns: bool | None = None
-    spf: spf.SpfResult | None = None
-    dmarc: spf.DmarcResult | None = None
+    # The module `spf` is shadowed by the field of that name inside this class body.
+    spf: SpfResult | None = None
+    dmarc: DmarcResult | None = None
     notes: tuple[str, ...] = ()
 
     @property
@@ -97,41 +100,79 @@ class EvidenceService:
         self.resolver = resolver
         self.keys = dict(keys)
         self.deadline = deadline
+        self._health_checks: dict[str, asyncio.Task[str | None]] = {}
 
     # ------------------------------------------------------------------ block lists
 
     async def check_ip(self, text: str, providers: Collection[str] | None = None) -> CheckResult:
         """Every current list's answer for the IP in `text`; with `providers`, only the zones of
         those list operators (a ticket's re-check asks its own list, not all of them)."""
+        return (await self.check_ips([text], providers))[0]
+
+    async def check_ips(self, texts: Sequence[str],
+                        providers: Collection[str] | None = None) -> list[CheckResult]:
+        """Several IPs at once (a sweep of a range): every lookup in flight together, under
+        one overall deadline. A zone's RFC 5782 test points are asked once for all of them,
+        and once for every check running at the same time (the bot's concurrent checks)."""
         started = time.monotonic()
-        target = dnsbl.parse_target(text)
-        if target.problem or target.private or target.ip is None:
-            return CheckResult(text, str(target.ip) if target.ip else None, target.problem,
-                               target.private)
         zones = self.zones if providers is None else self.zones_of(providers)
-        planned = dnsbl.plan(zones, target.ip, self.keys)
-        tasks = [self._listing(p) for p in planned.queries]
-        listings = await _within(tasks, self.deadline,
-                                 [self._late(p) for p in planned.queries])
-        return CheckResult(text, str(target.ip), listings=tuple(listings),
-                           skipped=planned.skipped, notes=self._notes(),
-                           seconds=time.monotonic() - started)
+        targets = [dnsbl.parse_target(text) for text in texts]
+        plans = [dnsbl.plan(zones, t.ip, self.keys)
+                 if t.ip is not None and not t.problem and not t.private else dnsbl.Plan()
+                 for t in targets]
+        asked = [p for plan in plans for p in plan.queries]
+        health = {p.test_listed: self._health(p) for p in asked if p.test_listed}
+        jobs: list[Awaitable[object]] = [self._listing(p) for p in asked]
+        jobs += [asyncio.shield(task) for task in health.values()]  # shared: never cancelled
+        done = await _within(jobs, self.deadline, lambda _: _LATE)
+        problems = dict(zip(health, done[len(asked):], strict=True))
+        listings = iter(self._judged(p, listing, problems)
+                        for p, listing in zip(asked, done, strict=False))
+        seconds, notes = time.monotonic() - started, self._notes()
+        return [CheckResult(text, str(t.ip) if t.ip else None, t.problem, t.private,
+                            tuple(next(listings) for _ in plan.queries), plan.skipped,
+                            notes if plan.queries else (), seconds)
+                for text, t, plan in zip(texts, targets, plans, strict=True)]
+
+    def _health(self, p: Planned) -> asyncio.Task[str | None]:
+        """The zone's test-point check: the one in flight, if another check started it."""
+        assert p.test_listed and p.test_clean
+        loop = asyncio.get_running_loop()
+        task = self._health_checks.get(p.test_listed)
+        if task is None or task.get_loop() is not loop:
+            task = self._health_checks[p.test_listed] = loop.create_task(self._ask_health(p))
+            task.add_done_callback(lambda done: self._health_done(p.test_listed or "", done))
+        return task
+
+    def _health_done(self, name: str, task: asyncio.Task[str | None]) -> None:
+        if self._health_checks.get(name) is task:
+            del self._health_checks[name]  # the next check asks again (the resolver caches)
+
+    async def _ask_health(self, p: Planned) -> str | None:
+        """Why the zone cannot be believed right now (its test points answer wrong), or None."""
+        assert p.test_listed and p.test_clean
+        listed, clean = await asyncio.gather(self.resolver.query(p.test_listed, "A"),
+                                             self.resolver.query(p.test_clean, "A"))
+        return dnsbl.health_problem(p.zone, listed, clean)
 
     def zones_of(self, providers: Collection[str]) -> tuple[Zone, ...]:
         return tuple(z for z in self.zones if z.provider in providers)
 
     async def _listing(self, p: Planned) -> Listing:
-        ask = self.resolver.query
-        if p.test_listed and p.test_clean:
-            a, listed, clean = await asyncio.gather(ask(p.name, "A"), ask(p.test_listed, "A"),
-                                                    ask(p.test_clean, "A"))
-            problem = dnsbl.health_problem(p.zone, listed, clean)
-        else:
-            a, problem = await ask(p.name, "A"), None
+        a = await self.resolver.query(p.name, "A")
         listing = dnsbl.interpret(p.zone, a, None, p.shown)
         if listing.status is ListingStatus.LISTED:  # the reason text only matters when listed
-            listing = dnsbl.interpret(p.zone, a, await ask(p.name, "TXT"), p.shown)
-        return dnsbl.distrust(listing, problem) if problem else listing
+            listing = dnsbl.interpret(p.zone, a, await self.resolver.query(p.name, "TXT"),
+                                      p.shown)
+        return listing
+
+    def _judged(self, p: Planned, listing: object, problems: Mapping[str, object]) -> Listing:
+        """The listing as reported: late if it or its zone's test points did not answer in
+        time, not trustworthy if the test points answered wrong."""
+        problem = problems.get(p.test_listed) if p.test_listed else None
+        if not isinstance(listing, Listing) or problem is _LATE:
+            return self._late(p)
+        return dnsbl.distrust(listing, problem) if isinstance(problem, str) else listing
 
     def _late(self, p: Planned) -> Listing:
         return Listing(p.zone.name, p.shown, p.zone.provider, ListingStatus.UNKNOWN,
@@ -166,7 +207,7 @@ class EvidenceService:
         if sender:
             jobs["dmarc"] = spf.dmarc_policy(self.resolver, sender)
         names = list(jobs)
-        results = await _within(list(jobs.values()), self.deadline + 1, [None] * len(names))
+        results = await _within(list(jobs.values()), self.deadline + 1, lambda _: None)
         found = dict(zip(names, results, strict=True))
         late = [n for n in names if found[n] is None]
         ptr, fcrdns = found.get("reverse") or (None, None)
@@ -236,8 +277,10 @@ def _reverse_pointer(ip: str) -> str:
     return ipaddress.ip_address(ip).reverse_pointer
 
 
-async def _within(jobs: list[Awaitable[_T]], deadline: float, late: list[_T]) -> list[_T]:
-    """Run all jobs at once; a job still running at the deadline is cancelled and gets `late`."""
+async def _within(jobs: Sequence[Awaitable[_T]], deadline: float,
+                  late: Callable[[int], _T]) -> list[_T]:
+    """Run all jobs at once; job i, if still running at the deadline, is cancelled and its result
+    is `late(i)`."""
     tasks = [asyncio.ensure_future(job) for job in jobs]
     if not tasks:
         return []
@@ -245,4 +288,4 @@ async def _within(jobs: list[Awaitable[_T]], deadline: float, late: list[_T]) ->
     for task in pending:
         task.cancel()
     await asyncio.gather(*pending, return_exceptions=True)
-    return [late[i] if task in pending else task.result() for i, task in enumerate(tasks)]
+    return [late(i) if task in pending else task.result() for i, task in enumerate(tasks)]

@@ -9,8 +9,10 @@ request instead, which also tells the self-event filter who "we" are.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import datetime
 
 from slack_bolt import App
 from slack_bolt.authorization import AuthorizeResult
@@ -22,6 +24,7 @@ from bot.service.tickets import TicketService, utc_now
 from bot.slack.listeners import Handlers
 from bot.slack.pinger import DEFAULT_INTERVAL, Pinger
 from bot.slack.ports import Runner, Services
+from bot.slack.replies import Replies
 from bot.slack.store import SlackStore
 from bot.slack.surface import Surface, WebSurface, make_client
 from bot.slack.ticket_flows import TicketFlows
@@ -34,20 +37,22 @@ CONSOLE_TEAM, CONSOLE_BOT_USER, CONSOLE_BOT_ID = "TCONSOLE", "UDELISTBOT", "BDEL
 
 @dataclass
 class SlackBot:
-    """The app and what its listeners use; serve starts `pinger` beside the transport."""
+    """The app and what its listeners use; serve starts `pinger` and `replies` beside the
+    transport (the two loops that deliver what Slack could not take at once)."""
 
     app: App
     handlers: Handlers
     surface: Surface
     store: SlackStore
     pinger: Pinger
+    replies: Replies
 
 
 @dataclass(frozen=True)
 class SlackSettings:
     """The settings file's optional [slack] table."""
 
-    ping_interval: float = DEFAULT_INTERVAL
+    ping_interval: float = DEFAULT_INTERVAL  # also how often undelivered replies are retried
     auto_open: frozenset[str] = frozenset()  # channel ids where bounces open tickets at once
     fallback_channel: str | None = None  # where pings of tickets opened outside Slack go
 
@@ -70,8 +75,12 @@ def build_app(
     runner: Runner,
     tickets: TicketService,
     surface: Surface | None = None,
+    clock: Callable[[], datetime] = utc_now,
 ) -> SlackBot:
-    """The Slack app; with `surface` given (the console) it never talks to Slack."""
+    """The Slack app; with `surface` given (the console) it never talks to Slack.
+
+    `clock` is the time every listener and the ping loop go by (the console can move it on).
+    """
     options = SlackSettings.from_settings(settings)
     store = SlackStore(settings.db_path)
     if surface is None:
@@ -99,17 +108,18 @@ def build_app(
             logger=logging.getLogger("slack_bolt"),
         )
     pinger = Pinger(tickets, surface, owner_of=lambda ref: tickets.get(ref).owner,
-                    clock=utc_now, interval=options.ping_interval,
+                    clock=clock, interval=options.ping_interval,
                     fallback_channel=options.fallback_channel)
+    replies = Replies(store, surface, interval=options.ping_interval)
     flows = TicketFlows(tickets, surface, store, services.names, wake_pinger=pinger.wake,
-                        check_ip=services.check_ip)
+                        clock=clock, check_ip=services.check_ip, replies=replies)
     pinger.annotate = flows.ping_note
     if services.recheck is not None:
         flows.recheck = services.recheck
         pinger.before_tick = flows.dns_recheck
-    handlers = Handlers(services, surface, store, runner, flows, options.auto_open)
+    handlers = Handlers(services, surface, store, runner, flows, replies, options.auto_open)
     handlers.register(app)
-    return SlackBot(app, handlers, surface, store, pinger)
+    return SlackBot(app, handlers, surface, store, pinger, replies)
 
 
 class _SameTokenWarning(logging.Filter):

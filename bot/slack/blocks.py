@@ -157,7 +157,7 @@ HELP_TEXT = (
     "*delistbot* diagnoses bounces and tracks delist requests.\n"
     "• `/delist 203.0.113.44` — which blocklists list this IP, what that means, where to delist\n"
     "• `/delist` + a pasted bounce — diagnosis, a draft request and a ticket in this channel\n"
-    "• `/delist` alone — a form to paste a long bounce\n"
+    "• `/delist` alone — a form to paste a bounce, or attach it as a file\n"
     "• `/delist list` — open tickets, age against the expected wait\n"
     "• `/delist status DL-42` or `/delist status 203.0.113.44` — one ticket\n"
     "• Paste or e-mail a bounce into a channel I am in: I answer in its thread.\n"
@@ -182,14 +182,24 @@ def paste_modal(channel_id: str) -> dict[str, Any]:
             {
                 "type": "input",
                 "block_id": "bounce",
+                "optional": True,
                 "label": {"type": "plain_text", "text": "Paste the whole bounce, headers included"},
                 "element": {
                     "type": "plain_text_input",
                     "action_id": "text",
                     "multiline": True,
-                    "max_length": 3000,
+                    "max_length": 3000,  # Slack's ceiling for a text input
                 },
-            }
+            },
+            {
+                "type": "input",
+                "block_id": "file",
+                "optional": True,
+                "label": {"type": "plain_text",
+                          "text": "…or attach it (a saved .eml or .txt), if it is longer than that"},
+                "element": {"type": "file_input", "action_id": "file",
+                            "filetypes": ["eml", "txt"], "max_files": 1},
+            },
         ],
     }
 
@@ -216,8 +226,8 @@ def duration(hours: float | None) -> str:
     if hours < 1:
         return f"{round(hours * 60)} min"
     if hours < 48:
-        return f"{hours:g} h"
-    return f"{hours / 24:g} days"
+        return f"{round(hours, 1):g} h"  # an age read a few seconds late is still "28 h"
+    return f"{round(hours / 24, 1):g} days"
 
 
 def _delist_line(d: Diagnosis) -> str:
@@ -322,13 +332,37 @@ def ip_report(ip: str, listings: Sequence[Listing], note: str = "") -> list[Mess
 
 # ---------------------------------------------------------------- tickets
 
-# The card's buttons; action ids are part of the contract with the listeners.
+# The card's controls; action ids are part of the contract with the listeners. "snooze" is a
+# menu of durations (its option values are "<ticket id>|<duration>"), the others are buttons.
 CARD_ACTIONS = (
     ("Request sent", "request_sent", "primary"),
     ("Delisted", "delisted", None),
-    ("Snooze 1 day", "snooze", None),
+    ("Snooze…", "snooze", None),
     ("Close", "close", "danger"),
 )
+CARD_ACTION_IDS = tuple(action_id for _, action_id, _ in CARD_ACTIONS)
+SNOOZE_CHOICES = (("4 hours", "4h"), ("1 day", "1d"), ("3 days", "3d"), ("1 week", "7d"))
+
+
+def menu(placeholder: str, action_id: str, options: Sequence[tuple[str, str]]) -> Block:
+    """A static select: (label, value) options; labels ≤ 75 characters, our own wording."""
+    return {
+        "type": "static_select",
+        "action_id": action_id,
+        "placeholder": {"type": "plain_text", "text": placeholder[:150], "emoji": True},
+        "options": [
+            {"text": {"type": "plain_text", "text": label[:75], "emoji": True},
+             "value": value[:150]}
+            for label, value in options
+        ],
+    }
+
+
+def _card_control(label: str, action_id: str, ticket_id: str, style: str | None) -> Block:
+    if action_id == "snooze":
+        return menu(label, action_id, [(text, f"{ticket_id}|{how_long}")
+                                       for text, how_long in SNOOZE_CHOICES])
+    return button(label, action_id, ticket_id, style)
 
 
 @dataclass(frozen=True)
@@ -384,7 +418,8 @@ def ticket_card(t: TicketView) -> Message:
         card += section(f"*Next step:* {escape(t.next_step)}")
     if t.active:
         card.append(actions(f"ticket:{t.id}", *(
-            button(label, action_id, t.id, style) for label, action_id, style in CARD_ACTIONS
+            _card_control(label, action_id, t.id, style)
+            for label, action_id, style in CARD_ACTIONS
         )))
     card.append(context("Replies in this thread belong to this ticket: paste the provider's "
                         "answers here."))

@@ -8,8 +8,10 @@
                             empty lines: one is not enough, bounces contain them)
   :thread <ts|DL-n> <text>  a reply in a message's (or ticket's) thread; text may continue
                             on following lines, ended like a paste
-  :click <n>                press button [n] as numbered in the output
+  :click <n>                press button [n] as numbered in the output (or pick option
+                            [n] of a menu)
   :home                     open the App Home tab
+  :later <duration>         move the bot's clock on (e.g. `:later 25h`): due pings go out
   :quit                     leave (end of input does too)
 
 Requests go through `App.dispatch` as Socket Mode requests (no signature in that mode), exactly the
@@ -23,11 +25,13 @@ import json
 import re
 import threading
 from collections.abc import Callable, Iterator
+from datetime import datetime, timedelta
 from typing import Any, TextIO
 
 from slack_bolt import App, BoltRequest
 
-from bot.core.errors import DelistbotError
+from bot.config import parse_duration
+from bot.core.errors import ConfigError, DelistbotError
 from bot.slack.blocks import Block, Message
 from bot.slack.ports import DeferredRunner
 
@@ -37,19 +41,39 @@ _ENTITIES = (("&lt;", "<"), ("&gt;", ">"), ("&amp;", "&"))
 
 
 _MENTION = re.compile(r"<@([A-Z0-9]+)>")
+# mrkdwn's *bold* as Slack shows it (bold, here plain); never inside a code block.
+_BOLD = re.compile(r"(?<![\w*])\*([^*\n]+)\*(?![\w*])")
+_FENCED = "```"
 
 
 def _plain(text: str) -> str:
+    if not text.startswith(_FENCED):
+        text = _BOLD.sub(r"\1", text)
     text = _MENTION.sub(r"@\1", text)
     for entity, char in _ENTITIES:
         text = text.replace(entity, char)
     return text
 
 
+class ConsoleClock:
+    """The console's time: the real clock, moved on by however much `:later` asked for."""
+
+    def __init__(self, base: Callable[[], datetime]) -> None:
+        self.base = base
+        self.offset = timedelta(0)
+
+    def __call__(self) -> datetime:
+        return self.base() + self.offset
+
+    def advance(self, by: timedelta) -> None:
+        self.offset += by
+
+
 def render_blocks(
-    blocks: list[Block] | tuple[Block, ...], on_button: Callable[[Block, str], int]
+    blocks: list[Block] | tuple[Block, ...],
+    on_button: Callable[[Block, Block, Block | None], int],
 ) -> list[str]:
-    """Blocks as terminal lines; buttons get numbers the user can `:click`."""
+    """Blocks as terminal lines; buttons (and each option of a menu) get numbers to `:click`."""
     lines: list[str] = []
     for block in blocks:
         kind = block.get("type")
@@ -65,8 +89,14 @@ def render_blocks(
         elif kind == "actions":
             labels = []
             for element in block["elements"]:
-                number = on_button(block, element.get("action_id", ""))
-                labels.append(f"[{number}] {element['text']['text']}")
+                if element.get("type") == "static_select":
+                    choices = " ".join(f"[{on_button(block, element, option)}] "
+                                       f"{option['text']['text']}"
+                                       for option in element.get("options", []))
+                    labels.append(f"{element['placeholder']['text']} {choices}")
+                else:
+                    labels.append(f"[{on_button(block, element, None)}] "
+                                  f"{element['text']['text']}")
             lines.append("  " + "   ".join(labels))
         elif kind == "divider":
             lines.append("-" * 40)
@@ -82,15 +112,16 @@ class ConsoleSurface:
         self.out = out
         self._ts = itertools.count(1)
         self._lock = threading.Lock()
-        self.buttons: list[tuple[Block, Block, str, str | None]] = []  # block, element, channel, ts
+        # block, element, the menu option it stands for (None for a button), channel, ts
+        self.buttons: list[tuple[Block, Block, Block | None, str, str | None]] = []
         self.threads: dict[str, str] = {}  # message ts -> thread it lives in
         self.modal_open: dict[str, Any] | None = None
-        self.metadata: set[tuple[str, str]] = set()  # (thread, payload) of pings posted
+        # (thread, payload) -> ts of the post; thread None: a top-level post, also kept by its own ts
+        self.metadata: dict[tuple[str | None, str], str] = {}
 
-    def _button(self, channel: str, ts: str | None) -> Callable[[Block, str], int]:
-        def register(block: Block, action_id: str) -> int:
-            element = next(e for e in block["elements"] if e.get("action_id") == action_id)
-            self.buttons.append((block, element, channel, ts))
+    def _button(self, channel: str, ts: str | None) -> Callable[[Block, Block, Block | None], int]:
+        def register(block: Block, element: Block, option: Block | None) -> int:
+            self.buttons.append((block, element, option, channel, ts))
             return len(self.buttons)
 
         return register
@@ -114,15 +145,20 @@ class ConsoleSurface:
     ) -> str:
         ts = f"{next(self._ts)}.000100"
         if metadata:
-            self.metadata.add((thread_ts or ts, str(metadata.get("event_payload"))))
+            payload = str(metadata.get("event_payload"))
+            self.metadata[(thread_ts or ts, payload)] = ts
+            if not thread_ts:
+                self.metadata[(None, payload)] = ts
         self.threads[ts] = thread_ts or ts
         where = f"in thread {thread_ts}" if thread_ts else "in #console"
         also = " (also sent to the channel)" if broadcast else ""
         self._print(f"delistbot {where}{also}, message {ts}:", message, channel, ts)
         return ts
 
-    def thread_has(self, channel: str, thread_ts: str | None, event_type: str, key: str) -> bool:
-        return (thread_ts, str({"key": key})) in self.metadata
+    def find_in_thread(
+        self, channel: str, thread_ts: str | None, event_type: str, key: str
+    ) -> str | None:
+        return self.metadata.get((thread_ts, str({"key": key})))
 
     def update(self, channel: str, ts: str, message: Message) -> None:
         self._print(f"delistbot updated message {ts}:", message, channel, ts)
@@ -142,6 +178,9 @@ class ConsoleSurface:
     def email_text(self, file_id: str) -> bytes | None:
         return None  # nobody can e-mail the console
 
+    def file_text(self, file_id: str) -> bytes | None:
+        return None  # nor attach a file: the console's form takes a paste
+
 
 class Console:
     def __init__(
@@ -151,8 +190,10 @@ class Console:
         runner: DeferredRunner,
         tick: Callable[[], int] = lambda: 0,
         thread_of: Callable[[str], str | None] = lambda ref: None,
+        clock: ConsoleClock | None = None,
     ) -> None:
         self.app, self.surface, self.runner = app, surface, runner
+        self.clock = clock  # the bot's clock, which `:later` moves on
         self.thread_of = thread_of  # DL-n -> the ticket's thread
         self.tick = tick  # the ping loop's tick: due pings show right after each input
         self._ids = itertools.count(1)
@@ -217,15 +258,35 @@ class Console:
         if not 1 <= number <= len(self.surface.buttons):
             self.surface.out.write(f"\nThere is no button [{number}].\n")
             return
-        block, element, channel, ts = self.surface.buttons[number - 1]
+        block, element, option, channel, ts = self.surface.buttons[number - 1]
+        action: dict[str, Any] = {"action_id": element.get("action_id", ""),
+                                  "block_id": block.get("block_id", ""),
+                                  "type": element.get("type", "button")}
+        if option is None:
+            action["value"] = element.get("value", "")
+        else:
+            action["selected_option"] = option
         self.dispatch({
             "type": "block_actions", "team": {"id": "TCONSOLE"}, "user": {"id": USER},
             "channel": {"id": channel}, "trigger_id": f"console-trigger-{next(self._ids)}",
             "container": {"type": "message", "channel_id": channel, "message_ts": ts},
             "message": {"ts": ts, "thread_ts": self.surface.threads.get(ts or "")},
-            "actions": [{**element, "block_id": block.get("block_id", ""),
-                         "type": "button"}],
+            "actions": [action],
         })
+
+    def later(self, how_long: str) -> None:
+        """Move the bot's clock on, then let the ping loop look at what fell due."""
+        if self.clock is None:
+            self.surface.out.write("\nThis console's clock cannot be moved.\n")
+            return
+        try:
+            seconds = parse_duration(how_long.strip(), ":later")
+        except ConfigError as exc:
+            self.surface.out.write(f"\n{exc}\n")
+            return
+        self.clock.advance(timedelta(seconds=seconds))
+        self.surface.out.write(f"\n(the clock now reads {self.clock():%Y-%m-%d %H:%M} UTC)\n")
+        self.tick()
 
     def home(self) -> None:
         self.dispatch({
@@ -236,12 +297,14 @@ class Console:
 
     # ------------------------------------------------------------ the read loop
 
-    def run(self, lines: Iterator[str], prompt: Callable[[], None] = lambda: None) -> None:
+    def run(self, lines: Iterator[str], prompt: Callable[[], None] = lambda: None) -> bool:
+        """Handle lines until they end (True) or one says :quit (False)."""
         prompt()
         for line in lines:
             if not self.handle(line.rstrip("\n"), lines):
-                return
+                return False
             prompt()
+        return True
 
     def handle(self, line: str, more: Iterator[str]) -> bool:
         stripped = line.strip()
@@ -267,15 +330,25 @@ class Console:
                 return True
             text = parts[2] if len(parts) == 3 else ""
             follow = _read_paste(more) if not text else ""
+            self._echo(follow)
             self.message((text + "\n" + follow).strip(), thread_ts=self._thread(parts[1]))
         elif stripped.startswith(":click"):
             _, _, number = stripped.partition(" ")
             self.click(int(number) if number.strip().isdigit() else 0)
         elif stripped == ":home":
             self.home()
+        elif stripped.startswith(":later"):
+            self.later(stripped[len(":later"):])
         else:
             self.message((line + "\n" + _read_paste(more)).strip("\n"))
         return True
+
+    def _echo(self, pasted: str) -> None:
+        """What was pasted, in brief: the transcript should show what the bot is answering."""
+        lines = [line for line in pasted.splitlines() if line.strip()]
+        if lines:
+            more = f" (+{len(lines) - 1} lines)" if len(lines) > 1 else ""
+            self.surface.out.write(f"  | {_first_line(lines[0].strip())}{more}\n")
 
     def _thread(self, ref: str) -> str:
         if ref.upper().startswith("DL-"):

@@ -16,7 +16,7 @@ this change propagates through our entire system."""
 
 
 def demo_script(bounce: Path) -> list[str]:
-    """Console input lines: help, a bounce pasted in the channel, its ticket, a provider reply."""
+    """Console input lines: a bounce pasted in the channel, its ticket and pings, day by day."""
     text = bounce.read_text(encoding="utf-8", errors="replace")
     return [
         "/delist help",
@@ -27,9 +27,11 @@ def demo_script(bounce: Path) -> list[str]:
         ":thread DL-1",
         *DEMO_ACK.splitlines(),
         ".",
+        ":later 25h",  # past Microsoft's published wait: the overdue ping, with the next step
         ":thread DL-1",
         *DEMO_DELISTED.format(ip=_ip(text)).splitlines(),
-        ".",
+        ".",  # the confirmation ping
+        ":later 3h",  # the propagation window is over: the re-check ping
         "/delist list",
     ]
 

@@ -23,6 +23,7 @@ from bot.core.errors import DelistbotError
 from bot.core.model import Diagnosis
 from bot.slack import blocks
 from bot.slack.ports import Runner, Services
+from bot.slack.replies import Replies
 from bot.slack.store import SlackStore
 from bot.slack.surface import Surface
 from bot.slack.text import escape, from_slack
@@ -30,8 +31,10 @@ from bot.slack.ticket_flows import TicketFlows
 
 log = logging.getLogger(__name__)
 
-CARD_ACTION_IDS = tuple(action_id for _, action_id, _ in blocks.CARD_ACTIONS)
+CARD_ACTION_IDS = blocks.CARD_ACTION_IDS
 _STATUS = re.compile(r"^status\s+(\S+)$", re.IGNORECASE)
+# Files read as mail: Slack's forwarded e-mails ("email"), and saved messages dropped in ("eml").
+_EMAIL_TYPES = {"email", "eml"}
 # Errors meaning "I cannot post there": tell the user privately instead of failing silently.
 _NOT_POSTABLE = {"not_in_channel", "channel_not_found", "is_archived"}
 
@@ -73,6 +76,7 @@ class Handlers:
         store: SlackStore,
         runner: Runner,
         flows: TicketFlows,
+        replies: Replies,
         auto_open: frozenset[str] = frozenset(),
     ) -> None:
         self.services = services
@@ -80,6 +84,7 @@ class Handlers:
         self.store = store
         self.runner = runner
         self.flows = flows
+        self.replies = replies
         self.auto_open = auto_open  # channels where a bounce opens its ticket without a click
 
     # ------------------------------------------------------------ registration
@@ -138,10 +143,28 @@ class Handlers:
             self.runner.submit(self.diagnose_pasted, ctx, arg.encode(), "slack:/delist")
 
     def on_paste_submitted(self, ack: Ack, body: dict[str, Any], view: dict[str, Any]) -> None:
+        values = view["state"]["values"]
+        pasted = ((values.get("bounce") or {}).get("text") or {}).get("value") or ""
+        files = ((values.get("file") or {}).get("file") or {}).get("files") or []
+        if not pasted.strip() and not files:
+            ack(response_action="errors",
+                errors={"bounce": "Paste the bounce here, or attach it below."})
+            return
         ack()
-        pasted = view["state"]["values"]["bounce"]["text"].get("value") or ""
         ctx = Context(view.get("private_metadata") or "", body["user"]["id"])
-        self.runner.submit(self.diagnose_pasted, ctx, pasted.encode(), "slack:modal")
+        if files:
+            self.runner.submit(self.diagnose_attached, ctx, str(files[0]["id"]))
+        else:
+            self.runner.submit(self.diagnose_pasted, ctx, pasted.encode(), "slack:modal")
+
+    def diagnose_attached(self, ctx: Context, file_id: str) -> None:
+        """The form's attachment: read through files.info (files:read), then as if pasted."""
+        with self._reporting(ctx):
+            data = self.surface.file_text(file_id)
+            if not data:
+                self._private(ctx, blocks.notice("I could not read the file you attached."))
+                return
+        self.diagnose_pasted(ctx, data, f"slack:file/{file_id}")
 
     def report_ip(self, ctx: Context, ip: str) -> None:
         with self._reporting(ctx):
@@ -217,14 +240,18 @@ class Handlers:
             return
         key = f"{channel}/{ts}"
         self.store.keep_source(key, channel, ts, data)
-        ctx = Context(channel, user)
-        for d in bounces:
-            self._post_diagnosis(ctx, d, thread_ts=ts, open_value=key)
+        # Through the reply outbox: the event is already recorded as handled, so if Slack is
+        # down now, the diagnosis must still go out later (once).
+        for n, d in enumerate(bounces):
+            draft = self.services.draft(d)
+            self.replies.send(f"diagnosis:{key}:{n}", channel, ts, blocks.diagnosis_messages(
+                d, self.services.names, draft, open_value=key))
 
     def _message_bytes(self, event: dict[str, Any]) -> bytes | None:
         if event.get("subtype") == "file_share":
             for file in event.get("files") or []:
-                if file.get("filetype") == "email" or file.get("mode") in {"email", "file_access"}:
+                if file.get("filetype") in _EMAIL_TYPES or file.get("mode") in {"email",
+                                                                              "file_access"}:
                     data = self.surface.email_text(file["id"])
                     if data:
                         return data
@@ -280,12 +307,15 @@ class Handlers:
     def on_card_button(self, ack: Ack, body: dict[str, Any], action: dict[str, Any]) -> None:
         ack()
         channel = (body.get("channel") or {}).get("id") or ""
-        self.runner.submit(self.press, action["action_id"], action["value"], body["user"]["id"],
-                           channel)
+        # Buttons carry "DL-n"; the snooze menu's chosen option carries "DL-n|<duration>".
+        value = action.get("value") or (action.get("selected_option") or {}).get("value") or ""
+        ref, _, choice = value.partition("|")
+        self.runner.submit(self.press, action["action_id"], ref, body["user"]["id"], channel,
+                           choice)
 
-    def press(self, action_id: str, ref: str, user: str, channel: str) -> None:
+    def press(self, action_id: str, ref: str, user: str, channel: str, choice: str = "") -> None:
         with self._reporting(Context(channel, user)):
-            self.flows.press(action_id, ref, user, channel)
+            self.flows.press(action_id, ref, user, channel, choice)
 
     # ------------------------------------------------------------ helpers
 

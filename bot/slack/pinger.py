@@ -122,7 +122,7 @@ class Pinger:
             self.outbox.ping_failed(row.id)  # no thread and no fallback channel: the CLI's
             return 0
         try:
-            if row.attempts > 1 and self.surface.thread_has(
+            if row.attempts > 1 and self.surface.find_in_thread(
                 channel, thread_ts, PING_EVENT, row.key
             ):
                 log.info("ping %s was delivered before a restart; not posting it again", row.key)

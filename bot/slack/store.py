@@ -5,19 +5,39 @@ channel+ts). Slack retries a delivery it thinks failed (X-Slack-Retry-Num) and a
 one; claiming the key in a unique row before acting makes the second delivery a no-op.
 `slack_sources`: the bounce text behind an "Open ticket" button, so a click days later still has it.
 `slack_cards`: where each ticket's card message is, so every change can update it.
+`slack_outbox`: replies to a bounce (the diagnosis and its pages) not yet delivered: queued before
+the first attempt, marked sent with the ts Slack gave, so Slack being down loses none of them.
 """
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import sqlite_utils
 
 # Slack stops retrying after about 5 minutes; a week is ample to catch replays after a restart.
 EVENT_TTL_SECONDS = 7 * 86400
+
+
+@dataclass(frozen=True)
+class QueuedReply:
+    """One message of a reply waiting in `slack_outbox`."""
+
+    id: int
+    key: str  # "<group>#<seq>": stable, so queuing the same reply twice adds nothing
+    group: str
+    seq: int
+    channel: str
+    thread_ts: str | None  # None for seq > 0: under the group's first message
+    text: str
+    blocks: tuple[dict[str, Any], ...]
+    attempts: int  # deliveries begun; > 0 means one may have reached Slack already
 
 
 class SlackStore:
@@ -37,6 +57,13 @@ class SlackStore:
             )
             self._db.table("slack_cards").create(
                 {"ticket_id": str, "channel": str, "ts": str}, pk="ticket_id", if_not_exists=True
+            )
+            self._db.execute(
+                "CREATE TABLE IF NOT EXISTS slack_outbox ("
+                " id INTEGER PRIMARY KEY AUTOINCREMENT, key TEXT NOT NULL UNIQUE,"
+                " grp TEXT NOT NULL, seq INTEGER NOT NULL, channel TEXT NOT NULL, thread_ts TEXT,"
+                " message TEXT NOT NULL, created_at REAL NOT NULL,"
+                " attempts INTEGER NOT NULL DEFAULT 0, sent_ts TEXT, sent_at REAL, error TEXT)"
             )
 
     def claim(self, key: str, now: float | None = None) -> bool:
@@ -87,3 +114,93 @@ class SlackStore:
         if not rows:
             return None
         return rows[0]["channel"], rows[0]["ts"], rows[0]["data"]
+
+    # ------------------------------------------------------------ the reply outbox
+
+    def queue_reply(
+        self, group: str, channel: str, thread_ts: str | None,
+        messages: list[tuple[str, list[dict[str, Any]]]], append: bool = False,
+    ) -> None:
+        """Queue a reply's messages in order; the first in `thread_ts`, the rest under it.
+
+        Queuing the same group again adds nothing, unless `append`: then the messages follow
+        what the group already holds (a ticket's DNS picture and draft after its card).
+        """
+        now = time.time()
+        with self._lock, self._db.conn:
+            start = 0
+            if append:
+                row = list(self._db.query(
+                    "SELECT MAX(seq) + 1 AS next FROM slack_outbox WHERE grp = ?", [group]))
+                start = row[0]["next"] or 0
+            for seq, (text, blocks) in enumerate(messages, start=start):
+                self._db.execute(
+                    "INSERT OR IGNORE INTO slack_outbox"
+                    " (key, grp, seq, channel, thread_ts, message, created_at)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    [f"{group}#{seq}", group, seq, channel, thread_ts if seq == 0 else None,
+                     json.dumps({"text": text, "blocks": blocks}), now],
+                )
+
+    def pending_replies(self, group: str | None = None, limit: int = 200) -> list[QueuedReply]:
+        """Undelivered messages, oldest reply first, each reply's messages in order."""
+        where, args = ("AND grp = ?", [group]) if group else ("", [])
+        with self._lock:
+            rows = list(self._db.query(
+                "SELECT id, key, grp, seq, channel, thread_ts, message, attempts FROM slack_outbox"
+                f" WHERE sent_at IS NULL AND error IS NULL {where} ORDER BY id LIMIT ?",
+                [*args, limit]))
+        out = []
+        for row in rows:
+            message = json.loads(row["message"])
+            out.append(QueuedReply(row["id"], row["key"], row["grp"], row["seq"], row["channel"],
+                                   row["thread_ts"], message["text"], tuple(message["blocks"]),
+                                   row["attempts"]))
+        return out
+
+    def reply_attempt(self, reply_id: int) -> None:
+        """A delivery begins: counted first, so a crash mid-post is known to the next attempt."""
+        with self._lock, self._db.conn:
+            self._db.execute("UPDATE slack_outbox SET attempts = attempts + 1 WHERE id = ?",
+                             [reply_id])
+
+    def reply_sent(self, reply_id: int, ts: str | None) -> None:
+        with self._lock, self._db.conn:
+            self._db.execute("UPDATE slack_outbox SET sent_ts = ?, sent_at = ? WHERE id = ?",
+                             [ts, time.time(), reply_id])
+
+    def first_reply_ts(self, group: str) -> str | None:
+        """Where the group's first message went (its thread holds the rest)."""
+        with self._lock:
+            rows = list(self._db.query(
+                "SELECT thread_ts, sent_ts FROM slack_outbox WHERE grp = ? AND seq = 0"
+                " AND sent_at IS NOT NULL", [group]))
+        return (rows[0]["thread_ts"] or rows[0]["sent_ts"]) if rows else None
+
+    def has_reply_group(self, group: str) -> bool:
+        with self._lock:
+            return bool(list(self._db.query(
+                "SELECT 1 FROM slack_outbox WHERE grp = ? LIMIT 1", [group])))
+
+    def drop_replies(self, group: str, error: str) -> int:
+        """Slack refused the reply for good (not_in_channel…): keep it, marked, never retried."""
+        with self._lock, self._db.conn:
+            return self._db.execute(
+                "UPDATE slack_outbox SET error = ? WHERE grp = ? AND sent_at IS NULL"
+                " AND error IS NULL", [error, group]).rowcount
+
+    def prune_replies(self, now: float | None = None) -> int:
+        """Forget replies delivered (or refused) more than a week ago; nothing waits on them."""
+        cutoff = (time.time() if now is None else now) - EVENT_TTL_SECONDS
+        with self._lock, self._db.conn:
+            return self._db.execute(
+                "DELETE FROM slack_outbox WHERE created_at < ?"
+                " AND (sent_at IS NOT NULL OR error IS NOT NULL)", [cutoff]).rowcount
+
+    def reply_waiting(self, group_prefix: str) -> bool:
+        """Whether a reply whose group starts so is queued and its first message not yet sent."""
+        with self._lock:
+            return bool(list(self._db.query(
+                "SELECT 1 FROM slack_outbox WHERE substr(grp, 1, ?) = ? AND seq = 0"
+                " AND sent_at IS NULL AND error IS NULL LIMIT 1",
+                [len(group_prefix), group_prefix])))

@@ -40,9 +40,11 @@ class Surface(Protocol):
         """Post a message; returns its ts."""
         ...
 
-    def thread_has(self, channel: str, thread_ts: str | None, event_type: str, key: str) -> bool:
-        """Whether a message carrying this metadata key is already in the thread (None: among
-        the channel's latest top-level messages)."""
+    def find_in_thread(
+        self, channel: str, thread_ts: str | None, event_type: str, key: str
+    ) -> str | None:
+        """The ts of the message carrying this metadata key in the thread, if there is one
+        (thread None: among the channel's latest top-level messages)."""
         ...
 
     def update(self, channel: str, ts: str, message: Message) -> None: ...
@@ -57,6 +59,10 @@ class Surface(Protocol):
 
     def email_text(self, file_id: str) -> bytes | None:
         """The raw text of an e-mail shared into a channel, or None if it is not an e-mail."""
+        ...
+
+    def file_text(self, file_id: str) -> bytes | None:
+        """The content of a file a user attached on purpose (the paste form), whatever its type."""
         ...
 
 
@@ -106,22 +112,25 @@ class WebSurface:
         response = client.chat_postMessage(channel=channel, **message.as_kwargs(), **extra)
         return str(response["ts"])
 
-    def thread_has(self, channel: str, thread_ts: str | None, event_type: str, key: str) -> bool:
+    def find_in_thread(
+        self, channel: str, thread_ts: str | None, event_type: str, key: str
+    ) -> str | None:
         if thread_ts is None:  # a top-level post: it would be among the channel's latest
             page = self.client.conversations_history(
                 channel=channel, include_all_metadata=True, limit=HISTORY_LOOKBACK
             )
-            return any(_carries(m, event_type, key) for m in page.get("messages") or [])
+            return _carrier(page.get("messages") or [], event_type, key)
         cursor = None
         while True:
             page = self.client.conversations_replies(
                 channel=channel, ts=thread_ts, include_all_metadata=True, limit=200, cursor=cursor
             )
-            if any(_carries(m, event_type, key) for m in page.get("messages") or []):
-                return True
+            found = _carrier(page.get("messages") or [], event_type, key)
+            if found:
+                return found
             cursor = (page.get("response_metadata") or {}).get("next_cursor")
             if not cursor:
-                return False
+                return None
 
     def update(self, channel: str, ts: str, message: Message) -> None:
         kwargs = message.as_kwargs()
@@ -147,13 +156,18 @@ class WebSurface:
 
     def email_text(self, file_id: str) -> bytes | None:
         info = self.client.files_info(file=file_id)["file"]
-        if info.get("filetype") != "email" and info.get("mode") != "email":
-            return None
+        if info.get("filetype") not in {"email", "eml"} and info.get("mode") != "email":
+            return None  # a picture, a PDF…: not a mail, nothing to diagnose
         url = info.get("url_private_download") or info.get("url_private")
         if url:
             return self._download(url)
         plain = info.get("plain_text") or ""
         return plain.encode() if plain else None
+
+    def file_text(self, file_id: str) -> bytes | None:
+        info = self.client.files_info(file=file_id)["file"]
+        url = info.get("url_private_download") or info.get("url_private")
+        return self._download(url) if url else None
 
     def _download(self, url: str) -> bytes:
         # The file lives behind the bot token (files:read); urllib, as slack_sdk itself uses.
@@ -164,8 +178,12 @@ class WebSurface:
             return bytes(response.read(MAX_EMAIL_BYTES + 1))[:MAX_EMAIL_BYTES]
 
 
-def _carries(message: dict[str, Any], event_type: str, key: str) -> bool:
-    meta = message.get("metadata") or {}
-    return bool(
-        meta.get("event_type") == event_type and (meta.get("event_payload") or {}).get("key") == key
-    )
+def _carrier(messages: list[dict[str, Any]], event_type: str, key: str) -> str | None:
+    """The ts of the first message whose metadata carries this event type and key."""
+    for message in messages:
+        meta = message.get("metadata") or {}
+        if meta.get("event_type") == event_type and (
+            (meta.get("event_payload") or {}).get("key") == key
+        ):
+            return str(message.get("ts"))
+    return None

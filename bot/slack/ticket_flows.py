@@ -12,24 +12,32 @@ Everything here runs after the ack, on the runner.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from bot.core.errors import DelistbotError
+from slack_sdk.errors import SlackApiError
+
+from bot.config import parse_duration
+from bot.core.errors import ConfigError, DelistbotError
 from bot.core.model import Diagnosis, Reason
 from bot.core.tickets import Event, Kind, State, Ticket
 from bot.service.recheck import Rechecked
 from bot.service.tickets import Applied, Opened, TicketService, utc_now
 from bot.slack import blocks
 from bot.slack.ports import IpPicture
+from bot.slack.replies import Replies
 from bot.slack.store import SlackStore
 from bot.slack.surface import Surface
 from bot.slack.text import escape
 
 log = logging.getLogger(__name__)
 
-SNOOZE = timedelta(days=1)
+SNOOZE = timedelta(days=1)  # a card posted before the snooze menu existed carries no duration
+MAX_SNOOZE = timedelta(days=30)
+CARD_GROUP = "card:"  # reply outbox groups holding a ticket's card and its story
+_WAIT_OVER = frozenset({State.DELISTED, State.VERIFIED, State.CLOSED})
 _MOVES = {
     "request_sent": (Kind.SENT, "marked the request sent"),
     "delisted": (Kind.DELISTED, "marked it delisted"),
@@ -47,8 +55,11 @@ class TicketFlows:
         wake_pinger: Callable[[], None] = lambda: None,
         clock: Callable[[], datetime] = utc_now,
         check_ip: Callable[[str], IpPicture] | None = None,
+        replies: Replies | None = None,
     ) -> None:
         self.tickets, self.surface, self.store, self.names = tickets, surface, store, names
+        self.replies = replies or Replies(store, surface)
+        self.replies.on_first = self.card_delivered
         self.wake_pinger, self.clock, self.check_ip = wake_pinger, clock, check_ip
         self.recheck: Callable[[datetime], Sequence[Rechecked]] | None = None
 
@@ -66,7 +77,8 @@ class TicketFlows:
             state=str(t.state),
             age_hours=max(0.0, age),
             clock=clock,
-            expected_hours=self.tickets.waits(t).overdue_hours,
+            # Once delisted the provider's wait is over: no "overdue" against it any more.
+            expected_hours=None if t.state in _WAIT_OVER else self.tickets.waits(t).overdue_hours,
             owner=t.owner,
             provider_ticket_ids=t.provider_ticket_ids,
             snoozed_until=t.snoozed_until.strftime("%Y-%m-%d %H:%M UTC")
@@ -162,29 +174,54 @@ class TicketFlows:
         ):
             self._joined(result, ticket, channel, thread_ts)
             return
-        card_ts = self.surface.post(channel, blocks.ticket_card(self.view(ticket, now)),
-                                    thread_ts=thread_ts)
-        thread_ts = thread_ts or card_ts
-        self.store.keep_card(ticket.id, channel, card_ts)
-        if ticket.slack_thread_ts != thread_ts:
+        if not result.created and self.store.reply_waiting(f"{CARD_GROUP}{ticket.id}:"):
+            # Slack has not taken this ticket's card yet (an outage): one card is enough.
+            here = (f"Same IP and list as {ticket.id} ({ticket.state}); its card is waiting for "
+                    "Slack and will appear in its channel.")
+            self.replies.send(f"same:{ticket.id}:{time.time_ns()}", channel, thread_ts,
+                              blocks.diagnosis_messages(result.diagnosis, self.names, note=here))
+            return
+        if thread_ts and ticket.slack_thread_ts != thread_ts:
             ticket = self.tickets.attach_thread(ticket.id, channel, thread_ts, now)
-        diagnosis = blocks.diagnosis_messages(
-            result.diagnosis, self.names, note=f"Ticket {ticket.id} opened; its card is below.")
+        # Through the reply outbox, so that Slack being down delays the card, never loses it;
+        # `card_delivered` records where it went (and a top-level card's thread is the ticket's).
+        group = f"{CARD_GROUP}{ticket.id}:{time.time_ns()}"
+        self.replies.send(group, channel, thread_ts, [blocks.ticket_card(self.view(ticket, now))])
         if clicked_ts:
-            self.surface.update(channel, clicked_ts, diagnosis[-1])  # the page with the button
+            diagnosis = blocks.diagnosis_messages(
+                result.diagnosis, self.names, note=f"Ticket {ticket.id} opened; its card is below.")
+            self._update_quietly(channel, clicked_ts, diagnosis[-1])  # the page with the button
         else:
-            self._post_all(channel, thread_ts, blocks.diagnosis_messages(
-                result.diagnosis, self.names))
-        self._post_dns(ticket.ip, channel, thread_ts)
-        self._post_draft(ticket, channel, thread_ts)
+            self.replies.append(group, channel,
+                                blocks.diagnosis_messages(result.diagnosis, self.names))
+        self._post_dns(ticket.ip, channel, group)
+        self._post_draft(ticket, channel, group)
 
-    def _post_dns(self, ip: str, channel: str, thread_ts: str) -> None:
+    def card_delivered(self, group: str, channel: str, ts: str, late: bool) -> None:
+        """The reply outbox delivered a reply's first message; for a card, remember where."""
+        if not group.startswith(CARD_GROUP):
+            return
+        ticket_id = group[len(CARD_GROUP):].rpartition(":")[0]
+        self.store.keep_card(ticket_id, channel, ts)
+        ticket = self.tickets.get(ticket_id)
+        if ticket.slack_thread_ts is None:  # a top-level card: its thread is the ticket's
+            ticket = self.tickets.attach_thread(ticket_id, channel, ts, self.clock())
+        if late:  # the ticket may have moved while the card waited for Slack
+            self.refresh(ticket)
+
+    def _update_quietly(self, channel: str, ts: str, message: blocks.Message) -> None:
+        try:
+            self.surface.update(channel, ts, message)
+        except SlackApiError as err:  # cosmetic (a button to remove): the ticket goes on
+            log.warning("could not update message %s in %s: %s", ts, channel, err)
+
+    def _post_dns(self, ip: str, channel: str, group: str) -> None:
         """What the block lists say about the IP now, under the diagnosis."""
         if self.check_ip is None:
             return
         picture = self.check_ip(ip)
-        self._post_all(channel, thread_ts,
-                       blocks.ip_report(picture.ip, picture.listings, picture.note))
+        self.replies.append(group, channel,
+                            blocks.ip_report(picture.ip, picture.listings, picture.note))
 
     def _joined(
         self, result: Opened, ticket: Ticket, channel: str, thread_ts: str | None
@@ -194,39 +231,37 @@ class TicketFlows:
         here = (f"Same IP and list as {ticket.id} ({ticket.state}); its card and thread are in "
                 f"<#{ticket.slack_channel}>. Replies about it belong there.")
         messages = blocks.diagnosis_messages(result.diagnosis, self.names, note=here)
-        if thread_ts:  # the bounce's own thread: the diagnosis goes under it
-            self._post_all(channel, thread_ts, messages)
-        else:
-            first = self.surface.post(channel, messages[0])
-            self._post_all(channel, first, messages[1:])
+        # Under the bounce when it has a thread, else top-level with its pages under it.
+        stamp = time.time_ns()
+        self.replies.send(f"same:{ticket.id}:{stamp}", channel, thread_ts, messages)
         note = f"Another bounce for {ticket.id} ({escape(result.diagnosis.source)})."
-        self.surface.post(ticket.slack_channel, blocks.notice(note),
-                          thread_ts=ticket.slack_thread_ts)
+        self.replies.send(f"note:{ticket.id}:{stamp}", ticket.slack_channel,
+                          ticket.slack_thread_ts, [blocks.notice(note)])
         self.refresh(ticket)
 
-    def _post_draft(self, ticket: Ticket, channel: str, thread_ts: str) -> None:
+    def _post_draft(self, ticket: Ticket, channel: str, group: str) -> None:
         try:
             draft = self.tickets.draft(ticket.id)
         except DelistbotError as exc:
-            self.surface.post(channel, blocks.notice(f"No draft: {escape(str(exc))}"),
-                              thread_ts=thread_ts)
+            self.replies.append(group, channel, [blocks.notice(f"No draft: {escape(str(exc))}")])
             return
-        self._post_all(channel, thread_ts, blocks.paginate(
+        self.replies.append(group, channel, blocks.paginate(
             f"Draft request for {ticket.id}", blocks.draft_blocks(_draft_text(draft))))
-
-    def _post_all(self, channel: str, thread_ts: str, messages: list[blocks.Message]) -> None:
-        for message in messages:
-            self.surface.post(channel, message, thread_ts=thread_ts)
 
     # ------------------------------------------------------------ moves
 
-    def press(self, action_id: str, ref: str, user: str, channel: str) -> None:
-        """A card button: move the ticket, update the card, say who did what in the thread."""
+    def press(self, action_id: str, ref: str, user: str, channel: str, choice: str = "") -> None:
+        """A card button: move the ticket, update the card, say who did what in the thread.
+
+        `choice` is the snooze menu's duration ("4h", "3d"); other buttons have none.
+        """
         now = self.clock()
         try:
             if action_id == "snooze":
-                ticket = self.tickets.snooze(ref, now + SNOOZE, now, actor=_actor(user))
-                done = "snoozed it for a day"
+                length = snooze_length(choice)
+                ticket = self.tickets.snooze(ref, now + length, now, actor=_actor(user))
+                done = (f"snoozed it for {blocks.duration(length.total_seconds() / 3600)} "
+                        f"(pings wait until {(now + length).strftime('%Y-%m-%d %H:%M UTC')})")
             else:
                 kind, done = _MOVES[action_id]
                 ticket = self.tickets.move(ref, Event(kind, _actor(user)), now)
@@ -270,7 +305,7 @@ class TicketFlows:
             self._say(ticket, f"That reads as '{kind}', which {ticket.id} cannot take while "
                       f"{ticket.state}; noted in its log.")
             return
-        ids = ", ".join(applied.reply.ticket_ids)
+        ids = escape(", ".join(applied.reply.ticket_ids))  # read from the provider's mail
         extra = f" (provider ticket {ids})" if ids else ""
         self._say(ticket, f"Provider reply recognised as {kind}{extra}: {ticket.id} is now "
                   f"{ticket.state}.")
@@ -326,6 +361,16 @@ class TicketFlows:
         if ticket.slack_channel and ticket.slack_thread_ts:
             self.surface.post(ticket.slack_channel, blocks.notice(text),
                               thread_ts=ticket.slack_thread_ts)
+
+
+def snooze_length(choice: str) -> timedelta:
+    """The snooze menu's value ("4h", "1d", "3d"): a duration up to 30 days, else an error."""
+    if not choice:
+        return SNOOZE
+    length = timedelta(seconds=parse_duration(choice, "snooze"))
+    if not timedelta(minutes=1) <= length <= MAX_SNOOZE:
+        raise ConfigError(f"snooze: {choice} is not between 1 minute and 30 days")
+    return length
 
 
 def _actor(user: str | None) -> str:

@@ -124,11 +124,17 @@ class PerThreadTickets:
         return getattr(service, name)
 
 
-def build(settings: Settings, runner: Runner, surface: Surface | None = None) -> SlackBot:
+def build(
+    settings: Settings,
+    runner: Runner,
+    surface: Surface | None = None,
+    clock: Callable[[], datetime] | None = None,
+) -> SlackBot:
     from bot.service import tickets
 
     knowledge = load()
     per_thread = PerThreadTickets(lambda: tickets.build(settings, knowledge))
     per_thread.tickets  # noqa: B018 - open (and migrate) the database now, not on first use
     return build_app(settings, services(settings, knowledge, per_thread), runner,
-                     cast("tickets.TicketService", per_thread), surface)
+                     cast("tickets.TicketService", per_thread), surface,
+                     clock or tickets.utc_now)

@@ -27,7 +27,7 @@ from bot.core.bounce.message import (
     parse_message,
     split_mbox,
 )
-from bot.core.bounce.text import clean_paste, find_reply
+from bot.core.bounce.text import clean_paste, command_of, find_reply
 from bot.core.model import Bounce, Reason, RecipientRecord
 
 MAX_INPUT_BYTES = 8 * 1024 * 1024  # beyond this the tail is not read; bounces are small
@@ -82,7 +82,21 @@ def _not_bounce(source: str, why: str, **kwargs: Any) -> Bounce:
     return Bounce(source=source, format=None, is_bounce=False, not_bounce_reason=why, **kwargs)
 
 
+_ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
+_PLAIN_ADDRESS = rf"{_ATEXT}(?:\.{_ATEXT})*@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*"
+# "a@b" or "Plain Name <a@b>": what parseaddr answers is plain there, without its full parser.
+_SIMPLE_ADDRESS = re.compile(
+    rf"\s*(?:(?:[A-Za-z0-9 ._-]*|\"[^\"\\\\]*\")\s*<({_PLAIN_ADDRESS})>"
+    rf"|({_PLAIN_ADDRESS})(?:\s+\([^()\\\\]*\))?)\s*"
+)
+
+
 def _address(value: str) -> str | None:
+    if not value.strip():
+        return None
+    simple = _SIMPLE_ADDRESS.fullmatch(value)
+    if simple:
+        return simple.group(1) or simple.group(2)
     address = parseaddr(value)[1]
     return address or None
 
@@ -100,7 +114,15 @@ def _original_field(original: str, name: str) -> str | None:
     return match.group(1).strip() if match else None
 
 
+def _forwarded(text: str) -> str:
+    """A bounce forwarded inline with "> " quoting on most lines, unquoted; other text as is."""
+    lines = [line for line in text.split("\n") if line.strip()]
+    quoted = sum(1 for line in lines if line.lstrip().startswith(">"))
+    return clean_paste(text) if lines and quoted * 2 > len(lines) else text
+
+
 def _from_message(parts: Parts, source: str) -> Bounce:
+    parts.text = [_forwarded(text) for text in parts.text]
     subject = parts.header("Subject")
     from_header = parts.header("From")
     original = _original(parts)
@@ -112,6 +134,12 @@ def _from_message(parts: Parts, source: str) -> Bounce:
     }
     if parts.feedback:
         return _feedback(parts, source, common)
+    jmrp = _original_field(original, "X-HmXmrOriginalRecipient")
+    if jmrp:  # Microsoft's JMRP complaint: the reported message carries its original recipient
+        return _complaint(parts, source, common, [jmrp], "abuse")
+    if (parts.header("X-Apple-Unsubscribe") or "").lower() == "true":
+        # Apple Mail's "unsubscribe" button mails the List-Unsubscribe address: an opt-out request.
+        return _complaint(parts, source, common, [from_header], "opt-out")
     if parts.delivery_status or rfc3464.embedded_report(parts.body):
         return _from_report(parts, source, subject, from_header, common)
     if _is_auto_reply(parts, subject, from_header):
@@ -134,7 +162,8 @@ def _from_failed_header(parts: Parts, source: str, subject: str, from_header: st
     fmt = formats.identify(parts.body, from_header, subject)
     report = formats.cut_returned_message(parts.body, fmt)
     diagnostic = " ".join(report.split())[:600]
-    hint = Reason(fmt.reason) if fmt and fmt.reason else None
+    stated = fmt.stated_reason(parts.body) if fmt else None
+    hint = Reason(stated) if stated else None
     records = tuple(
         RecipientRecord(address=address, diagnostic=diagnostic, hint=hint)
         for _, address in getaddresses([parts.header("X-Failed-Recipients")]) if address
@@ -163,18 +192,23 @@ def _is_auto_reply(parts: Parts, subject: str, from_header: str) -> bool:
 
 
 def _feedback(parts: Parts, source: str, common: dict[str, Any]) -> Bounce:
+    """RFC 5965 abuse reports: one record per Original-Rcpt-To (a report may name several)."""
     report = parts.feedback[0]
     feedback_type = _original_field(report, "Feedback-Type")
-    rcpt = _original_field(report, "Original-Rcpt-To") or _original_field(report, "Removal-Recipient")
-    if not rcpt:
+    rcpts = re.findall(r"^(?:Original-Rcpt-To|Removal-Recipient)\s*:\s*(.+)$", report, re.I | re.M)
+    if not rcpts:
         to = getaddresses([_original_field(str(common["original_headers"]), "To") or ""])
-        rcpt = to[0][1] if to else None
-    record = RecipientRecord(address=_address(rcpt or ""), diagnostic=parts.body.strip()[:500],
-                             action="delivered")
-    return Bounce(source=source, format="arf", recipients=(record,),
-                  feedback_type=(feedback_type or "").lower() or None, text=parts.body,
-                  subject=parts.header("Subject"),
-                  **common)
+        rcpts = [to[0][1]] if to else []
+    return _complaint(parts, source, common, rcpts or [""], (feedback_type or "").lower() or None)
+
+
+def _complaint(parts: Parts, source: str, common: dict[str, Any], rcpts: list[str],
+               feedback_type: str | None) -> Bounce:
+    diagnostic = parts.body.strip()[:500]
+    records = tuple(RecipientRecord(address=_address(rcpt.strip()), diagnostic=diagnostic, action="delivered")
+                    for rcpt in dict.fromkeys(rcpts))
+    return Bounce(source=source, format="arf", recipients=records, feedback_type=feedback_type,
+                  text=parts.body, subject=parts.header("Subject"), **common)
 
 
 def _from_report(parts: Parts, source: str, subject: str, from_header: str,
@@ -186,7 +220,16 @@ def _from_report(parts: Parts, source: str, subject: str, from_header: str,
     text_records = plaintext.extract(formats.cut_returned_message(body, fmt))
     merged = _merge(records, text_records, body)
     if not merged:
-        return _from_text(body, source, subject=subject, from_header=from_header, **common)
+        bounce = _from_text(body, source, subject=subject, from_header=from_header, **common)
+        to = getaddresses([_original_field(str(common["original_headers"]), "To") or ""])
+        if bounce.is_bounce or not parts.delivery_status or not to or not to[0][1]:
+            return bounce
+        # A delivery report that names no recipient ("Delivery report unavailable"): the
+        # returned message says whom it was for; the reason stays undecided.
+        merged = [RecipientRecord(address=to[0][1], action="failed")]
+    stated = fmt.stated_reason(body) if fmt else None
+    if stated:
+        merged = [replace(r, hint=r.hint or Reason(stated)) for r in merged]
     return Bounce(
         source=source,
         format=fmt.id if fmt else "rfc3464",
@@ -216,31 +259,21 @@ def _merge(records: list[RecipientRecord], text_records: list[RecipientRecord],
             fallback = plaintext.global_diagnostic(body) if fallback is None else fallback
             diagnostic = fallback
         reply = find_reply(diagnostic)
-        out.append(RecipientRecord(
-            address=record.address, diagnostic=diagnostic,
+        out.append(replace(
+            record, diagnostic=diagnostic,
             status=rfc3464._most_specific(record.status, reply.status),
             reply_code=record.reply_code or reply.reply_code,
             remote_mta=record.remote_mta or (match.remote_mta if match else None),
-            action=record.action,
             command=(match.command if match else None) or _command_in(body, len(records)),
         ))
     return out
-
-
-_COMMAND_IN_TEXT = re.compile(
-    r"\(in reply to (?:end of )?(DATA|RCPT TO|MAIL FROM)|^>>> (DATA)\s*$", re.I | re.M
-)
 
 
 def _command_in(body: str, recipients: int) -> str | None:
     """The SMTP command a lone recipient's rejection answered, when only the text says so."""
     if recipients != 1:
         return None
-    found = _COMMAND_IN_TEXT.findall(body)
-    if not found:
-        return None
-    last: tuple[str, str] = found[-1]
-    return (last[0] or last[1]).upper().split()[0]
+    return command_of(body)
 
 
 def _from_text(text: str, source: str, *, subject: str, from_header: str, **common: Any) -> Bounce:
@@ -252,8 +285,9 @@ def _from_text(text: str, source: str, *, subject: str, from_header: str, **comm
         records = [bare] if bare else []
     if not records:
         return _not_bounce(source, NOT_A_BOUNCE, subject=subject or None)
-    if fmt and fmt.reason:
-        records = [replace(r, hint=r.hint or Reason(fmt.reason)) for r in records]
+    stated = fmt.stated_reason(report) if fmt else None
+    if stated:
+        records = [replace(r, hint=r.hint or Reason(stated)) for r in records]
     if "original_headers" not in common:
         common["original_headers"] = text[len(report):]
     return Bounce(source=source, format=fmt.id if fmt else None, recipients=tuple(records),

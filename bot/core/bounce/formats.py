@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import re
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 
 from bot.core.errors import KnowledgeError
+from bot.core.model import Reason
+from bot.core.prefilter import Needles, Screen, lowered, may_match, needles
 
 FORMATS_FILE = Path(__file__).resolve().parent.parent.parent / "data" / "formats.toml"
-_KEYS = {"id", "markers", "from", "subject", "end", "source", "reason"}
+_KEYS = {"id", "markers", "from", "subject", "end", "source", "reason", "headings"}
 _FLAGS = re.IGNORECASE | re.MULTILINE
 
 # Where the returned message starts in formats that do not say so themselves.
@@ -19,9 +21,12 @@ GENERIC_END = (
     re.compile(r"^-{2,}\s*(?:Below this line is a copy of the message|Enclosed is a copy of the message|"
                r"This is a copy of the message|Original message follows|Returned message|"
                r"Original message|Undelivered message follows|The header of the original message)", _FLAGS),
+    re.compile(r"^\|?-{3,}\s*Message text follows", _FLAGS),
     re.compile(r"^(?:Original message headers|Below is a copy of the original message|"
                r"Content-Type: message/rfc822|------ This is a copy of the message)", _FLAGS),
 )
+
+_GENERIC_END_NEEDLES = tuple(needles(p) for p in GENERIC_END)
 
 
 @dataclass(frozen=True)
@@ -33,13 +38,24 @@ class Format:
     end: tuple[re.Pattern[str], ...]
     source: str
     reason: str | None = None  # what the format means when its text names no reason
+    headings: tuple[tuple[re.Pattern[str], str], ...] = ()  # headings that state the reason
 
-    def matches(self, body: str, from_header: str, subject: str) -> bool:
-        return (
-            any(p.search(body) for p in self.markers)
-            or any(p.search(from_header) for p in self.from_)
-            or any(p.search(subject) for p in self.subject)
-        )
+    def stated_reason(self, body: str) -> str | None:
+        """The reason the bounce's own heading states ("** Address not found **"), if any."""
+        for pattern, reason in self.headings:
+            if pattern.search(body):
+                return reason
+        return self.reason
+    marker_screen: Screen = field(init=False, compare=False, repr=False)
+    from_screen: Screen = field(init=False, compare=False, repr=False)
+    subject_screen: Screen = field(init=False, compare=False, repr=False)
+    end_needles: tuple[Needles, ...] = field(init=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "marker_screen", Screen(self.markers))
+        object.__setattr__(self, "from_screen", Screen(self.from_))
+        object.__setattr__(self, "subject_screen", Screen(self.subject))
+        object.__setattr__(self, "end_needles", tuple(needles(p) for p in self.end))
 
 
 def _compile(row: dict[str, object], key: str) -> tuple[re.Pattern[str], ...]:
@@ -50,6 +66,21 @@ def _compile(row: dict[str, object], key: str) -> tuple[re.Pattern[str], ...]:
         return tuple(re.compile(str(v), _FLAGS) for v in values)
     except re.error as exc:
         raise KnowledgeError(f"formats.toml {row.get('id')!r}: bad regex in {key!r}: {exc}") from None
+
+
+def _headings(row: dict[str, object]) -> tuple[tuple[re.Pattern[str], str], ...]:
+    """`headings = [{match = "regex", reason = "..."}]`: what a format's heading lines state."""
+    values = row.get("headings", [])
+    if not isinstance(values, list) or not all(isinstance(v, dict) and set(v) == {"match", "reason"}
+                                               for v in values):
+        raise KnowledgeError(f"formats.toml {row.get('id')!r}: 'headings' must list {{match, reason}}")
+    for value in values:
+        if value["reason"] not in Reason.__members__.values():
+            raise KnowledgeError(f"formats.toml {row.get('id')!r}: unknown reason {value['reason']!r}")
+    try:
+        return tuple((re.compile(str(v["match"]), _FLAGS), str(v["reason"])) for v in values)
+    except re.error as exc:
+        raise KnowledgeError(f"formats.toml {row.get('id')!r}: bad regex in 'headings': {exc}") from None
 
 
 @cache
@@ -67,21 +98,49 @@ def load_formats(path: Path = FORMATS_FILE) -> tuple[Format, ...]:
         seen.add(row["id"])
         formats.append(Format(row["id"], _compile(row, "markers"), _compile(row, "from"),
                               _compile(row, "subject"), _compile(row, "end"), str(row.get("source", "")),
-                              str(row["reason"]) if row.get("reason") else None))
+                              str(row["reason"]) if row.get("reason") else None, _headings(row)))
     return tuple(formats)
 
 
 def identify(body: str, from_header: str = "", subject: str = "") -> Format | None:
-    for fmt in load_formats():
-        if fmt.matches(body, from_header, subject):
+    """The first format (in the table's order) whose markers are in the body or whose From or
+    Subject patterns match."""
+    table = load_formats()
+    first = _first_by_markers(body)
+    low_from, low_subject = lowered(from_header), lowered(subject)
+    for fmt in table[:first]:
+        if fmt.from_screen.search(from_header, low_from) or fmt.subject_screen.search(subject, low_subject):
             return fmt
-    return None
+    return table[first] if first < len(table) else None
+
+
+_LAST_BODY: tuple[str, int] | None = None  # the marker answer for the last body (readers ask twice)
+_CACHE_LIMIT = 256 * 1024
+
+
+def _first_by_markers(body: str) -> int:
+    """Index of the first format whose markers are in the body (len(table) if none)."""
+    global _LAST_BODY
+    last = _LAST_BODY
+    if last is not None and last[0] == body:
+        return last[1]
+    table = load_formats()
+    low = lowered(body)
+    first = next((i for i, fmt in enumerate(table) if fmt.marker_screen.search(body, low)), len(table))
+    if len(body) <= _CACHE_LIMIT:
+        _LAST_BODY = (body, first)
+    return first
 
 
 def cut_returned_message(body: str, fmt: Format | None) -> str:
     """The report part of a body, without the copy of the returned message that follows it."""
     cut = len(body)
-    for pattern in (*(fmt.end if fmt else ()), *GENERIC_END):
+    low = lowered(body)
+    ends = zip((*(fmt.end if fmt else ()), *GENERIC_END),
+               (*(fmt.end_needles if fmt else ()), *_GENERIC_END_NEEDLES), strict=True)
+    for pattern, found in ends:
+        if not may_match(found, low):
+            continue
         match = pattern.search(body)
         if match and match.start() < cut:
             cut = match.start()

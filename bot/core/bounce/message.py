@@ -17,9 +17,11 @@ import re
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
 
+from bot.core.bounce import mime
+
 # "From sender date" separator lines of mbox files (RFC 4155); dates vary, so only the shape.
 _MBOX_FROM = re.compile(rb"^From \S+.*\d\d:\d\d(?::\d\d)?.*$", re.MULTILINE)
-_HEADER_LINE = re.compile(rb"^[!-9;-~]+:[ \t]?.*$")
+_HEADER_LINE = re.compile(rb"^[A-Za-z][\w-]*:[ \t]?.*$")  # RFC 5322 field names, as MTAs write them
 _CHARSET_ALIASES = {
     "x-sjis": "shift_jis",
     "sjis": "shift_jis",
@@ -241,7 +243,7 @@ def _original_text(part: email.message.Message) -> str:
 
 def parse_message(data: bytes) -> Parts:
     """Bytes of one RFC 5322 message -> its decoded parts. Never raises on malformed input."""
-    msg = email.message_from_bytes(data, policy=email.policy.compat32)
+    msg = mime.parse(data)
     parts = Parts(headers=msg, content_type=msg.get_content_type())
     try:
         _walk(msg, parts)
@@ -253,4 +255,7 @@ def parse_message(data: bytes) -> Parts:
         raw = msg.get_payload()
         if isinstance(raw, str):
             parts.text.append(raw)
+        else:  # MIME the parser could not follow (e.g. a boundary on an unfolded line): read it raw
+            head_end = data.find(b"\n\n")
+            parts.text.append(decode_bytes(data[head_end + 2 :] if head_end != -1 else data, None))
     return parts

@@ -12,35 +12,53 @@ from __future__ import annotations
 
 import re
 
-from bot.core.bounce.text import ADDRESS, REPLY, STATUS, find_reply, join_reply_lines, squash
+from bot.core.bounce.text import (
+    ADDRESS,
+    REPLY,
+    STATUS,
+    STATUS_LOOSE,
+    command_of,
+    find_reply,
+    join_reply_lines,
+    squash,
+)
 from bot.core.model import RecipientRecord
 
 _ADDR = r"[\w.!#$%&'*+/=?^`{|}~-]+@[\w-]+(?:\.[\w-]+)+"
 _RECIPIENT_LINE = re.compile(
-    rf"^\s*(?:RCPT To:\s*|Recipient(?: address)?:\s*|Original-Recipient:\s*(?:rfc822;)?\s*)?"
-    rf"[<\"']?({_ADDR})(?![\w.-]*\w)[>\"']?(?:\s*\((?:expanded from|generated from)[^)]*\))?"
-    rf"(?:\s*:|\.\.\.|\s*$)\s*(.*)$",
+    rf"^\s*(?:RCPT To:\s*|Recipient(?: address)?:\s*|Original-Recipient:\s*(?:rfc822;)?\s*|"
+    rf"(?P<said>Did not reach the following recipient|The following recipients? (?:failed|was undeliverable)"
+    rf"|Unable to deliver to)\s*:?\s*)?"
+    rf"[<\"']?(?P<addr>{_ADDR})(?![\w.-]*\w)[>\"']?(?:\s*\((?:expanded from|generated from)[^)]*\))?"
+    rf"(?:\s*:|\s*\.\.\.|\s+(?=\[.*\]\s*$)|\s*$)\s*(?P<rest>.*)$",
     re.IGNORECASE,
+)
+_REASON_FIRST = re.compile(
+    rf"^\s*(?!.*\b(?:sender|from|reply|return|envelope|original)\b)(\S[^:<>]*\s[^:<>]*):\s*<({_ADDR})>\s*$",
+    re.I,
 )
 _HEADER_FIELD = re.compile(
     r"^\s*(?:From|To|Cc|Reply-To|Return-Path|Sender|Message-ID|Received|X-[\w-]+)\s*:", re.I
 )
 # Phrases that introduce the remote server's own words; the reply follows them.
 _REMOTE_SAID = re.compile(
-    r"(?:Remote host said:|\bsaid:|SMTP error from remote (?:mail server|server|mailer) after [^:]*:|"
+    r"(?:Remote host said:|\bsaid:|"
+    r"SMTP error from remote (?:mail server|server|mailer) after (?:[^:<]*:?<[^>]*>|[^:]*):|"
     r"\(reason:|The (?:response|error that the other server returned) (?:from the remote server )?was:|"
     r"Remote Server returned|Diagnostic-Code:|<<<|Reason:|Failure Reason:)\s*",
     re.IGNORECASE,
 )
-_IN_REPLY_TO = re.compile(r"\(in reply to ([A-Z ]+?)(?: command)?\)", re.IGNORECASE)
+_IN_REPLY_TO = re.compile(r"\(in\s+reply\s+to\s+[A-Z ]+?(?:\s+command)?\)", re.IGNORECASE)
 _BOILERPLATE = re.compile(
     r"^(?:Giving up on \S+|\S+ does not like recipient\.?|This is a permanent error.*|"
-    r"I'm not going to try again.*|Please contact your system administrator.*)$",
+    r"Please contact your system administrator.*|"
+    r"-{3,}.*-{3,}|For the following reasons?:|Unable to deliver mail\.?)$",
     re.IGNORECASE,
 )
 _REMOTE_HOST = re.compile(
     r"(?:host|server)\s+([a-z0-9][\w.-]*\.[a-z]{2,})\s*\[[0-9a-f.:]+\]|"
-    r"Remote-MTA:\s*dns;\s*([\w.-]+)|while talking to ([\w.-]+?)\.?:|Generating server:\s*([\w.-]+)",
+    r"Remote-MTA:\s*dns;\s*([\w.-]+)|while talking to ([\w.-]+?)\.?:|Generating server:\s*([\w.-]+)|"
+    r"Error transferring to ([a-z0-9][\w-]*(?:\.[\w-]+)+)",
     re.IGNORECASE,
 )
 # Most specific first: the remote server's own words beat the MTA's summary of them.
@@ -51,6 +69,7 @@ _GLOBAL_MARKERS = tuple(re.compile(p, re.IGNORECASE) for p in (
     r"Diagnostic information for administrators:",
     r"Failure Reason:",
     r"Technical details of (?:permanent|temporary) failure:",
+    r"For the following reasons?:",
 ))
 
 
@@ -58,11 +77,25 @@ def _blocks(report: str) -> list[tuple[str, list[str]]]:
     """(address, lines after it) for every line that starts with a recipient address."""
     blocks: list[tuple[str, list[str]]] = []
     current: list[str] | None = None
+    indent = 0
     for line in report.split("\n"):
-        match = None if _HEADER_FIELD.match(line) else _RECIPIENT_LINE.match(line)
-        if match and len(match.group(2)) < 400:
-            current = [match.group(2)] if match.group(2) else []
-            blocks.append((match.group(1), current))
+        # A recipient line holds an address, so a line without "@" needs no regex.
+        match = None if "@" not in line or _HEADER_FIELD.match(line) else _RECIPIENT_LINE.match(line)
+        depth = len(line) - len(line.lstrip())
+        if match and current and depth > indent:
+            match = None  # an indented continuation that repeats the address (Postfix, Sendmail)
+        reason_first = None if match or "@" not in line else _REASON_FIRST.match(line)
+        if reason_first:
+            current = [reason_first.group(1)]
+            blocks.append((reason_first.group(2), current))
+            indent = depth
+        elif match and len(match.group("rest")) < 400:
+            rest = match.group("rest").strip() or (match.group("said") or "")
+            if rest.startswith("[") and rest.endswith("]"):
+                rest = rest[1:-1]  # "a@b [User unknown]"
+            current = [rest] if rest else []
+            blocks.append((match.group("addr"), current))
+            indent = depth
         elif current is not None:
             if not line.strip():
                 if current:  # the block ends at the first blank line after some text
@@ -72,13 +105,20 @@ def _blocks(report: str) -> list[tuple[str, list[str]]]:
     return blocks
 
 
+# qmail appends its queue-lifetime note to the last temporary failure; the failure is the cause.
+_QMAIL_GAVE_UP = re.compile(
+    r"\s*I'm not going to try again; this\s+message has been in the queue too long\.?", re.I
+)
+
+
 def remote_text(lines: list[str]) -> tuple[str, str | None]:
     """The remote server's words in a block, unwrapped, and the SMTP command they answered."""
+    command = command_of("\n".join(lines))
     text = "\n".join(line for line in lines if not _BOILERPLATE.match(line.strip()))
-    command = None
+    cause = _QMAIL_GAVE_UP.sub("", text)
+    text = cause if cause.strip() else text
     in_reply = _IN_REPLY_TO.search(text)
     if in_reply:
-        command = in_reply.group(1).upper().split()[0]
         text = text[: in_reply.start()] + text[in_reply.end():]
     said = list(_REMOTE_SAID.finditer(text))
     if said:
@@ -101,8 +141,15 @@ def global_diagnostic(report: str) -> str:
         paragraph = re.split(r"\n\s*\n", rest, maxsplit=1)[0]
         return join_reply_lines(paragraph.strip(" '").split("\n")).strip(" '")
     for paragraph in re.split(r"\n\s*\n", report):
-        reply = REPLY.search(paragraph)
-        if reply and (reply.group(2) or STATUS.search(paragraph)):
+        # The failure reply (4xx/5xx), not the greetings and 250s of a session transcript.
+        reply = next((m for m in REPLY.finditer(paragraph) if m.group(1)[0] in "45"), None)
+        if reply is None:
+            continue
+        if reply.start() and "\n" in paragraph[: reply.start()]:
+            paragraph = paragraph[paragraph.rfind("\n", 0, reply.start()) + 1 :]
+            reply = next(m for m in REPLY.finditer(paragraph) if m.group(1)[0] in "45")
+        at_line_start = reply.start() == 0 or paragraph[reply.start() - 1] == "\n"
+        if reply.group(2) or STATUS.search(paragraph) or at_line_start:
             return remote_text(paragraph.split("\n"))[0]
     return ""
 
@@ -119,16 +166,28 @@ def extract(report: str) -> list[RecipientRecord]:
     records: list[RecipientRecord] = []
     seen: set[str] = set()
     fallback = None
+    best: dict[str, list[str]] = {}
+    for address, lines in _blocks(report):
+        key = address.lower()
+        if key not in best or not _informative(remote_text(best[key])[0]):
+            best[key] = lines  # a later block for the same address may carry the reply (Sendmail)
+    report_host: list[str | None] = []  # remote_host(report), worked out at most once
     for address, lines in _blocks(report):
         key = address.lower()
         if key in seen:
             continue
         seen.add(key)
+        lines = best[key]
         diagnostic, command = remote_text(lines)
-        if not diagnostic or not _informative(diagnostic):
+        if not diagnostic or not (REPLY.search(diagnostic) or STATUS_LOOSE.search(diagnostic)):
+            # The block holds the MTA's own words ("Message will be retried ..."); when it is the
+            # only recipient, the remote server's reply printed elsewhere (Gmail, Exchange) says
+            # more if it has a code. With several recipients that reply may be another's.
             if fallback is None:
                 fallback = global_diagnostic(report)
-            diagnostic = fallback or diagnostic
+            coded = bool(REPLY.search(fallback) or STATUS.search(fallback))
+            if not _informative(diagnostic) or (coded and len(best) == 1):
+                diagnostic = fallback or diagnostic
         reply = find_reply(diagnostic)
         records.append(
             RecipientRecord(
@@ -136,11 +195,17 @@ def extract(report: str) -> list[RecipientRecord]:
                 diagnostic=diagnostic,
                 status=reply.status,
                 reply_code=reply.reply_code,
-                remote_mta=remote_host("\n".join(lines)) or remote_host(report),
+                remote_mta=remote_host("\n".join(lines)) or _once(report_host, report),
                 command=command,
             )
         )
     return records
+
+
+def _once(memo: list[str | None], report: str) -> str | None:
+    if not memo:
+        memo.append(remote_host(report))
+    return memo[0]
 
 
 def _informative(diagnostic: str) -> bool:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 
-from bot.core.bounce.text import find_reply, join_reply_lines
+from bot.core.bounce.text import Reply, find_reply, join_reply_lines
 from bot.core.model import RecipientRecord
 
 _FIELD = re.compile(r"^([A-Za-z][\w-]*)\s*:\s*(.*)$")
@@ -38,28 +38,44 @@ def _fields(text: str) -> list[tuple[str, str]]:
     return out
 
 
+_PER_MESSAGE_FIELDS = frozenset({"reporting-mta", "received-from-mta", "arrival-date", "original-envelope-id",
+                                 "dsn-gateway", "x-postfix-queue-id", "x-postfix-sender"})
+
+
 def _blocks(text: str) -> tuple[dict[str, str], list[dict[str, str]]]:
-    """Per-message fields and per-recipient field dicts."""
+    """Per-message fields and per-recipient field dicts.
+
+    Each blank-line-separated paragraph that names a recipient is one recipient, whatever the
+    order of its fields (some MTAs put Diagnostic-Code and Status before Final-Recipient).
+    MTAs that omit the blank line between recipients repeat a recipient field instead.
+    """
     per_message: dict[str, str] = {}
     recipients: list[dict[str, str]] = []
-    current: dict[str, str] | None = None
+    paragraphs: list[list[tuple[str, str]]] = [[]]
     for name, value in _fields(text):
-        if not name:
-            current = None
+        if name:
+            paragraphs[-1].append((name, value))
+        elif paragraphs[-1]:
+            paragraphs.append([])
+    for paragraph in paragraphs:
+        if not any(name in _RECIPIENT_FIELDS for name, _ in paragraph):
+            target = recipients[-1] if recipients else per_message
+            for name, value in paragraph:
+                (per_message if name in _PER_MESSAGE_FIELDS else target).setdefault(name, value)
             continue
-        # A recipient field starts a new block unless it belongs to the current one; MTAs that
-        # omit the blank line between recipients repeat a field instead.
-        starts_recipient = name in _RECIPIENT_FIELDS and (
-            current is None
-            or name in current
-            or (name == "original-recipient" and "final-recipient" in current and "action" in current)
-        )
-        if starts_recipient:
-            current = {}
-            recipients.append(current)
-        if current is None:
-            per_message.setdefault(name, value)
-        else:
+        current: dict[str, str] = {}
+        recipients.append(current)
+        for name, value in paragraph:
+            if name in _PER_MESSAGE_FIELDS:
+                per_message.setdefault(name, value)
+                continue
+            named = any(k in current for k in _RECIPIENT_FIELDS)
+            if name in _RECIPIENT_FIELDS and named and (
+                name in current
+                or (name == "original-recipient" and "final-recipient" in current and "status" in current)
+            ):
+                current = {}
+                recipients.append(current)
             current.setdefault(name, value)
     return per_message, [r for r in recipients if any(k in r for k in _RECIPIENT_FIELDS)]
 
@@ -82,6 +98,21 @@ def _diagnostic(value: str | None) -> str:
     return join_reply_lines(text.split("\n"))
 
 
+def _status_comment(value: str | None) -> str:
+    """"4.0.0 (host name lookup failure)": the comment RFC 3464 allows after the Status code."""
+    match = re.search(r"\((.+)\)\s*$", value or "")
+    return match.group(1).strip() if match else ""
+
+
+def _diagnostic_type(value: str | None) -> str | None:
+    """"X-Unix; 255" -> "x-unix": the kind of system that wrote the diagnostic (RFC 3464 §2.3.6)."""
+    if not value:
+        return None
+    kind, sep, _ = value.partition(";")
+    kind = kind.strip().lower()
+    return kind if sep and kind and len(kind) < 12 and " " not in kind else None
+
+
 def parse(report: str) -> tuple[dict[str, str], list[RecipientRecord]]:
     """A delivery-status body -> (per-message fields, recipients in order)."""
     per_message, blocks = _blocks(report.replace("\r\n", "\n"))
@@ -90,8 +121,10 @@ def parse(report: str) -> tuple[dict[str, str], list[RecipientRecord]]:
         address = _typed(block.get("final-recipient")) or _typed(block.get("original-recipient"))
         if block.get("x-actual-recipient") and (not address or "@" not in address):
             address = _typed(block.get("x-actual-recipient"))
-        diagnostic = _diagnostic(block.get("diagnostic-code"))
-        reply = find_reply(diagnostic)
+        diagnostic = _diagnostic(block.get("diagnostic-code")) or _status_comment(block.get("status"))
+        kind = _diagnostic_type(block.get("diagnostic-code"))
+        # Only an SMTP diagnostic carries an SMTP reply: "X-Unix; 255" is a program's exit status.
+        reply = Reply(None, None) if (kind or "").startswith("x-unix") else find_reply(diagnostic)
         status_field = (block.get("status") or "").strip().split()[0:1]
         status = status_field[0] if status_field else None
         if status and not re.fullmatch(r"[245]\.\d{1,3}\.\d{1,3}", status):
@@ -104,6 +137,7 @@ def parse(report: str) -> tuple[dict[str, str], list[RecipientRecord]]:
                 reply_code=reply.reply_code,
                 remote_mta=_typed(block.get("remote-mta")),
                 action=(block.get("action") or "").strip().lower() or None,
+                diagnostic_type=kind,
             )
         )
     return per_message, records

@@ -84,18 +84,61 @@ def join_reply_lines(lines: list[str]) -> str:
     """
     out: list[str] = []
     first_prefix = ""
+    continued = False  # the reply was a multi-line one ("550-…")
     for raw in lines:
         line = raw.strip()
         if not line:
             continue
         match = _MULTILINE_PREFIX.match(line) or _final_prefix(line, first_prefix)
+        if match and not first_prefix and out and match.group(1) in out[0].split()[-3:] + _codes(out[0]):
+            # "host x said: 550-5.7.1 a" / "550-5.7.1 b": the first line's prefix came after words.
+            first_prefix = match.group(1) + (" " + match.group(2) if match.group(2) else "")
+            line = line[match.end():].strip()
+            match = None
         if match:
+            continued = continued or line[3:4] == "-"
             if not first_prefix:
                 first_prefix = match.group(1) + (" " + match.group(2) if match.group(2) else "")
                 out.append(first_prefix)
             line = line[match.end():].strip()
         out.append(line)
-    return squash(" ".join(out))
+    joined = squash(" ".join(out))
+    if not first_prefix and out:  # "host x said: 550-5.7.1 ...": the prefix came after words
+        said = re.search(r"(?<!\d)([245]\d\d)[ -]([245]\.\d{1,3}\.\d{1,3})\b", out[0])
+        first_prefix = f"{said.group(1)} {said.group(2)}" if said else ""
+    if first_prefix and " " in first_prefix:
+        # Rewrapped replies (Postfix refolds them) carry "550 5.7.1" continuation prefixes mid-line.
+        code, status = first_prefix.split()
+        repeat = re.compile(rf"(?<=\S) {code}[ -]{re.escape(status)}(?= )")
+        head = joined.find(status) + len(status)
+        joined = joined[:head] + repeat.sub("", joined[head:])
+    if first_prefix and continued and joined.startswith(first_prefix):
+        joined = _inner_prefixes(joined, first_prefix)
+    return joined
+
+
+def _codes(line: str) -> list[str]:
+    return [m.group(1) for m in re.finditer(r"(?<!\d)([245]\d\d)[- ]", line)]
+
+
+def _inner_prefixes(text: str, first_prefix: str) -> str:
+    """Drop the `550-5.7.1 ` prefixes a re-wrapping MTA left inside the lines of a multi-line reply.
+
+    Postfix and Exim re-wrap the remote reply at their own width, so the `NNN-` of each original
+    line can land mid-line ("…from your 421-4.7.28 IP address…"); the reply's last line repeats
+    the prefix with a space ("… 421 4.7.28 Bulk Email Senders Guidelines").
+    """
+    code, _, status = first_prefix.partition(" ")
+    status_part = rf"(?:{re.escape(status)}\s?)?" if status else ""
+    head = len(first_prefix)
+    rest = text[head:]
+    inner = re.compile(rf"(?<=\s){code}-{status_part}")
+    found = list(inner.finditer(rest))
+    if not found:
+        return text
+    last_end = found[-1].end()
+    rest = rest[:last_end] + re.sub(rf"(?<=\s){code} {status_part}", "", rest[last_end:], count=1)
+    return squash(text[:head] + inner.sub("", rest))
 
 
 def _final_prefix(line: str, first_prefix: str) -> re.Match[str] | None:
@@ -104,6 +147,9 @@ def _final_prefix(line: str, first_prefix: str) -> re.Match[str] | None:
         return None
     code = first_prefix.split()[0]
     return re.match(rf"^({code}) (?:([245]\.\d{{1,3}}\.\d{{1,3}}) ?)?", line)
+
+
+_HASHED_REPLY = re.compile(r"(?<![\w.])#([245][0-5]\d) ([245]\.\d{1,3}\.\d{1,3})(?![\d.]*\d)")
 
 
 @dataclass(frozen=True)
@@ -118,14 +164,52 @@ def find_reply(diagnostic: str) -> Reply:
     """The first SMTP reply code and the most specific enhanced status code in a text."""
     code = None
     status = None
-    for match in REPLY.finditer(diagnostic):
+    # The first failure reply (4xx/5xx); a 2xx/3xx before it is a greeting or an earlier step.
+    matches = list(REPLY.finditer(diagnostic))
+    for match in sorted(matches, key=lambda m: m.group(1)[0] not in "45")[:1]:
         code = match.group(1)
         status = match.group(2)
-        break
+    if code is None:  # Exchange decorates both: "#550 5.1.1 RESOLVER.ADR.RecipNotFound ##"
+        hashed = _HASHED_REPLY.search(diagnostic)
+        if hashed:
+            code, status = hashed.group(1), hashed.group(2)
     if status is None:
         loose = STATUS_LOOSE.search(diagnostic)
         status = loose.group(1) if loose else None
     return Reply(code, status)
+
+
+# The SMTP command a reply answered, as MTAs word it (RFC 5321 §4.1.1 command names):
+# Postfix "(in reply to RCPT TO command)", Exim "SMTP error from remote mail server after RCPT TO:",
+# qmail "does not like recipient" / "failed on DATA command", Sendmail transcripts ">>> RCPT To:".
+_COMMAND_WORDS = (
+    (re.compile(r"\(in\s+reply\s+to\s+(end\s+of\s+DATA|RCPT\s+TO|MAIL\s+FROM|DATA|RCPT|MAIL|EHLO|HELO|"
+                r"STARTTLS|AUTH|BDAT|QUIT|RSET)(?:\s+command)?\)", re.I), None),
+    (re.compile(r"SMTP error from remote (?:mail server|server|mailer) after (?:pipelined )?"
+                r"(end of data|RCPT TO|MAIL FROM|DATA|initial connection|EHLO|HELO|STARTTLS|AUTH)", re.I),
+     None),
+    (re.compile(r"most progress was (RCPT TO|MAIL FROM|DATA|EHLO|HELO) response", re.I), None),
+    (re.compile(r"does not like recipient", re.I), "RCPT"),
+    (re.compile(r"(?:does not like sender|but sender was rejected)", re.I), "MAIL"),
+    (re.compile(r"failed on DATA command|failed after I sent the message", re.I), "DATA"),
+    (re.compile(r"but (?:greeting failed|my name was rejected)", re.I), "CONN"),
+)
+_TRANSCRIPT = re.compile(
+    r"^>>>\s*(RCPT|MAIL|DATA|EHLO|HELO|STARTTLS|AUTH)\b[^\n]*\n(?:(?!>>>)[^\n]*\n)*?<<<\s*[45]\d\d",
+    re.I | re.M,
+)
+_COMMAND_NAMES = {"END": "DATA", "INITIAL": "CONN", "RCPT": "RCPT", "MAIL": "MAIL", "DATA": "DATA"}
+
+
+def command_of(text: str) -> str | None:
+    """The SMTP command a rejection answered, when the bounce's text says which."""
+    for pattern, fixed in _COMMAND_WORDS:
+        match = pattern.search(text)
+        if match:
+            word = fixed or match.group(1).split()[0].upper()
+            return _COMMAND_NAMES.get(word, word)
+    transcript = _TRANSCRIPT.search(text)
+    return transcript.group(1).upper() if transcript else None
 
 
 def is_ip_literal(text: str) -> bool:

@@ -1,0 +1,260 @@
+"""Cheap "can this regex match here?" checks from the literal text every match must contain.
+
+The knowledge is a few hundred case-insensitive regexes run over every diagnostic and body;
+most of them name a provider's own words ("AS16012607", "TSS04", "Amazon SES") that are absent
+from almost every text. `needles(pattern)` derives from the regex itself a set of lower-case
+literals at least one of which any match must contain; substring tests on the lowered text then
+say which regexes need to run at all. The answer is never wrong in the "no" direction: a pattern
+whose literals cannot be derived gets no needles and always runs. `Screen` and `Candidates` do
+this for one pattern (split into its alternatives) and for an ordered list of them; both derive
+their needles on their second use, so a process that reads one bounce pays nothing for them.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+try:  # the parser behind re.compile; private, so any surprise just disables the prefilter
+    from re import _constants as _c  # type: ignore[attr-defined]
+    from re import _parser as _p  # type: ignore[attr-defined]
+except ImportError:  # pragma: no cover - other Python implementations
+    _p = _c = None
+
+# Non-ASCII characters that re.IGNORECASE matches to an ASCII letter although str.lower() maps
+# them elsewhere (U+0130 İ, U+0131 ı, U+017F ſ, U+212A Kelvin sign). A text holding one of them is
+# not prefiltered. tests/test_prefilter.py recomputes this set over all of Unicode.
+CASE_TRAPS = frozenset("\u0130\u0131\u017f\u212a")
+_MIN_NEEDLE = 3  # shorter literals ("no", "ip") are in nearly every text: not worth testing
+
+Needles = tuple[str, ...] | None
+
+
+def needles(pattern: re.Pattern[str]) -> Needles:
+    """Lower-case literals of which every match contains one, or None when unknown."""
+    if _p is None or not pattern.flags & re.IGNORECASE:
+        return None  # only case-insensitive patterns are prefiltered: their texts are lowered
+    try:
+        parsed = _p.parse(pattern.pattern, pattern.flags)
+        found = _required(list(parsed))
+    except (AttributeError, TypeError, ValueError, IndexError, re.error):
+        return None
+    if not found or min(len(n) for n in found) < _MIN_NEEDLE:
+        return None
+    unique = sorted(set(found), key=len)
+    # A needle holding a shorter one adds nothing: "banned" already covers "banned sending ip".
+    kept: list[str] = []
+    for needle in unique:
+        if not any(k in needle for k in kept):
+            kept.append(needle)
+    return tuple(kept)
+
+
+class Screen:
+    """Whether any of some regexes matches a text, running only those that can.
+
+    Each pattern (with `split`, each top-level alternative of it: `A|B|C` matches exactly when
+    one of A, B, C does) gets its own needles, so a text runs only the few whose literals it
+    holds. The needles are derived on the second use, not at load: a one-shot `diagnose` of a
+    single file runs the plain regexes and pays nothing for the prefilter.
+    """
+
+    __slots__ = ("_each", "_needles", "_sources", "_split", "_uses")
+
+    def __init__(self, patterns: tuple[re.Pattern[str], ...], split: bool = False) -> None:
+        self._sources = patterns
+        self._split = split
+        self._uses = 0
+        self._needles: Needles = None
+        self._each: tuple[tuple[re.Pattern[str], Needles], ...] | None = None
+
+    def _build(self) -> tuple[tuple[re.Pattern[str], Needles], ...]:
+        patterns: list[re.Pattern[str]] = []
+        for pattern in self._sources:
+            patterns += _branches(pattern) if self._split else [pattern]
+        each = tuple((p, needles(p)) for p in patterns)
+        self._needles = union(tuple(n for _, n in each))
+        self._each = each  # last: a reader that sees _each also sees _needles
+        return each
+
+    @property
+    def needles(self) -> Needles:
+        """Literals of which any match of any pattern holds one (None: no such set)."""
+        if self._each is None:
+            self._build()
+        return self._needles
+
+    def search(self, text: str, low: str | None) -> bool:
+        """A pattern matches `text`; `low` is prefilter.lowered(text)."""
+        each = self._each
+        if each is None:
+            self._uses += 1
+            if self._uses < 2:
+                return any(p.search(text) is not None for p in self._sources)
+            each = self._build()
+        if low is None:
+            return any(p.search(text) is not None for p, _ in each)
+        found = self._needles
+        if found is not None and not any(map(low.__contains__, found)):
+            return False
+        for pattern, found in each:
+            if (found is None or any(map(low.__contains__, found))) and pattern.search(text):
+                return True
+        return False
+
+
+class Candidates:
+    """Which of an ordered list of screens may match a text, found in one sweep of its needles.
+
+    Rather than asking each rule in turn, the text is swept once for every rule's needles (in
+    C, with `filter`), and only the rules one of whose needles it holds, or that have none, are
+    returned, in their order. Built on the second use, like Screen.
+    """
+
+    __slots__ = ("_always", "_index", "_keys", "_screens", "_uses")
+
+    def __init__(self, screens: tuple[Screen, ...]) -> None:
+        self._screens = screens
+        self._uses = 0
+        self._always: tuple[int, ...] = ()
+        self._keys: tuple[str, ...] = ()
+        self._index: dict[str, tuple[int, ...]] | None = None
+
+    def _build(self) -> dict[str, tuple[int, ...]]:
+        always: list[int] = []
+        index: dict[str, list[int]] = {}
+        for i, screen in enumerate(self._screens):
+            found = screen.needles
+            if found is None:
+                always.append(i)
+            else:
+                for needle in found:
+                    index.setdefault(needle, []).append(i)
+        self._always = tuple(always)
+        self._keys = tuple(index)
+        frozen = {k: tuple(v) for k, v in index.items()}
+        self._index = frozen  # last: a reader that sees _index also sees _always and _keys
+        return frozen
+
+    def of(self, low: str | None) -> list[int] | range:
+        """Indices, in order, of the screens that may match the text `low` was lowered from."""
+        index = self._index
+        if index is None:
+            self._uses += 1
+            if self._uses < 2:
+                return range(len(self._screens))
+            index = self._build()
+        if low is None:
+            return range(len(self._screens))
+        hits = set(self._always)
+        for key in filter(low.__contains__, self._keys):
+            hits.update(index[key])
+        return sorted(hits)
+
+
+def _branches(pattern: re.Pattern[str]) -> list[re.Pattern[str]]:
+    parts = _top_level_alternatives(pattern.pattern)
+    if len(parts) < 2:
+        return [pattern]
+    try:
+        return [re.compile(part, pattern.flags) for part in parts]
+    except re.error:
+        return [pattern]
+
+
+def _top_level_alternatives(source: str) -> list[str]:
+    """`a|b(c|d)|[|]` -> ["a", "b(c|d)", "[|]"]; one item when splitting could change the meaning."""
+    if re.search(r"\\[1-9]|\(\?P=|\(\?[aiLmsux]+\)", source):
+        return [source]  # back-references or global inline flags tie the alternatives together
+    parts: list[str] = []
+    depth = 0
+    in_class = False
+    start = 0
+    i = 0
+    while i < len(source):
+        c = source[i]
+        if c == "\\":
+            i += 2
+            continue
+        if in_class:
+            if c == "]" and source[i - 1] != "[" and source[i - 2 : i] != "[^":
+                in_class = False
+        elif c == "[":
+            in_class = True
+        elif c == "(":
+            depth += 1
+        elif c == ")":
+            depth -= 1
+        elif c == "|" and depth == 0:
+            parts.append(source[start:i])
+            start = i + 1
+        i += 1
+    parts.append(source[start:])
+    return parts
+
+
+def union(found: tuple[Needles, ...]) -> Needles:
+    """Needles for "one of these patterns matches": None if any of them has none."""
+    if not found or any(n is None for n in found):
+        return None
+    return tuple(dict.fromkeys(n for group in found for n in group or ()))
+
+
+def lowered(text: str) -> str | None:
+    """The text to give `may_match`: lower-cased, or None when it must not be prefiltered."""
+    if not text.isascii() and any(map(text.__contains__, CASE_TRAPS)):  # 4 scans in C, not a set walk
+        return None
+    return text.lower()
+
+
+def may_match(found: Needles, low: str | None) -> bool:
+    """False only when the pattern cannot match the text `low` was lowered from."""
+    if found is None or low is None:
+        return True
+    return any(map(low.__contains__, found))  # map over a C method: no generator frame per needle
+
+
+def _required(items: list[tuple[Any, Any]]) -> list[str] | None:
+    """For a sequence of parsed items: the most selective required literal set, or None."""
+    candidates: list[list[str]] = []
+    run: list[str] = []
+
+    def close_run() -> None:
+        if run:
+            candidates.append(["".join(run)])
+            run.clear()
+
+    for op, av in items:
+        if op is _c.LITERAL and av < 128:
+            run.append(chr(av).lower())
+        elif op is _c.AT:
+            continue  # zero-width (^, $, \b): the literals around it stay adjacent in a match
+        else:
+            close_run()
+            inner = _node(op, av)
+            if inner:
+                candidates.append(inner)
+    close_run()
+    if not candidates:
+        return None
+    return max(candidates, key=lambda alts: (min(len(a) for a in alts), -len(alts)))
+
+
+def _node(op: Any, av: Any) -> list[str] | None:
+    if op is _c.SUBPATTERN:
+        _group, add_flags, del_flags, sub = av
+        if (add_flags | del_flags) & re.IGNORECASE:
+            return None
+        return _required(list(sub))
+    if op is _c.BRANCH:
+        alternatives: list[str] = []
+        for branch in av[1]:
+            found = _required(list(branch))
+            if not found:
+                return None
+            alternatives += found
+        return alternatives
+    if op in (_c.MAX_REPEAT, _c.MIN_REPEAT, getattr(_c, "POSSESSIVE_REPEAT", None)):
+        low, _high, sub = av
+        return _required(list(sub)) if low >= 1 else None
+    return None

@@ -1,0 +1,122 @@
+"""The literal prefilter may skip a regex only when the regex could not have matched."""
+
+from __future__ import annotations
+
+import random
+import re
+import sys
+
+from bot.core.bounce.formats import load_formats
+from bot.core.knowledge import load
+from bot.core.prefilter import CASE_TRAPS, lowered, may_match, needles
+
+
+def test_case_traps_are_every_non_ascii_character_ignorecase_matches_to_an_ascii_letter() -> None:
+    letter = re.compile("[a-z]", re.IGNORECASE)
+    found = {chr(c) for c in range(128, sys.maxunicode + 1) if letter.fullmatch(chr(c))}
+    assert found == set(CASE_TRAPS)
+
+
+def test_a_text_holding_a_case_trap_is_never_filtered() -> None:
+    pattern = re.compile("mismatch", re.IGNORECASE)
+    text = "reverse DNS miſmatch"
+    assert pattern.search(text)
+    assert lowered(text) is None
+    assert may_match(needles(pattern), lowered(text))
+
+
+def test_needles_of_alternations_groups_and_repeats() -> None:
+    assert needles(re.compile(r"5\.7\.513\b|AS16012607|Customer Block list", re.I)) == (
+        "5.7.513", "as16012607", "customer block list")
+    assert needles(re.compile(r"(?:foo|bar)baz+qux", re.I)) == ("qux",)
+    assert set(needles(re.compile(r"(?:foo|bar)-x", re.I)) or ()) == {"bar", "foo"}
+    assert needles(re.compile(r"blocked using|block ?list", re.I)) == ("block",)
+    assert needles(re.compile(r"\bno\b", re.I)) is None  # too short to be worth a test
+    assert needles(re.compile(r"(?:abc)?def", re.I)) == ("def",)
+    assert needles(re.compile("case sensitive")) is None
+
+
+def _every_pattern() -> list[re.Pattern[str]]:
+    kb = load()
+    patterns = [r.pattern for r in kb.rules] + [p.pattern for p in kb.phrases]
+    patterns += [p for provider in kb.providers.values() for p in provider.text]
+    patterns += [m for fmt in load_formats() for m in fmt.markers]
+    return patterns
+
+
+def test_every_rule_example_passes_its_own_prefilter() -> None:
+    kb = load()
+    for rule in kb.rules:
+        assert may_match(rule.needles, lowered(rule.example)), rule.id
+    for phrase in kb.phrases:
+        if phrase.example:
+            assert may_match(phrase.needles, lowered(phrase.example)), phrase.id
+
+
+def test_no_knowledge_pattern_is_skipped_where_it_matches() -> None:
+    rng = random.Random(7)
+    patterns = _every_pattern()
+    words = [w for r in load().rules for w in r.example.split()]
+    for pattern in patterns:
+        found = needles(pattern)
+        for _ in range(40):
+            text = " ".join(rng.choice(words) for _ in range(rng.randint(1, 30)))
+            text = "".join(c.upper() if rng.random() < 0.3 else c for c in text)
+            if pattern.search(text):
+                assert may_match(found, lowered(text)), (pattern.pattern, text)
+
+
+def test_top_level_alternatives_split_only_where_the_meaning_is_kept() -> None:
+    from bot.core.prefilter import _top_level_alternatives
+
+    assert _top_level_alternatives(r"a|b(c|d)|[|]|x\|y|[]|]z") == ["a", "b(c|d)", "[|]", r"x\|y", "[]|]z"]
+    assert _top_level_alternatives(r"(?i)a|b") == [r"(?i)a|b"]
+    assert _top_level_alternatives(r"(a)|\1") == [r"(a)|\1"]
+
+
+def test_screened_rules_and_phrases_decide_exactly_as_their_regexes() -> None:
+    from bot.core.prefilter import Screen
+
+    kb = load()
+    rng = random.Random(11)
+    examples = [r.example for r in kb.rules] + [p.example for p in kb.phrases if p.example]
+    words = [w for text in examples for w in text.split()]
+    texts = examples + [" ".join(rng.choice(words) for _ in range(rng.randint(1, 25))) for _ in range(300)]
+    for pattern in [r.pattern for r in kb.rules] + [p.pattern for p in kb.phrases]:
+        screen = Screen((pattern,), split=True)
+        assert screen.search(texts[0], lowered(texts[0])) == bool(pattern.search(texts[0]))  # unscreened
+        screen.needles  # noqa: B018 - from here on the split, prefiltered alternatives decide
+        for text in texts:
+            assert screen.search(text, lowered(text)) == bool(pattern.search(text)), (pattern.pattern, text)
+
+
+def test_rule_candidates_hold_every_rule_that_matches_in_order() -> None:
+    from bot.core.prefilter import Candidates
+
+    kb = load()
+    rng = random.Random(5)
+    examples = [r.example for r in kb.rules]
+    words = [w for text in examples for w in text.split()]
+    texts = examples + [" ".join(rng.choice(words) for _ in range(rng.randint(1, 25))) for _ in range(200)]
+    candidates = Candidates(tuple(r.screen for r in kb.rules))
+    assert list(candidates.of(lowered(texts[0]))) == list(range(len(kb.rules)))  # first use: all
+    for text in texts:
+        found = list(candidates.of(lowered(text)))
+        assert found == sorted(found)
+        matching = {i for i, rule in enumerate(kb.rules) if rule.pattern.search(text)}
+        assert matching <= set(found), text
+    assert len(candidates.of(lowered("nothing to see here"))) < len(kb.rules) // 4
+
+
+def test_providers_found_by_text_and_host_are_the_first_in_the_datas_order() -> None:
+    kb = load()
+    receivers = ("receiver", "gateway")
+    texts = [r.example for r in kb.rules] * 2  # the second sweep uses the built index
+    for text in texts:
+        plain = next((p for p in kb.of_kinds(receivers) if any(x.search(text) for x in p.text)), None)
+        assert kb.named_in(text, lowered(text), receivers) == plain, text
+    hosts = ["mx01.mail.icloud.com", "contoso-com.mail.protection.outlook.com", "mta7.am0.yahoodns.net",
+             "gmail-smtp-in.l.google.com", "mx0a-00123401.pphosted.com", "mx.example.org"] * 2
+    for host in hosts:
+        plain = next((p for p in kb.of_kinds(receivers) if any(x.search(host) for x in p.hosts)), None)
+        assert kb.by_host(host, lowered(host), receivers) == plain, host

@@ -1,0 +1,228 @@
+"""Slack's Web API down when a bounce arrives: the diagnosis goes out later, once.
+
+Each test has its own fake Slack, so an outage there touches no other test's traffic.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.fakeslack import Call, FakeSlack, command_body, event_body
+from tests.test_slack_http import FORM, JSON, Bot
+
+SEED = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "seed" / \
+    "qmail-microsoft-blocklist1.txt"
+SETTINGS = '[slack]\nping_interval = "0.5s"\nauto_open = ["C0AUTODOWN"]\n'
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeSlack]:
+    if not SEED.is_file():
+        pytest.skip(f"the shared corpus is not at {SEED.parents[1]} (../shared is absent)")
+    server = FakeSlack().start()
+    yield server
+    server.stop()
+
+
+def start(fake: FakeSlack, home: Path) -> Bot:
+    (home / "delistbot.toml").write_text(SETTINGS)
+    return Bot(fake, home, DELISTBOT_CONFIG=str(home / "delistbot.toml"))
+
+
+def bounce_event(channel: str, ts: str, ip: str, event_id: str) -> str:
+    text = SEED.read_text().replace("11.22.33.44", ip)
+    return event_body({"type": "message", "channel": channel, "user": "U0ALICE", "text": text,
+                       "ts": ts, "channel_type": "channel", "event_ts": ts}, event_id)
+
+
+def replies(fake: FakeSlack, thread_ts: str, ok: bool) -> list[Call]:
+    return fake.of("chat.postMessage", where=lambda c: c.ok is ok
+                   and c.args.get("thread_ts") == thread_ts)
+
+
+def test_a_diagnosis_slack_refused_goes_out_when_slack_is_back_once(fake, tmp_path):
+    bot = start(fake, tmp_path)
+    try:
+        fake.down("chat.postMessage")
+        assert bot.send(bounce_event("C0DOWN", "1700002000.000100", "11.24.0.1", "Ev-down-1"),
+                        JSON)[0] == 200
+        # The client's own retries and at least one pass of the retry loop are refused.
+        fake.wait_for("chat.postMessage", 6, timeout=30,
+                      where=lambda c: not c.ok and c.args.get("channel") == "C0DOWN")
+        fake.up("chat.postMessage")
+        posted = fake.wait_for("chat.postMessage", timeout=30, where=lambda c: c.ok
+                               and c.args.get("thread_ts") == "1700002000.000100")[0]
+        assert "11.24.0.1" in posted.args["text"]
+        # Another bounce answered since: the loop has had further passes, none posted it again.
+        assert bot.send(bounce_event("C0DOWN", "1700002000.000200", "11.24.0.2", "Ev-down-2"),
+                        JSON)[0] == 200
+        fake.wait_for("chat.postMessage", where=lambda c: c.ok
+                      and c.args.get("thread_ts") == "1700002000.000200")
+    finally:
+        log = bot.stop()
+    assert len(replies(fake, "1700002000.000100", ok=True)) == 1
+    assert "Traceback" not in log, log
+
+
+def test_a_tickets_card_and_story_wait_out_an_outage_and_its_thread_still_works(fake, tmp_path):
+    bot = start(fake, tmp_path)
+    try:
+        fake.down("chat.postMessage")
+        bounce = SEED.read_text().replace("11.22.33.44", "11.24.3.1")
+        assert bot.send(command_body(bounce, fake, channel="C0DOWNCARD"), FORM)[0] == 200
+        fake.wait_for("chat.postMessage", 3, timeout=30,
+                      where=lambda c: not c.ok and c.args.get("channel") == "C0DOWNCARD")
+        fake.up("chat.postMessage")
+        card = fake.wait_for("chat.postMessage", timeout=30, where=lambda c: c.ok
+                             and c.args.get("channel") == "C0DOWNCARD"
+                             and "thread_ts" not in c.args)[0]
+        ticket = card.args["text"].split(":")[0]
+        card_ts = next(m["ts"] for m in fake.messages if m["channel"] == "C0DOWNCARD")
+        story = fake.wait_for("chat.postMessage", 3, timeout=30, where=lambda c: c.ok
+                              and c.args.get("thread_ts") == card_ts)
+        assert "Draft request" in story[-1].args["text"]
+        # The card's thread is the ticket's: a provider's answer there moves it.
+        answer = (SEED.parent / "microsoft-autoreply.txt").read_text()
+        event = {"type": "message", "channel": "C0DOWNCARD", "user": "U0ALICE", "text": answer,
+                 "ts": "1700002300.000200", "thread_ts": card_ts, "channel_type": "channel",
+                 "event_ts": "1700002300.000200"}
+        assert bot.send(event_body(event, "Ev-downcard-1"), JSON)[0] == 200
+        fake.wait_for("chat.postMessage", timeout=30, where=lambda c: c.ok
+                      and c.args.get("thread_ts") == card_ts and "acknowledged" in c.args["text"])
+    finally:
+        log = bot.stop()
+    cards = fake.of("chat.postMessage", where=lambda c: c.ok
+                    and c.args.get("channel") == "C0DOWNCARD" and "thread_ts" not in c.args)
+    assert len(cards) == 1 and ticket.startswith("DL-")
+    assert "Traceback" not in log, log
+
+
+def test_a_diagnosis_queued_when_the_bot_stopped_goes_out_after_the_restart(fake, tmp_path):
+    first = start(fake, tmp_path)
+    try:
+        fake.down("chat.postMessage")
+        assert first.send(bounce_event("C0DOWN2", "1700002100.000100", "11.24.1.1",
+                                       "Ev-down2-1"), JSON)[0] == 200
+        fake.wait_for("chat.postMessage", 3, timeout=30,
+                      where=lambda c: not c.ok and c.args.get("channel") == "C0DOWN2")
+    finally:
+        first.stop()
+    fake.up("chat.postMessage")
+    second = start(fake, tmp_path)  # same database
+    try:
+        posted = fake.wait_for("chat.postMessage", timeout=30, where=lambda c: c.ok
+                               and c.args.get("thread_ts") == "1700002100.000100")[0]
+        assert "11.24.1.1" in posted.args["text"]
+        # Slack retrying the delivery after the restart does not bring a second answer.
+        assert second.send(bounce_event("C0DOWN2", "1700002100.000100", "11.24.1.1",
+                                        "Ev-down2-1"), JSON, **{"X-Slack-Retry-Num": "1"})[0] == 200
+        assert second.send(bounce_event("C0DOWN2", "1700002100.000200", "11.24.1.2",
+                                        "Ev-down2-2"), JSON)[0] == 200
+        fake.wait_for("chat.postMessage", where=lambda c: c.ok
+                      and c.args.get("thread_ts") == "1700002100.000200")
+    finally:
+        log = second.stop()
+    assert len(replies(fake, "1700002100.000100", ok=True)) == 1
+    assert "Traceback" not in log, log
+
+
+def test_a_diagnosis_that_reached_slack_before_a_crash_is_not_posted_again(fake, tmp_path):
+    """The bot died after Slack took the message but before it was marked sent."""
+    first = start(fake, tmp_path)
+    try:
+        assert first.send(bounce_event("C0CRASH", "1700002200.000100", "11.24.2.1",
+                                       "Ev-crash-1"), JSON)[0] == 200
+        fake.wait_for("chat.postMessage", where=lambda c: c.ok
+                      and c.args.get("thread_ts") == "1700002200.000100")
+    finally:
+        first.stop()
+    _forget_delivery(tmp_path / "delistbot.db", "1700002200.000100")
+    second = start(fake, tmp_path)
+    try:
+        # The restarted bot looks in the thread, finds the reply by its key, and moves on.
+        fake.wait_for("conversations.replies", timeout=30,
+                      where=lambda c: c.args.get("ts") == "1700002200.000100")
+        assert second.send(bounce_event("C0CRASH", "1700002200.000200", "11.24.2.2",
+                                        "Ev-crash-2"), JSON)[0] == 200
+        fake.wait_for("chat.postMessage", where=lambda c: c.ok
+                      and c.args.get("thread_ts") == "1700002200.000200")
+    finally:
+        log = second.stop()
+    assert len(replies(fake, "1700002200.000100", ok=True)) == 1
+    assert "reached Slack on an earlier attempt" in log
+
+
+def _forget_delivery(db: Path, thread_ts: str) -> None:
+    """What the database holds if the process died between Slack's answer and marking it sent."""
+    import sqlite3
+
+    with sqlite3.connect(db) as conn:
+        changed = conn.execute(
+            "UPDATE slack_outbox SET sent_at = NULL, sent_ts = NULL WHERE thread_ts = ?",
+            [thread_ts]).rowcount
+    assert changed == 1
+
+
+def test_a_second_bounce_while_the_card_waits_for_slack_brings_no_second_card(fake, tmp_path):
+    bot = start(fake, tmp_path)
+    try:
+        fake.down("chat.postMessage")
+        for n in (1, 2):  # the same IP and list twice, in a channel that opens tickets itself
+            assert bot.send(bounce_event("C0AUTODOWN", f"1700002400.00010{n}", "11.24.4.1",
+                                         f"Ev-autodown-{n}"), JSON)[0] == 200
+        fake.wait_for("chat.postMessage", 6, timeout=30,
+                      where=lambda c: not c.ok and c.args.get("channel") == "C0AUTODOWN")
+        fake.up("chat.postMessage")
+        # Whichever came second is told it joins the first one's ticket, in its own thread.
+        same = fake.wait_for("chat.postMessage", timeout=30, where=lambda c: c.ok
+                             and c.args.get("channel") == "C0AUTODOWN"
+                             and "Same IP and list as DL-" in json.dumps(c.args["blocks"]))[0]
+        card = fake.wait_for("chat.postMessage", timeout=30, where=lambda c: c.ok
+                             and c.args.get("channel") == "C0AUTODOWN"
+                             and "request_sent" in json.dumps(c.args.get("blocks")))[0]
+        assert {same.args["thread_ts"], card.args["thread_ts"]} == {
+            "1700002400.000101", "1700002400.000102"}
+        fake.wait_for("chat.postMessage", timeout=30, where=lambda c: c.ok
+                      and c.args.get("thread_ts") == card.args["thread_ts"]
+                      and "Draft request" in c.args.get("text", ""))
+    finally:
+        log = bot.stop()
+    cards = [c for c in fake.of("chat.postMessage", where=lambda c: c.ok
+                                and c.args.get("channel") == "C0AUTODOWN")
+             if "request_sent" in json.dumps(c.args.get("blocks"))]
+    assert len(cards) == 1
+    assert "Traceback" not in log, log
+
+
+def test_the_same_bounce_given_to_delist_twice_in_an_outage_gets_one_card(fake, tmp_path):
+    bot = start(fake, tmp_path)
+    bounce = SEED.read_text().replace("11.22.33.44", "11.24.5.1")
+    try:
+        fake.down("chat.postMessage")
+        assert bot.send(command_body(bounce, fake, channel="C0TWICEDOWN"), FORM)[0] == 200
+        fake.wait_for("chat.postMessage", timeout=30,  # the card is queued
+                      where=lambda c: not c.ok and c.args.get("channel") == "C0TWICEDOWN")
+        assert bot.send(command_body(bounce, fake, channel="C0TWICEDOWN"), FORM)[0] == 200
+        fake.wait_for("chat.postMessage", 6, timeout=30,
+                      where=lambda c: not c.ok and c.args.get("channel") == "C0TWICEDOWN")
+        fake.up("chat.postMessage")
+        waiting = fake.wait_for("chat.postMessage", timeout=30, where=lambda c: c.ok
+                                and "its card is waiting for Slack" in json.dumps(c.args["blocks"]))
+        assert waiting[0].args["channel"] == "C0TWICEDOWN"
+        fake.wait_for("chat.postMessage", timeout=30, where=lambda c: c.ok
+                      and c.args.get("channel") == "C0TWICEDOWN"
+                      and "request_sent" in json.dumps(c.args.get("blocks")))
+        fake.wait_for("chat.postMessage", timeout=30, where=lambda c: c.ok
+                      and "Draft request" in c.args.get("text", "")
+                      and c.args.get("channel") == "C0TWICEDOWN")
+    finally:
+        log = bot.stop()
+    cards = [c for c in fake.of("chat.postMessage", where=lambda c: c.ok
+                                and c.args.get("channel") == "C0TWICEDOWN")
+             if "request_sent" in json.dumps(c.args.get("blocks"))]
+    assert len(cards) == 1
+    assert "Traceback" not in log, log
