@@ -2,7 +2,9 @@
 
 tests/heldout/ holds one bounce per format or provider (Courier, OpenSMTPD, Domino, Haraka,
 Amazon SES, Exchange NDRs in HTML and text, Gmail's multi-line replies, Yahoo, iCloud, GMX/WEB.DE,
-T-Online, Orange, and gateways: Mimecast, Proofpoint, Barracuda, including their per-recipient
+T-Online, Orange, Exchange on-premises 2007/2010, MDaemon session transcripts, Gmail as the
+sending MTA, Comcast, AT&T, La Poste, and gateways: Mimecast, Proofpoint, Barracuda, Cloudmark
+filters, including their per-recipient
 policy blocks and deferrals, which no delist form fixes). Each row says what an operator
 needs from it: who bounced, with which codes and reason, which IP was refused, who refused it,
 on which list, and the delist route (providers.md). IPs are documentation ranges.
@@ -90,6 +92,40 @@ EXPECTED: dict[str, tuple[str, str, str | None, str, str, str | None, str | None
     "sendmail-orange-cloudmark.eml": (
         "sendmail", "tom@orange.fr", "5.0.0", "550", "blocked", "198.51.100.88", "orange", "cloudmark_csi",
         WEB, "https://csi.cloudmark.com/en/reset/", False),
+    # Exchange on-premises: the line for administrators ("host #554 5.7.1 ... ##" since 2010,
+    # "<host #5.5.0 smtp;554 ...>" in 2007, quoted-printable and soft-wrapped mid-word).
+    "exchange2010-spamhaus.txt": (
+        "exchange", "billing@partner.example", "5.7.1", "554", "blocked", "192.0.2.140", None, "spamhaus",
+        WEB, "https://check.spamhaus.org/", False),
+    "exchange2007-barracuda.txt": (
+        "exchange", "purchasing@buyer.example", "5.7.1", "554", "blocked", "203.0.113.205", None,
+        "barracuda", WEB, "https://www.barracudacentral.org/rbl/removal-request", False),
+    # An SMTP session transcript: the recipient is the RCPT TO the refusal answered.
+    "mdaemon-uceprotect.txt": (
+        "mdaemon", "ines@customer.example", "5.7.1", "554", "blocked", "198.51.100.61", None, "uceprotect",
+        AUTO, "https://www.uceprotect.net/en/rblcheck.php", False),
+    # The refused IP in each receiver's own phrasing, none of them "Client host [x]".
+    "postfix-yahoo-bl21.txt": (
+        "postfix", "dana@yahoo.com", "5.7.1", "553", "blocked", "203.0.113.47", "yahoo_aol", "spamhaus",
+        WEB, "https://check.spamhaus.org/", False),
+    "postfix-att-dnsbl.txt": (
+        "postfix", "gus@att.net", "5.3.0", "553", "blocked", "192.0.2.212", "att_legacy", "att_legacy",
+        EMAIL, "abuse_rbl@abuse-att.net", False),
+    "exim-comcast-bl000001.txt": (
+        "exim", "hal@comcast.net", None, "554", "blocked", "198.51.100.130", "comcast", "spamhaus",
+        WEB, "https://check.spamhaus.org/", False),
+    "postfix-laposte-spamhaus.txt": (
+        "postfix", "iris@laposte.net", "5.7.1", "550", "blocked", "203.0.113.149", "orange", "spamhaus",
+        WEB, "https://check.spamhaus.org/", False),
+    # A receiver that filters with Cloudmark and links its reset form: the list is Cloudmark, and
+    # the receiver is nobody delistbot knows (not Orange, which also links that form).
+    "postfix-cloudmark-reset.txt": (
+        "postfix", "jon@isp-mail.example", "5.7.1", "550", "blocked", "198.51.100.177", None,
+        "cloudmark_csi", WEB, "https://csi.cloudmark.com/en/reset/", False),
+    # Gmail as the sender's MTA: the recipient is named in a sentence, the receiver by its domain.
+    "gmail-sender-icloud.txt": (
+        "gmail", "kim@icloud.com", "5.7.1", "550", "blocked", "192.0.2.201", "apple_icloud", "spamhaus",
+        WEB, "https://check.spamhaus.org/", False),
 }
 
 

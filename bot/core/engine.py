@@ -52,8 +52,14 @@ _IP_IN_REJECTION = (
     re.compile(r"[?&](?:ip|ip_address|v)=([0-9a-f.:]+)", re.I),
     re.compile(r"(?:lookup|query|bl\.shtml)[/?]([0-9a-f.:]+)", re.I),
     re.compile(r"\[([0-9a-f.:]+)\]"),
-    re.compile(r"\b([0-9]{1,3}(?:\.[0-9]{1,3}){3})\b is (?:listed|blocked|in a black list)", re.I),
+    re.compile(r"\b([0-9]{1,3}(?:\.[0-9]{1,3}){3})\b,? (?:is |was |has been )?"
+               r"(?:listed|blocked|in a black ?list|found on|on (?:our|a) block)", re.I),
     re.compile(r"(?:listed|blocked)[^.]*?\b([0-9]{1,3}(?:\.[0-9]{1,3}){3})\b", re.I),
+    # "Connections will not be accepted from 203.0.113.5" (Yahoo), "your IP (203.0.113.5)" (Free),
+    # "521< 203.0.113.5 >_is_blocked" (AT&T): the address stands right after the words.
+    re.compile(r"(?:accepted|refused|rejected|connections?) from (?:IP )?\(?\[?([0-9a-f.:]+\d)\]?", re.I),
+    re.compile(r"\byour IP(?: address)?\s*\(([0-9a-f.:]+)\)", re.I),
+    re.compile(r"<\s*([0-9]{1,3}(?:\.[0-9]{1,3}){3})\s*>"),
 )
 _RECEIVED_BY_IP = re.compile(r"\bby\s+\S+\s+\(?\[?([0-9a-f.:]+)\]?\)?", re.I)
 _X_IP_HEADERS = re.compile(
@@ -106,7 +112,22 @@ def rejected_ip(diagnostic: str) -> str | None:
             except ValueError:
                 continue
             return candidate
-    return None
+    # No phrase names it, but the reply quotes exactly one public address outside a link
+    # ("resimta-ch2-18v.sys.comcast.net 203.0.113.5 found on one or more DNSBLs"): the client's.
+    quoted = {m.group(0) for m in IPV4.finditer(diagnostic)
+              if diagnostic[m.start() - 1:m.start()] not in ("/", "=") and _external(m.group(0))}
+    return quoted.pop() if len(quoted) == 1 else None
+
+
+# Addresses a receiver would never be refusing mail from: the quoting host's own network.
+_INTERNAL = tuple(ipaddress.ip_network(n) for n in (
+    "0.0.0.0/8", "10.0.0.0/8", "100.64.0.0/10", "127.0.0.0/8", "169.254.0.0/16", "172.16.0.0/12",
+    "192.168.0.0/16", "224.0.0.0/3"))
+
+
+def _external(text: str) -> bool:
+    address = ipaddress.ip_address(text)
+    return not any(address in net for net in _INTERNAL)
 
 
 def ip_from_headers(headers: str) -> tuple[str | None, str | None]:

@@ -30,7 +30,8 @@ _RECIPIENT_LINE = re.compile(
     rf"(?P<said>Did not reach the following recipient|The following recipients? (?:failed|was undeliverable)"
     rf"|Unable to deliver to)\s*:?\s*)?"
     rf"[<\"']?(?P<addr>{_ADDR})(?![\w.-]*\w)[>\"']?(?:\s*\((?:expanded from|generated from)[^)]*\))?"
-    rf"(?:\s*:|\s*\.\.\.|\s+(?=\[.*\]\s*$)|\s*$)\s*(?P<rest>.*)$",
+    rf"(?:\s*:|\s*\.\.\.|\s+(?=\[.*\]\s*$)|\s+on\s+\d{{1,4}}[/.-]\d{{1,2}}[/.-]\d{{1,4}}\b.*$|\s*$)"
+    rf"\s*(?P<rest>.*)$",
     re.IGNORECASE,
 )
 _REASON_FIRST = re.compile(
@@ -71,6 +72,23 @@ _GLOBAL_MARKERS = tuple(re.compile(p, re.IGNORECASE) for p in (
     r"Technical details of (?:permanent|temporary) failure:",
     r"For the following reasons?:",
 ))
+
+
+# Exchange's line for administrators: "mx.example.org #550 5.7.1 text ##" (2010 and later) or
+# "<gen.example.org #5.0.0 smtp;550 5.7.1 text> #SMTP#" (2003/2007, the host is Exchange's own).
+_EXCHANGE_ADMIN = re.compile(
+    r"^\s*(?:(?P<remote>[a-z0-9][\w-]*(?:\.[\w-]+)+)\s+|<\s*(?:[\w.-]+\s+)?)"
+    r"#(?:[245]\.\d{1,3}\.\d{1,3}\s+smtp;\s*)?(?P<reply>[245]\d\d\b.*?)\s*>?\s*(?:#SMTP#|##)?\s*$",
+    re.IGNORECASE | re.MULTILINE,
+)
+# A session transcript (MDaemon, Kerio, hMailServer, ...): the reply line to a RCPT TO.
+_TRANSCRIPT_RCPT = re.compile(rf"(?:-->|>>>|\bC:)\s*RCPT TO:\s*<({_ADDR})>", re.IGNORECASE)
+_TRANSCRIPT_REPLY = re.compile(r"(?:<--|<<<|\bS:)\s*([245]\d\d(?P<more>[ -]).*?)\s*$")
+_TRANSCRIPT_DATA = re.compile(r"(?:-->|>>>|\bC:)\s*DATA\s*$", re.IGNORECASE)
+_TRANSCRIPT_DOT = re.compile(r"(?:-->|>>>|\bC:)\s*\.\s*$|<message text sent>|message (?:body|data) sent",
+                             re.IGNORECASE)
+_TRANSCRIPT_HOST = re.compile(r"(?:SMTP connection to|Connecting to)\s*\[?([a-z][\w-]*(?:\.[\w-]+)+)\]?",
+                              re.IGNORECASE)
 
 
 def _blocks(report: str) -> list[tuple[str, list[str]]]:
@@ -120,6 +138,9 @@ def remote_text(lines: list[str]) -> tuple[str, str | None]:
     in_reply = _IN_REPLY_TO.search(text)
     if in_reply:
         text = text[: in_reply.start()] + text[in_reply.end():]
+    admin = _EXCHANGE_ADMIN.search(text)
+    if admin:
+        return join_reply_lines([admin.group("reply")]).strip(" '"), command
     said = list(_REMOTE_SAID.finditer(text))
     if said:
         opened = said[0].group(0).startswith("(")
@@ -155,6 +176,9 @@ def global_diagnostic(report: str) -> str:
 
 
 def remote_host(text: str) -> str | None:
+    admin = _EXCHANGE_ADMIN.search(text)
+    if admin and admin.group("remote"):
+        return admin.group("remote").rstrip(".").lower()
     match = _REMOTE_HOST.search(text)
     if not match:
         return None
@@ -169,8 +193,11 @@ def extract(report: str) -> list[RecipientRecord]:
     best: dict[str, list[str]] = {}
     for address, lines in _blocks(report):
         key = address.lower()
-        if key not in best or not _informative(remote_text(best[key])[0]):
+        if key not in best or not _informative(remote_text(best[key])[0]) or (
+                not REPLY.search(remote_text(best[key])[0]) and REPLY.search(remote_text(lines)[0])):
             best[key] = lines  # a later block for the same address may carry the reply (Sendmail)
+    if not best:
+        return transcript(report)
     report_host: list[str | None] = []  # remote_host(report), worked out at most once
     for address, lines in _blocks(report):
         key = address.lower()
@@ -202,6 +229,62 @@ def extract(report: str) -> list[RecipientRecord]:
     return records
 
 
+def transcript(report: str) -> list[RecipientRecord]:
+    """Recipients refused in an SMTP session transcript: each RCPT TO and the reply to it."""
+    if "RCPT" not in report.upper():
+        return []
+    lines = report.split("\n")
+    # address -> (line of its RCPT TO, the refusal, the command refused)
+    refused: dict[str, tuple[int, list[str], str]] = {}
+    accepted: list[tuple[int, str]] = []
+    for i, line in enumerate(lines):
+        rcpt = _TRANSCRIPT_RCPT.search(line)
+        if rcpt:
+            reply = _reply_after(lines, i)
+            if reply and reply[-1][0] in "45":
+                refused.setdefault(rcpt.group(1).lower(), (i, reply, "RCPT"))
+            elif reply:
+                accepted.append((i, rcpt.group(1)))
+        elif _TRANSCRIPT_DATA.search(line) and accepted:
+            # Refused after DATA (or after the message itself): every accepted recipient was.
+            reply = _reply_after(lines, i)
+            if reply and reply[-1][0] == "3":
+                dot = next((j for j in range(i + 1, len(lines)) if _TRANSCRIPT_DOT.search(lines[j])), i)
+                reply = _reply_after(lines, dot)
+            if reply and reply[-1][0] in "45":
+                for at, address in accepted:
+                    refused.setdefault(address.lower(), (at, reply, "DATA"))
+    records = []
+    for address, (i, reply, command) in sorted(refused.items(), key=lambda item: item[1][0]):
+        diagnostic = join_reply_lines(reply)
+        found = find_reply(diagnostic)
+        host = _TRANSCRIPT_HOST.search("\n".join(lines[:i]))
+        records.append(RecipientRecord(
+            address=_original_case(address, report), diagnostic=diagnostic, status=found.status,
+            reply_code=found.reply_code, remote_mta=host.group(1).lower() if host else None,
+            command=command))
+    return records
+
+
+def _reply_after(lines: list[str], i: int) -> list[str]:
+    """The server's (possibly multi-line) reply to the command on line i of a transcript."""
+    reply: list[str] = []
+    for later in lines[i + 1:i + 40]:
+        said = _TRANSCRIPT_REPLY.search(later)
+        if said:
+            reply.append(said.group(1))
+            if said.group("more") == " ":
+                break
+        elif reply or _TRANSCRIPT_RCPT.search(later) or _TRANSCRIPT_DATA.search(later):
+            break
+    return reply
+
+
+def _original_case(address: str, report: str) -> str:
+    at = report.lower().find(address)
+    return report[at:at + len(address)] if at >= 0 else address
+
+
 def _once(memo: list[str | None], report: str) -> str | None:
     if not memo:
         memo.append(remote_host(report))
@@ -217,6 +300,14 @@ def addresses(text: str) -> list[str]:
     return [m.group(0) for m in ADDRESS.finditer(text)]
 
 
+# A report that names its one recipient in a sentence (Gmail, Exchange), not on a line of its own.
+_DELIVERING_TO = re.compile(
+    rf"(?:problem delivering your message to|(?:wasn.t|couldn.t be|could not be) delivered to|"
+    rf"Delivery to the following recipients? failed(?: permanently)?:?)\s*<?({_ADDR})(?![\w.-]*\w)",
+    re.IGNORECASE,
+)
+
+
 def bare_diagnostic(text: str) -> RecipientRecord | None:
     """A paste holding just an SMTP error (no address line): one record without an address."""
     diagnostic = global_diagnostic(text)
@@ -229,5 +320,7 @@ def bare_diagnostic(text: str) -> RecipientRecord | None:
     reply = find_reply(diagnostic)
     if not reply.reply_code and not reply.status:
         return None
-    return RecipientRecord(address=None, diagnostic=diagnostic, status=reply.status,
+    named = _DELIVERING_TO.search(text)
+    return RecipientRecord(address=named.group(1) if named else None, diagnostic=diagnostic,
+                           status=reply.status,
                            reply_code=reply.reply_code, remote_mta=remote_host(text))
