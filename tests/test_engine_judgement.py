@@ -397,3 +397,76 @@ def test_a_provider_s_missing_mailbox_verdict_offers_no_delisting():
     assert diagnosis.reason is Reason.USERUNKNOWN
     assert diagnosis.receiver == "microsoft_eop"
     assert diagnosis.delist.method is DelistMethod.NONE
+
+
+def one(diagnostic: str):
+    """The diagnosis of a bare pasted rejection line."""
+    [d] = diagnose_bytes(diagnostic.encode(), "t")
+    return d
+
+
+def test_an_spf_failure_at_any_server_is_an_authentication_problem_not_gmails():
+    d = one("550 5.7.23 <bob@example.org>: Recipient address rejected: Message rejected due to: "
+            "SPF fail - not authorized. Please see http://www.openspf.net/Why?s=mfrom;"
+            "id=news@sender.example;ip=198.51.100.23;r=bob@example.org")
+    assert d.reason is Reason.AUTHFAILURE
+    assert d.receiver is None
+    assert "Gmail" not in (d.verdict or "")
+
+
+def test_greylisting_is_a_deferral_that_needs_no_action():
+    d = one("450 4.2.0 <bob@example.org>: Recipient address rejected: Greylisted, see "
+            "http://postgrey.schweikert.ch/help/example.org.html")
+    assert d.temporary
+    assert d.reason is not Reason.USERUNKNOWN
+    assert d.delist.method is DelistMethod.NONE
+    assert (d.next_step or "").startswith("Nothing to do")
+
+
+def test_a_reverse_dns_mismatch_naming_the_ip_is_a_ptr_problem():
+    d = one("550 5.7.1 Client host rejected: reverse DNS lookup for 198.51.100.23 does not match "
+            "(FCrDNS)")
+    assert (d.reason, d.sending_ip) == (Reason.REQUIREPTR, "198.51.100.23")
+
+
+def test_a_spamhaus_dbl_listing_is_about_the_domain_not_the_ip():
+    d = one("554 5.7.1 <news@sender.example>: Sender address rejected: sender.example is listed in "
+            "dbl.spamhaus.org; https://www.spamhaus.org/query/domain/sender.example")
+    assert d.blocklist == "spamhaus"
+    assert "Domain Block List" in (d.verdict or "")
+    assert "removal of the IP" not in (d.next_step or "")
+    assert "domain" in (d.next_step or "")
+
+
+def test_a_workspace_domain_that_only_takes_its_own_gateways_is_for_the_recipients_admin():
+    d = one("550 5.7.1 IP not in whitelist for RCPT domain, closing connection. - gsmtp")
+    assert d.receiver == "google_gmail"
+    assert d.delist.method is DelistMethod.CONTACT_RECIPIENT
+
+
+def test_a_cloudmark_reset_link_names_cloudmark_without_guessing_the_receiver():
+    d = one("550 5.7.1 Message rejected due to sender reputation; see "
+            "https://csi.cloudmark.com/reset-request/?ip=198.51.100.177")
+    assert (d.receiver, d.blocklist, d.sending_ip) == (None, "cloudmark_csi", "198.51.100.177")
+
+
+@pytest.mark.parametrize("diagnostic, ip", [
+    ("553 5.7.1 [BL21] Connections will not be accepted from 203.0.113.47, because the ip is in "
+     "Spamhaus's list; see https://postmaster.yahooinc.com/error-codes", "203.0.113.47"),
+    ("553 5.3.0 flpd573 DNSBL:RBL 521< 192.0.2.212 >_is_blocked.For assistance forward this error "
+     "to abuse_rbl@abuse-att.net", "192.0.2.212"),
+    ("421 Too many spams from your IP (198.51.100.9), please visit http://postmaster.free.fr/",
+     "198.51.100.9"),
+    ("550 5.7.1 Service refused, please contact postmaster@laposte.net LPNAAA_101 (203.0.113.149 "
+     "listed on zen.spamhaus.org) [101]", "203.0.113.149"),
+    ("554 resimta-ch2-18v.sys.comcast.net 198.51.100.130 Comcast block for spam. Please see "
+     "http://postmaster.comcast.net/smtp-error-codes.php#BL000000", "198.51.100.130"),
+])
+def test_the_refused_ip_is_found_in_each_receivers_own_phrasing(diagnostic, ip):
+    assert one(diagnostic).sending_ip == ip
+
+
+def test_an_ip_in_a_link_path_or_a_private_range_is_not_taken_for_the_senders():
+    # The resolver's address in Spamhaus's returnc link, and an internal hop, are not the sender.
+    assert one("554 5.7.1 Rejected: see https://www.spamhaus.org/returnc/pub/172.64.0.1 "
+               "(relay 10.0.0.5)").sending_ip is None
