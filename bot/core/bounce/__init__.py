@@ -25,6 +25,7 @@ from bot.core.bounce.message import (
     looks_like_message,
     normalise_newlines,
     parse_message,
+    parts_of,
     split_mbox,
 )
 from bot.core.bounce.text import clean_paste, command_of, find_reply
@@ -68,14 +69,34 @@ def read(data: bytes, source: str = "-") -> list[Bounce]:
     return bounces
 
 
-def read_one(data: bytes, source: str) -> Bounce:
+def read_one(data: bytes, source: str, depth: int = 0) -> Bounce:
     if looks_like_message(data):
-        return _from_message(parse_message(data), source)
+        parts = parse_message(data)
+        bounce = _from_message(parts, source)
+        if bounce.is_bounce or depth >= _MAX_FORWARD_DEPTH:
+            return bounce
+        # A bounce forwarded as an attachment ("Forward as attachment", a mail to the channel's
+        # address): the covering note is not a bounce, the attached message may be.
+        return _attached_bounce(parts, source, depth + 1) or bounce
     text = clean_paste(decode_bytes(data, None))
     encoded = text.encode("utf-8", "surrogateescape")
     if looks_like_message(encoded):  # a raw message source pasted after some quoting
         return _from_message(parse_message(encoded), source)
     return _from_text(text, source, subject="", from_header="")
+
+
+_MAX_FORWARD_DEPTH = 3  # a forward of a forward of a bounce; deeper nesting is not a bounce
+
+
+def _attached_bounce(parts: Parts, source: str, depth: int) -> Bounce | None:
+    for attached in parts.attached:
+        inner_parts = parts_of(attached)
+        inner = _from_message(inner_parts, source)
+        if not inner.is_bounce and depth < _MAX_FORWARD_DEPTH:
+            inner = _attached_bounce(inner_parts, source, depth + 1) or inner
+        if inner.is_bounce:
+            return inner
+    return None
 
 
 def _not_bounce(source: str, why: str, **kwargs: Any) -> Bounce:

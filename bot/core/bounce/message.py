@@ -164,6 +164,7 @@ class Parts:
     delivery_status: list[str] = field(default_factory=list)  # message/delivery-status bodies
     feedback: list[str] = field(default_factory=list)  # message/feedback-report bodies
     original: list[str] = field(default_factory=list)  # returned message or its headers
+    attached: list[email.message.Message] = field(default_factory=list)  # message/rfc822 parts
     content_type: str = "text/plain"
 
     def header(self, name: str) -> str:
@@ -218,6 +219,9 @@ def _walk(part: email.message.Message, parts: Parts, depth: int = 0) -> None:
         parts.feedback.append(_raw_text(part))
     elif ctype in _ORIGINAL_TYPES:
         parts.original.append(_original_text(part))
+        payload = part.get_payload()
+        if isinstance(payload, list) and payload and isinstance(payload[0], email.message.Message):
+            parts.attached.append(payload[0])
     elif part.is_multipart():
         for sub in part.get_payload():
             if isinstance(sub, email.message.Message):
@@ -239,6 +243,16 @@ def _original_text(part: email.message.Message) -> str:
         sub = payload[0]
         return "\n".join(f"{k}: {decode_header(v)}" for k, v in sub.items())
     return _payload_text(part)
+
+
+def parts_of(msg: email.message.Message) -> Parts:
+    """The parts of a message already parsed, e.g. one attached to another (a forwarded bounce)."""
+    parts = Parts(headers=msg, content_type=msg.get_content_type())
+    try:
+        _walk(msg, parts)
+    except (LookupError, ValueError, TypeError, AttributeError, IndexError):
+        parts.text = parts.text or [_raw_text(msg)]
+    return parts
 
 
 def parse_message(data: bytes) -> Parts:
