@@ -26,7 +26,7 @@ WEB, EMAIL, AUTO, CONTACT, FIX = "web", "email", "auto_expiry", "contact_recipie
 
 # file: (format, recipient, status, reply code, reason, sending IP, receiver, blocklist,
 #        delist method, delist url or address, temporary)
-EXPECTED: dict[str, tuple[str, str, str | None, str, str, str | None, str | None, str | None, str,
+EXPECTED: dict[str, tuple[str | None, str, str | None, str, str, str | None, str | None, str | None, str,
                           str | None, bool]] = {
     "courier-spamhaus.eml": (
         "courier", "alice@example.net", "5.7.1", "554", "blocked", "192.0.2.25", None, "spamhaus",
@@ -126,6 +126,14 @@ EXPECTED: dict[str, tuple[str, str, str | None, str, str, str | None, str | None
     "gmail-sender-icloud.txt": (
         "gmail", "kim@icloud.com", "5.7.1", "550", "blocked", "192.0.2.201", "apple_icloud", "spamhaus",
         WEB, "https://check.spamhaus.org/", False),
+    # Localised notices: a Japanese MTA in ISO-2022-JP ("宛先:" names the recipient), and Exim's
+    # German template in ISO-8859-1 quoted-printable whose list reply also says "spamming".
+    "japanese-iso2022jp-spamcop.eml": (
+        None, "taro@example.jp", "5.7.1", "554", "blocked", "198.51.100.44", None, "spamcop",
+        AUTO, "https://www.spamcop.net/bl.shtml", False),
+    "exim-german-nixspam.eml": (
+        "exim", "kunde@beispiel.de", "5.7.1", "550", "blocked", "203.0.113.19", None, "nixspam",
+        AUTO, None, False),
 }
 
 

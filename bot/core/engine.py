@@ -72,6 +72,8 @@ _LIST_NAME = re.compile(
     r"rejected by|refused by)\s+([a-z0-9][\w.-]*\.[a-z]{2,})",
     re.I,
 )
+# The reject_rbl wording of Postfix, Exim and most MTAs: a DNS block list answered for the client.
+_DNSBL_HIT = re.compile(r"blocked using [a-z0-9][\w-]*(?:\.[\w-]+)+", re.I)
 _RECEIVED = re.compile(r"^Received:.*(?:\n[ \t].*)*", re.M | re.I)
 _IP_NEEDLES = tuple(needles(p) for p in _IP_IN_REJECTION)
 _X_IP_NEEDLES = needles(_X_IP_HEADERS)
@@ -297,6 +299,8 @@ def _probe(knowledge: Knowledge, reason: Reason, record: RecipientRecord, by_sta
         return knowledge.says(reason, text, low)
     if reason is Reason.SPAMDETECTED and knowledge.says(Reason.VIRUSDETECTED, text, low):
         return False  # "virus detected; content rejected" names the more specific finding
+    if reason is Reason.SPAMDETECTED and _DNSBL_HIT.search(text):
+        return False  # "blocked using <zone>; ... as spamming": the IP is on a list, whatever it says
     if reason is Reason.MESGTOOBIG and by_status is Reason.EXCEEDLIMIT:
         return False  # X.2.3: the recipient's own size limit
     if reason is Reason.NORELAYING and command in _GREETING:

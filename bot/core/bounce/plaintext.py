@@ -26,7 +26,10 @@ from bot.core.model import RecipientRecord
 
 _ADDR = r"[\w.!#$%&'*+/=?^`{|}~-]+@[\w-]+(?:\.[\w-]+)+"
 _RECIPIENT_LINE = re.compile(
-    rf"^\s*(?:RCPT To:\s*|Recipient(?: address)?:\s*|Original-Recipient:\s*(?:rfc822;)?\s*|"
+    rf"^\s*(?:RCPT To:\s*|Recipient(?: address)?:\s*|"
+    # "Recipient" in the languages localised MTAs and appliances write their notices in.
+    rf"(?:宛先|受信者|送信先|收件人|收件者|Empfänger|Destinataire|Destinatario|Ontvanger|Получатель|Odbiorca)"
+    rf"\s*[:：]\s*|Original-Recipient:\s*(?:rfc822;)?\s*|"
     rf"(?P<said>Did not reach the following recipient|The following recipients? (?:failed|was undeliverable)"
     rf"|Unable to deliver to)\s*:?\s*)?"
     rf"[<\"']?(?P<addr>{_ADDR})(?![\w.-]*\w)[>\"']?(?:\s*\((?:expanded from|generated from)[^)]*\))?"
