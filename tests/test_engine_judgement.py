@@ -459,6 +459,8 @@ def test_a_cloudmark_reset_link_names_cloudmark_without_guessing_the_receiver():
      "198.51.100.9"),
     ("550 5.7.1 Service refused, please contact postmaster@laposte.net LPNAAA_101 (203.0.113.149 "
      "listed on zen.spamhaus.org) [101]", "203.0.113.149"),
+    ("550 5.7.1 [IPv6:2001:db8::7] Our system has detected that this message does not meet IPv6 "
+     "sending guidelines regarding PTR records and authentication. - gsmtp", "2001:db8::7"),
     ("554 resimta-ch2-18v.sys.comcast.net 198.51.100.130 Comcast block for spam. Please see "
      "http://postmaster.comcast.net/smtp-error-codes.php#BL000000", "198.51.100.130"),
 ])

@@ -51,7 +51,7 @@ _IP_IN_REJECTION = (
     re.compile(r"\bIP[=:]\s*\[?([0-9a-f.:]+)\]?", re.I),
     re.compile(r"[?&](?:ip|ip_address|v)=([0-9a-f.:]+)", re.I),
     re.compile(r"(?:lookup|query|bl\.shtml)[/?]([0-9a-f.:]+)", re.I),
-    re.compile(r"\[([0-9a-f.:]+)\]"),
+    re.compile(r"\[(?:IPv6:)?([0-9a-f.:]+)\]", re.I),  # RFC 5321 address literal: [IPv6:2001:db8::7]
     re.compile(r"\b([0-9]{1,3}(?:\.[0-9]{1,3}){3})\b,? (?:is |was |has been )?"
                r"(?:listed|blocked|in a black ?list|found on|on (?:our|a) block)", re.I),
     re.compile(r"(?:listed|blocked)[^.]*?\b([0-9]{1,3}(?:\.[0-9]{1,3}){3})\b", re.I),
