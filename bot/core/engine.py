@@ -463,4 +463,6 @@ def _sending_ip(bounce: Bounce, diagnostic: str) -> tuple[str | None, str | None
     ip = rejected_ip(diagnostic)
     if ip:
         return ip, "rejection text"
+    if bounce.stated_ip:
+        return bounce.stated_ip
     return ip_from_headers(bounce.original_headers)

@@ -113,6 +113,9 @@ class Bounce:
     text: str = ""  # the human-readable text used for matching, normalised
     is_bounce: bool = True
     not_bounce_reason: str | None = None
+    # The sending IP as the bounce states it outside the rejection (an ESP event's field), and
+    # where it says so, e.g. ("198.51.100.7", "event field (sending-ip)").
+    stated_ip: tuple[str, str] | None = None
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from dataclasses import replace
 from email.utils import getaddresses, parseaddr
 from typing import Any
 
-from bot.core.bounce import formats, plaintext, rfc3464
+from bot.core.bounce import events, formats, plaintext, rfc3464
 from bot.core.bounce.message import (
     Parts,
     decode_bytes,
@@ -35,6 +35,7 @@ MAX_INPUT_BYTES = 8 * 1024 * 1024  # beyond this the tail is not read; bounces a
 NOT_A_BOUNCE = "no SMTP error or delivery-status part found"
 EMPTY = "the input is empty"
 BINARY = "the input is binary, not mail text"
+NO_FAILED_EVENT = "JSON with no failed delivery in it (no recipient next to an SMTP error)"
 UNREADABLE = frozenset({EMPTY, BINARY})
 
 _AUTO_REPLY_SUBJECT = re.compile(
@@ -60,6 +61,10 @@ def read(data: bytes, source: str = "-") -> list[Bounce]:
         return [_not_bounce(source, EMPTY)]
     if len(_BINARY.findall(data[:4096])) > 40:
         return [_not_bounce(source, BINARY)]
+    if events.looks_like_json(data):
+        found = events.parse(data)
+        if found is not None:
+            return _from_events(found, source)
     data = normalise_newlines(data)
     chunks = split_mbox(data)
     bounces = []
@@ -67,6 +72,24 @@ def read(data: bytes, source: str = "-") -> list[Bounce]:
         name = source if len(chunks) == 1 else f"{source}#{index}"
         bounces.append(read_one(chunk, name))
     return bounces
+
+
+def _from_events(found: list[events.Event], source: str) -> list[Bounce]:
+    """ESP webhook events (JSON): one Bounce per failed delivery."""
+    if not found:
+        return [_not_bounce(source, NO_FAILED_EVENT)]
+    return [
+        Bounce(
+            source=source if len(found) == 1 else f"{source}#{index}",
+            format=event.service,
+            recipients=(event.record,),
+            reporting_mta=event.reporting_mta,
+            text=event.record.diagnostic,
+            stated_ip=(event.sending_ip, f"event field ({event.sending_ip_field})")
+            if event.sending_ip else None,
+        )
+        for index, event in enumerate(found, 1)
+    ]
 
 
 def read_one(data: bytes, source: str, depth: int = 0) -> Bounce:
