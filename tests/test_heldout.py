@@ -134,6 +134,14 @@ EXPECTED: dict[str, tuple[str | None, str, str | None, str, str, str | None, str
     "exim-german-nixspam.eml": (
         "exim", "kunde@beispiel.de", "5.7.1", "550", "blocked", "203.0.113.19", None, "nixspam",
         AUTO, None, False),
+    # Two more server templates: IceWarp names the recipient in a sentence ("Failed to deliver
+    # to '<a@b>'"), Kerio Connect prints Exchange's heading over its own "Remote server replied:".
+    "icewarp-spamhaus.txt": (
+        None, "pat@client.example", "5.7.1", "554", "blocked", "198.51.100.77", None, "spamhaus",
+        WEB, "https://check.spamhaus.org/", False),
+    "kerio-spamhaus.txt": (
+        "exchange", "pat@client.example", "5.7.1", "554", "blocked", "198.51.100.77", None, "spamhaus",
+        WEB, "https://check.spamhaus.org/", False),
 }
 
 

@@ -306,7 +306,8 @@ def addresses(text: str) -> list[str]:
 # A report that names its one recipient in a sentence (Gmail, Exchange), not on a line of its own.
 _DELIVERING_TO = re.compile(
     rf"(?:problem delivering your message to|(?:wasn.t|couldn.t be|could not be) delivered to|"
-    rf"Delivery to the following recipients? failed(?: permanently)?:?)\s*<?({_ADDR})(?![\w.-]*\w)",
+    rf"(?:Failed|Unable|Could not) to deliver (?:the message )?to|"
+    rf"Delivery to the following recipients? failed(?: permanently)?:?)\s*['\"]?<?({_ADDR})(?![\w.-]*\w)",
     re.IGNORECASE,
 )
 
