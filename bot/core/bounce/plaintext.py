@@ -194,15 +194,21 @@ def extract(report: str) -> list[RecipientRecord]:
     seen: set[str] = set()
     fallback = None
     best: dict[str, list[str]] = {}
-    for address, lines in _blocks(report):
+    said: dict[str, str] = {}  # the remote words of the block kept in `best`
+    blocks = _blocks(report)
+    for address, lines in blocks:
         key = address.lower()
-        if key not in best or not _informative(remote_text(best[key])[0]) or (
-                not REPLY.search(remote_text(best[key])[0]) and REPLY.search(remote_text(lines)[0])):
-            best[key] = lines  # a later block for the same address may carry the reply (Sendmail)
+        if key in best and REPLY.search(said[key]):
+            continue  # the block kept already carries the server's reply
+        words = remote_text(lines)[0]
+        # A later block for the same address may carry the reply (Sendmail, Exchange's lines
+        # for administrators under its summary for users).
+        if key not in best or not _informative(said[key]) or REPLY.search(words):
+            best[key], said[key] = lines, words
     if not best:
         return transcript(report)
     report_host: list[str | None] = []  # remote_host(report), worked out at most once
-    for address, lines in _blocks(report):
+    for address, lines in blocks:
         key = address.lower()
         if key in seen:
             continue
