@@ -472,3 +472,5 @@ def test_an_ip_in_a_link_path_or_a_private_range_is_not_taken_for_the_senders():
     # The resolver's address in Spamhaus's returnc link, and an internal hop, are not the sender.
     assert one("554 5.7.1 Rejected: see https://www.spamhaus.org/returnc/pub/172.64.0.1 "
                "(relay 10.0.0.5)").sending_ip is None
+    # Nor a dotted number that is no address at all ("03.0.113.9" has a leading zero).
+    assert one("554 5.7.1 Rejected, host 03.0.113.9 found on one or more DNSBLs").sending_ip is None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -81,3 +83,25 @@ def test_base64_and_quoted_printable_bodies_decode():
     for cte, body in (("base64", base64.encodebytes(text)), ("quoted-printable", quopri.encodestring(text))):
         (d,) = diagnose_bytes(_dsn("iso-8859-1", body, cte), cte)
         assert str(d.reason) == "mailboxfull", cte
+
+
+_HELDOUT = sorted((Path(__file__).parent / "heldout").iterdir())
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.sampled_from(_HELDOUT), st.lists(
+    st.tuples(st.integers(0, 1), st.floats(0, 1), st.floats(0, 1), st.binary(max_size=12)),
+    min_size=1, max_size=12))
+def test_mangled_real_bounces_never_raise(path, edits):
+    """Real-shaped bounces with bytes cut, inserted and repeated: the readers' edge cases
+    (transcripts, Exchange lines, dotted numbers that are not addresses) still answer."""
+    data = bytearray(path.read_bytes())
+    for kind, where, other, junk in edits:
+        at = int(where * len(data))
+        if kind == 0:
+            del data[at:at + 1 + len(junk) * 4]
+        else:
+            start = int(other * len(data))
+            data[at:at] = junk + data[start:start + 120]
+    for diagnosis in diagnose_bytes(bytes(data), path.name):
+        assert diagnosis.summary

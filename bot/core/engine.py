@@ -128,7 +128,10 @@ _INTERNAL = tuple(ipaddress.ip_network(n) for n in (
 
 
 def _external(text: str) -> bool:
-    address = ipaddress.ip_address(text)
+    try:
+        address = ipaddress.ip_address(text)
+    except ValueError:  # "03.0.113.9": a leading zero is not an address (nor octal, here)
+        return False
     return not any(address in net for net in _INTERNAL)
 
 
