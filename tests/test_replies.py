@@ -156,3 +156,20 @@ def test_ip_addresses_are_found_valid_and_once() -> None:
         "11.22.33.44",
         "2001:db8::25",
     )
+
+
+@pytest.mark.parametrize("body", [
+    "Your case #12345678 has been created and an engineer will investigate the IP address "
+    "11.22.33.44. We aim to respond within 24 hours.",
+    "Hello, this is an automatic answer: your request was received. A support specialist will "
+    "get back to you within two business days.",
+    "Ticket 4471-XZ was logged for 198.51.100.7; we will reply within 48 hours.",
+])
+def test_a_help_desk_auto_reply_in_other_words_is_an_acknowledgement(body: str) -> None:
+    assert classify(body, MARKERS).kind is ReplyKind.ACK
+
+
+def test_a_promise_to_answer_is_not_mistaken_for_the_answer() -> None:
+    reply = classify("Our analysts will review the listing of 11.22.33.44 and reply within "
+                     "24 hours to tell you whether it can be removed.", MARKERS)
+    assert reply.kind is ReplyKind.ACK

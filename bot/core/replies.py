@@ -60,6 +60,12 @@ GENERIC = ReplyMarkers(
         r"\bwe will (?:review|investigate|look into)\b",
         r"\b(?:is|are) (?:now )?under review\b",
         r"\bour team will investigate\b",
+        r"\b(?:case|ticket|request)\b[^.]{0,30}\b(?:has been|was) "
+        r"(?:created|opened|logged|received|submitted)\b",
+        r"\b(?:an? |our )?(?:engineer|analyst|agent|representative|specialist|support team|team member)s? "
+        r"will (?:investigate|review|look into|contact you|respond|reply|get back)",
+        r"\b(?:aim|expect|try) to (?:respond|reply|get back to you)\b",
+        r"\bwill (?:respond|reply|get back to you)(?: to you)? within\b",
     ),
     resolved=_compile(
         r"\b(?:has|have|had) been (?:removed|delisted|unblocked|lifted|mitigated)\b",
