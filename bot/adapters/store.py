@@ -5,7 +5,8 @@ Tables (plain names, ISO 8601 UTC times, JSON only where a list or a document is
   ticket_events  the append-only log (a trigger refuses UPDATE and DELETE), one row per move
   evidence       further bounces for the same IP and list while the ticket was open
   outbox         pings to deliver; `key` is unique so a ping is queued once, `sent_at` is set
-                 only after delivery
+                 only after delivery; `error` is why Slack refused it for good (with `sent_at`
+                 still null: never delivered), `retry_at` holds a retry back after an outage
 
 The schema is built by ordered migrations (sqlite_utils.Migrations, set "delistbot") when the file
 is opened, so an older file upgrades in place. Never edit an applied migration: add a new one.
@@ -168,6 +169,18 @@ def m004_dns_recheck(db: sqlite_utils.Database) -> None:
     db.execute("ALTER TABLE tickets ADD COLUMN dns_detail TEXT")
 
 
+@MIGRATIONS()
+def m005_outbox_refusals(db: sqlite_utils.Database) -> None:
+    # A ping Slack refuses for good (not_in_channel, invalid_auth…) is not claimed again: `error`
+    # says why and when (`failed_at`); a ping that went to the fallback channel instead keeps the
+    # reason beside its `sent_at`. `retry_at`: after a passing failure (5xx, 429, no
+    # connection), the ping is not claimed before then (a backoff instead of every tick).
+    db.execute("ALTER TABLE outbox ADD COLUMN error TEXT")
+    db.execute("ALTER TABLE outbox ADD COLUMN failed_at TEXT")
+    db.execute("ALTER TABLE outbox ADD COLUMN retry_at TEXT")
+    db.execute("CREATE INDEX outbox_ticket ON outbox(ticket)")
+
+
 # ---------------------------------------------------------------- conversions
 
 
@@ -283,6 +296,24 @@ class OutboxRow:
     attempts: int
     claimed_by: str | None
     sent_at: datetime | None
+    error: str | None = None  # why Slack refused it (delivered elsewhere when sent_at is set)
+    failed_at: datetime | None = None
+
+    @property
+    def undelivered(self) -> bool:
+        """Refused for good and not delivered anywhere: only the CLI still shows it."""
+        return self.error is not None and self.sent_at is None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "key": self.key,
+            "due_at": iso(self.due_at),
+            "sent_at": iso(self.sent_at),
+            "attempts": self.attempts,
+            "error": self.error,
+            "failed_at": iso(self.failed_at),
+        }
 
 
 def _outbox_row(row: Mapping[str, Any]) -> OutboxRow:
@@ -300,6 +331,8 @@ def _outbox_row(row: Mapping[str, Any]) -> OutboxRow:
         row["attempts"],
         row["claimed_by"],
         _time(row["sent_at"]),
+        row["error"],
+        _time(row["failed_at"]),
     )
 
 
@@ -569,9 +602,10 @@ class Store:
         with self.write():
             rows = list(
                 self.db.query(
-                    "SELECT id FROM outbox WHERE sent_at IS NULL AND due_at <= ?"
+                    "SELECT id FROM outbox WHERE sent_at IS NULL AND error IS NULL"
+                    " AND due_at <= ? AND (retry_at IS NULL OR retry_at <= ?)"
                     " AND (claimed_at IS NULL OR claimed_at < ?) ORDER BY id LIMIT ?",
-                    [iso(now), iso(stale_before), limit],
+                    [iso(now), iso(now), iso(stale_before), limit],
                 )
             )
             ids = [r["id"] for r in rows]
@@ -587,23 +621,51 @@ class Store:
             found = self.db.query(f"SELECT * FROM outbox WHERE id IN ({marks}) ORDER BY id", ids)
             return [_outbox_row(r) for r in found]
 
-    def mark_sent(self, ping_id: int, now: datetime) -> bool:
-        """Record delivery; False when it was already recorded (the caller must not resend)."""
+    def mark_sent(self, ping_id: int, now: datetime, note: str | None = None) -> bool:
+        """Record delivery; False when it was already recorded (the caller must not resend).
+
+        `note`: why it went somewhere else than the ticket's thread (the fallback channel).
+        """
         with self.write():
             cursor = self.db.execute(
-                "UPDATE outbox SET sent_at = ? WHERE id = ? AND sent_at IS NULL",
-                [iso(now), ping_id],
+                "UPDATE outbox SET sent_at = ?, error = COALESCE(?, error)"
+                " WHERE id = ? AND sent_at IS NULL",
+                [iso(now), note, ping_id],
             )
             return cursor.rowcount == 1
 
-    def release(self, ping_id: int) -> None:
-        """Delivery failed: let the next claim take it at once."""
+    def release(self, ping_id: int, retry_at: datetime | None = None) -> None:
+        """Delivery failed for now: the next claim takes it at once, or from `retry_at`."""
         with self.write():
             self.db.execute(
-                "UPDATE outbox SET claimed_at = NULL, claimed_by = NULL"
+                "UPDATE outbox SET claimed_at = NULL, claimed_by = NULL, retry_at = ?"
                 " WHERE id = ? AND sent_at IS NULL",
-                [ping_id],
+                [iso(retry_at), ping_id],
             )
+
+    def mark_failed(self, ping_id: int, error: str, now: datetime) -> bool:
+        """Slack refused the ping for good: kept with the reason, never claimed again."""
+        with self.write():
+            cursor = self.db.execute(
+                "UPDATE outbox SET error = ?, failed_at = ?, claimed_at = NULL, claimed_by = NULL"
+                " WHERE id = ? AND sent_at IS NULL",
+                [error, iso(now), ping_id],
+            )
+            return cursor.rowcount == 1
+
+    def pings(self, number: int) -> list[OutboxRow]:
+        """One ticket's pings, queued, sent or refused, oldest first."""
+        rows = self.db.query("SELECT * FROM outbox WHERE ticket = ? ORDER BY id", [number])
+        return [_outbox_row(r) for r in rows]
+
+    def undelivered(self) -> list[OutboxRow]:
+        """Pings of tickets not closed that Slack refused for good and that went nowhere else."""
+        rows = self.db.query(
+            "SELECT outbox.* FROM outbox JOIN tickets ON tickets.number = outbox.ticket"
+            " WHERE outbox.error IS NOT NULL AND outbox.sent_at IS NULL"
+            " AND tickets.state <> 'closed' ORDER BY outbox.id"
+        )
+        return [_outbox_row(r) for r in rows]
 
     def release_claims(self, worker: str, before: datetime) -> int:
         """Free unsent pings claimed by `worker` up to `before`; how many."""

@@ -39,6 +39,7 @@ from bot.core.errors import ConfigError, DelistbotError
 from bot.core.tickets import IllegalMove, PingKind, Ticket
 
 if TYPE_CHECKING:  # SQLite and Jinja2 load only when a ticket command runs
+    from bot.adapters.store import OutboxRow
     from bot.service.tickets import TicketService
 
 Handler = Callable[["TicketService", argparse.Namespace], int]
@@ -206,6 +207,7 @@ def cmd_ticket(service: TicketService, args: argparse.Namespace) -> int:
     if args.json:
         out = service.to_json(ticket)
         out["events"] = service.store.events(ticket.number or 0)
+        out["pings"] = [row.to_json() for row in service.store.pings(ticket.number or 0)]
         print(json.dumps(out, indent=2, ensure_ascii=False))
         return EXIT_OK
     data = service.to_json(ticket)
@@ -248,7 +250,21 @@ def cmd_ticket(service: TicketService, args: argparse.Namespace) -> int:
             f"  {event['at']}  {event['kind']:<13} {event['from_state'] or '':>12} -> "
             f"{event['to_state']:<12} {event['actor']}{first}"
         )
+    pings = service.store.pings(ticket.number or 0)
+    if pings:
+        print("pings:")
+    for row in pings:
+        print(f"  {_iso(row.due_at)}  {row.kind:<13} {_delivery(row)}")
     return EXIT_OK
+
+
+def _delivery(row: OutboxRow) -> str:
+    if row.sent_at is not None:
+        elsewhere = f" ({row.error})" if row.error else ""
+        return f"sent {_iso(row.sent_at)}{elsewhere}"
+    if row.error:
+        return f"NOT DELIVERED: Slack refused it ({row.error})"
+    return f"queued, {row.attempts} attempt(s)"
 
 
 def cmd_tickets(service: TicketService, args: argparse.Namespace) -> int:
@@ -280,30 +296,46 @@ def _parse_time(text: str) -> datetime:
 def cmd_due(service: TicketService, args: argparse.Namespace) -> int:
     now = args.at or utc_now()
     pings = service.due(now)
+    # Pings Slack refused for good are listed here until their ticket is closed: none is lost
+    # unseen.
+    refused = {row.key: row for row in service.undelivered()}
+    alone = [row for key, row in refused.items() if key not in {p.key for _, p in pings}]
     if args.json:
-        print(
-            json.dumps(
-                [
-                    {
-                        "ticket": t.id,
-                        "kind": str(p.kind),
-                        "due_at": _iso(p.due_at),
-                        "key": p.key,
-                        "text": p.text,
-                    }
-                    for t, p in pings
-                ],
-                indent=2,
-            )
-        )
+        entries = [
+            {
+                "ticket": t.id,
+                "kind": str(p.kind),
+                "due_at": _iso(p.due_at),
+                "key": p.key,
+                "text": p.text,
+                "undelivered": refused[p.key].error if p.key in refused else None,
+            }
+            for t, p in pings
+        ]
+        entries += [
+            {
+                "ticket": row.ticket_id,
+                "kind": row.kind,
+                "due_at": _iso(row.due_at),
+                "key": row.key,
+                "text": row.text,
+                "undelivered": row.error,
+            }
+            for row in alone
+        ]
+        print(json.dumps(entries, indent=2))
     else:
         dns_lists = _dns_lists(service) if any(p.kind is PingKind.RECHECK for _, p in pings) else ()
         for ticket, ping in pings:
             hint = ""
             if ping.kind is PingKind.RECHECK and ticket.list_key in dns_lists:
                 hint = f" (`delistbot recheck {ticket.id}` asks the list's DNS now.)"
+            if ping.key in refused:
+                hint += f" [not delivered to Slack: {refused[ping.key].error}]"
             print(f"{ping.kind:<9} {ping.text}{hint}")
-    return EXIT_ATTENTION if pings else EXIT_OK
+        for row in alone:
+            print(f"{row.kind:<9} {row.text} [not delivered to Slack: {row.error}]")
+    return EXIT_ATTENTION if pings or alone else EXIT_OK
 
 
 def _dns_lists(service: TicketService) -> frozenset[str]:

@@ -425,11 +425,22 @@ class TicketService:
         now = normalise(now)
         return self.store.claim(worker, now, now - CLAIM_LEASE, limit)
 
-    def ping_sent(self, ping_id: int, now: datetime) -> bool:
-        return self.store.mark_sent(ping_id, normalise(now))
+    def ping_sent(self, ping_id: int, now: datetime, note: str | None = None) -> bool:
+        """Delivered; `note` says why it went elsewhere than the ticket's thread."""
+        return self.store.mark_sent(ping_id, normalise(now), note)
 
-    def ping_failed(self, ping_id: int) -> None:
-        self.store.release(ping_id)
+    def ping_failed(self, ping_id: int, retry_at: datetime | None = None) -> None:
+        """Not delivered for now (Slack down or busy): claimed again at once, or from `retry_at`."""
+        retry = None if retry_at is None else normalise(retry_at) + timedelta(seconds=1)
+        self.store.release(ping_id, retry)
+
+    def ping_refused(self, ping_id: int, error: str, now: datetime) -> bool:
+        """Refused for good (not_in_channel, invalid_auth…): kept as undelivered, not retried."""
+        return self.store.mark_failed(ping_id, error, normalise(now))
+
+    def undelivered(self) -> list[OutboxRow]:
+        """Pings that never reached anyone: `due` and `ticket` show them."""
+        return self.store.undelivered()
 
     def release_claims(self, worker: str, before: datetime) -> int:
         """Free the unsent pings `worker` claimed before `before` (its earlier run died)."""

@@ -109,7 +109,7 @@ def build_app(
         )
     pinger = Pinger(tickets, surface, owner_of=lambda ref: tickets.get(ref).owner,
                     clock=clock, interval=options.ping_interval,
-                    fallback_channel=options.fallback_channel)
+                    fallback_channel=options.fallback_channel, thread_of=_thread_of(tickets))
     replies = Replies(store, surface, interval=options.ping_interval)
     flows = TicketFlows(tickets, surface, store, services.names, wake_pinger=pinger.wake,
                         clock=clock, check_ip=services.check_ip, replies=replies)
@@ -120,6 +120,14 @@ def build_app(
     handlers = Handlers(services, surface, store, runner, flows, replies, options.auto_open)
     handlers.register(app)
     return SlackBot(app, handlers, surface, store, pinger, replies)
+
+
+def _thread_of(tickets: TicketService) -> Callable[[str], tuple[str | None, str | None]]:
+    def where(ref: str) -> tuple[str | None, str | None]:
+        ticket = tickets.get(ref)
+        return ticket.slack_channel, ticket.slack_thread_ts
+
+    return where
 
 
 class _SameTokenWarning(logging.Filter):

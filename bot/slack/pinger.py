@@ -2,9 +2,13 @@
 
 State lives in SQLite (the lifecycle's outbox), not in timers, so a restart loses nothing: each
 tick queues what is due (idempotent by key), claims a batch, posts each ping with
-`reply_broadcast` so the channel sees it too, and marks it sent. A delivery Slack refuses (429
+`reply_broadcast` so the channel sees it too, and marks it sent. A delivery Slack cannot take now (429
 after the client's own retries, 5xx, a network error) is released back to the outbox and tried on
-a later tick. A ping claimed before (its sender died mid-delivery, or Slack failed in a way that
+a later tick, after a backoff that doubles up to 5 minutes. A refusal that waiting cannot cure
+(`not_in_channel`, `is_archived`, `invalid_auth`…) is not retried: the ping is kept in the outbox
+marked undelivered with Slack's reason (`delistbot due` lists it) and logged once; when the
+ticket's channel was the problem and a fallback channel is configured, the ping goes there
+instead. A ping claimed before (its sender died mid-delivery, or Slack failed in a way that
 leaves it unknown whether the message was posted) is first looked for in the thread, by the key
 carried in the message metadata, so neither a crash nor a lost answer posts it twice; for the same
 reason the post itself is not retried by the client after a 5xx or a dropped connection.
@@ -17,25 +21,28 @@ import socket
 import threading
 import urllib.error
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from slack_sdk.errors import SlackApiError
 
 from bot.slack import blocks
-from bot.slack.surface import Surface
+from bot.slack.surface import PLACE_ERRORS, Surface, refusal
 
 log = logging.getLogger(__name__)
 
 DEFAULT_INTERVAL = 10.0  # seconds between ticks: a due ping goes out well within 30 s
 PING_EVENT = "delistbot_ping"  # message metadata type carrying the ping's outbox key
+MAX_BACKOFF = 300.0  # seconds: the longest wait between two tries of a ping while Slack is down
+_UNDELIVERED = (SlackApiError, urllib.error.URLError, OSError)
 
 
 class Outbox(Protocol):
     def queue_due(self, now: datetime) -> int: ...
     def claim_pings(self, worker: str, now: datetime, limit: int = 20) -> list[Any]: ...
-    def ping_sent(self, ping_id: int, now: datetime) -> bool: ...
-    def ping_failed(self, ping_id: int) -> None: ...
+    def ping_sent(self, ping_id: int, now: datetime, note: str | None = None) -> bool: ...
+    def ping_failed(self, ping_id: int, retry_at: datetime | None = None) -> None: ...
+    def ping_refused(self, ping_id: int, error: str, now: datetime) -> bool: ...
     def release_claims(self, worker: str, before: datetime) -> int: ...
 
 
@@ -51,9 +58,11 @@ class Pinger:
         fallback_channel: str | None = None,
         annotate: Callable[[Any], str] = lambda row: "",
         before_tick: Callable[[datetime], object] | None = None,
+        thread_of: Callable[[str], tuple[str | None, str | None]] = lambda ref: (None, None),
     ) -> None:
         self.outbox, self.surface, self.owner_of = outbox, surface, owner_of
         self.annotate = annotate  # extra words for a ping, looked up when it goes out
+        self.thread_of = thread_of  # a ticket's (channel, thread ts) now
         # Work that may queue pings, run first in each tick (the tickets' DNS re-checks), so
         # what it finds goes out in the same tick.
         self.before_tick = before_tick
@@ -115,28 +124,72 @@ class Pinger:
             return ""
 
     def _deliver(self, row: Any) -> int:
-        channel, thread_ts = row.slack_channel, row.slack_thread_ts
-        if not (channel and thread_ts) and self.fallback_channel:
-            channel, thread_ts = self.fallback_channel, None
+        channel, thread_ts = self._where(row)
         if not channel:
-            self.outbox.ping_failed(row.id)  # no thread and no fallback channel: the CLI's
-            return 0
+            return self._refused(row, "no Slack thread, and no [slack] channel to fall back on")
         try:
-            if row.attempts > 1 and self.surface.find_in_thread(
-                channel, thread_ts, PING_EVENT, row.key
-            ):
-                log.info("ping %s was delivered before a restart; not posting it again", row.key)
-            else:
-                text = " ".join(filter(None, [row.text, self._annotation(row)]))
-                message = blocks.ping_message(self.owner_of(row.ticket_id), text)
-                self.surface.post(channel, message, thread_ts=thread_ts, broadcast=True,
-                                  metadata={"event_type": PING_EVENT,
-                                            "event_payload": {"key": row.key}})
-        except (SlackApiError, urllib.error.URLError, OSError) as exc:
-            log.warning("ping %s for %s not delivered (%s); it stays in the outbox",
-                        row.key, row.ticket_id, exc)
-            self.outbox.ping_failed(row.id)
-            return 0
+            self._post_once(row, channel, thread_ts)
+        except _UNDELIVERED as exc:
+            error = refusal(exc)
+            if error is None:
+                return self._later(row, exc)
+            fallback = self.fallback_channel
+            if error in PLACE_ERRORS and fallback and fallback != channel:
+                return self._fall_back(row, fallback, channel, error)
+            return self._refused(row, error)
         self.outbox.ping_sent(row.id, self.clock())
         log.info("ping %s delivered for %s", row.key, row.ticket_id)
         return 1
+
+    def _where(self, row: Any) -> tuple[str | None, str | None]:
+        """The ticket's thread (its card may have reached Slack after the ping was queued),
+        else the fallback channel, top-level."""
+        channel, thread_ts = row.slack_channel, row.slack_thread_ts
+        if not (channel and thread_ts):
+            channel, thread_ts = self.thread_of(row.ticket_id)
+        if not (channel and thread_ts):
+            channel, thread_ts = self.fallback_channel, None
+        return channel, thread_ts
+
+    def _post_once(self, row: Any, channel: str, thread_ts: str | None, note: str = "") -> None:
+        """Post the ping unless an earlier attempt (a crash, a lost answer) already did."""
+        if row.attempts > 1 and self.surface.find_in_thread(
+            channel, thread_ts, PING_EVENT, row.key
+        ):
+            log.info("ping %s was delivered before a restart; not posting it again", row.key)
+            return
+        text = " ".join(filter(None, [row.text, self._annotation(row), note]))
+        message = blocks.ping_message(self.owner_of(row.ticket_id), text)
+        self.surface.post(channel, message, thread_ts=thread_ts, broadcast=True,
+                          metadata={"event_type": PING_EVENT, "event_payload": {"key": row.key}})
+
+    def _fall_back(self, row: Any, fallback: str, channel: str, error: str) -> int:
+        """The ticket's channel refused (the bot was removed, it was archived…): the fallback
+        channel gets the ping, top-level, saying where it could not go."""
+        note = f"(Not posted in the ticket's channel {channel}: Slack answered {error}.)"
+        try:
+            self._post_once(row, fallback, None, note)
+        except _UNDELIVERED as exc:
+            again = refusal(exc)
+            if again is None:
+                return self._later(row, exc)
+            return self._refused(row, f"{error} in {channel}; {again} in {fallback}")
+        self.outbox.ping_sent(row.id, self.clock(), f"{error} in {channel}; posted in {fallback}")
+        log.warning("ping %s for %s: Slack answered %s in %s; posted in %s instead",
+                    row.key, row.ticket_id, error, channel, fallback)
+        return 1
+
+    def _later(self, row: Any, exc: BaseException) -> int:
+        """Slack is down or busy: try again after a backoff that doubles with each attempt."""
+        delay = min(self.interval * 2 ** max(0, row.attempts - 1), MAX_BACKOFF)
+        log.warning("ping %s for %s not delivered (%s); it stays in the outbox, next try in %.0fs",
+                    row.key, row.ticket_id, exc, delay)
+        self.outbox.ping_failed(row.id, self.clock() + timedelta(seconds=delay))
+        return 0
+
+    def _refused(self, row: Any, error: str) -> int:
+        """Refused for good: kept as undelivered (`delistbot due` shows it), never retried."""
+        log.error("ping %s for %s refused (%s): not retried; `delistbot due` lists it",
+                  row.key, row.ticket_id, error)
+        self.outbox.ping_refused(row.id, error, self.clock())
+        return 0

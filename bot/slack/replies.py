@@ -25,18 +25,12 @@ from slack_sdk.errors import SlackApiError
 
 from bot.slack.blocks import Message
 from bot.slack.store import QueuedReply, SlackStore
-from bot.slack.surface import Surface
+from bot.slack.surface import Surface, refusal
 
 log = logging.getLogger(__name__)
 
 REPLY_EVENT = "delistbot_reply"  # message metadata type carrying the reply's outbox key
 _UNDELIVERED = (SlackApiError, urllib.error.URLError, OSError)
-
-
-def _passing(err: SlackApiError) -> bool:
-    """Whether waiting can cure it: Slack down (5xx) or busy (429), not a refusal (HTTP 200)."""
-    status = getattr(err.response, "status_code", 200)
-    return bool(status >= 500 or status == 429 or err.response.get("error") == "ratelimited")
 
 
 class Replies:
@@ -99,7 +93,7 @@ class Replies:
                 self.store.reply_attempt(row.id)
                 ts = self._post(row, thread_ts)
             except _UNDELIVERED as exc:
-                if isinstance(exc, SlackApiError) and not _passing(exc):
+                if refusal(exc):
                     raise
                 log.warning("reply %s not delivered (%s); it stays queued", row.key, exc)
                 break  # keep the order: the rest of this reply waits for this one

@@ -13,6 +13,7 @@ import urllib.request
 from typing import Any, Protocol
 
 from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry import RetryHandler
 from slack_sdk.http_retry.builtin_handlers import (
     ConnectionErrorRetryHandler,
@@ -26,6 +27,25 @@ from bot.slack.blocks import Message
 HISTORY_LOOKBACK = 200
 # Whole e-mails forwarded to a channel are small; refuse to read anything absurd into memory.
 MAX_EMAIL_BYTES = 10 * 1024 * 1024
+# Slack error codes (HTTP 200, ok=false) that mean "not now" rather than "no".
+_PASSING_ERRORS = frozenset(
+    {"ratelimited", "internal_error", "fatal_error", "service_unavailable", "request_timeout"}
+)
+# Refusals about where a message was to go, not about the message: another channel may take it.
+PLACE_ERRORS = frozenset({"not_in_channel", "channel_not_found", "is_archived",
+                          "restricted_action"})
+
+
+def refusal(exc: BaseException) -> str | None:
+    """Slack's error code when it refused for good (not_in_channel, invalid_auth,
+    invalid_blocks…); None when waiting may cure it (5xx, 429, no connection)."""
+    if not isinstance(exc, SlackApiError):
+        return None
+    status = getattr(exc.response, "status_code", 200)
+    error = exc.response.get("error")
+    if status >= 500 or status == 429 or error in _PASSING_ERRORS:
+        return None
+    return str(error or f"HTTP {status}")
 
 
 class Surface(Protocol):
