@@ -52,10 +52,11 @@ class FakeSlack:
         self.files: dict[str, tuple[dict[str, Any], bytes]] = {}
         self.acks: list[dict[str, Any]] = []
         self.messages: list[dict[str, Any]] = []  # what chat.postMessage posted, for replies
-        self._failures: dict[str, list[tuple[int, int]]] = {}  # method -> [(status, retry_after)]
+        # method -> [(status, whether Slack did the work before failing)]
+        self._failures: dict[str, list[tuple[int, bool]]] = {}
         self._errors: dict[str, list[str]] = {}  # method -> Slack error codes to answer
         self._hangs: list[tuple[str, bool, Any]] = []  # (method, posted, where(args))
-        self._unhang = threading.Event()
+        self._hung: list[threading.Event] = []  # one per call left hanging, until release_hung()
         self._down: set[str] = set()  # methods answering 500 until up()
         self._ts = itertools.count(1)
         self._lock = threading.Condition()
@@ -80,7 +81,7 @@ class FakeSlack:
         return self
 
     def stop(self) -> None:
-        self._unhang.set()
+        self.release_hung()
         self.server.shutdown()
         self.server.server_close()
 
@@ -112,10 +113,11 @@ class FakeSlack:
     def add_email_file(self, file_id: str, path: Path) -> None:
         self.add_email(file_id, path.read_bytes(), subject=path.name)
 
-    def fail_next(self, method: str, status: int, times: int = 1, retry_after: int = 1) -> None:
-        """The next `times` calls of `method` answer `status` (429 carries Retry-After)."""
+    def fail_next(self, method: str, status: int, times: int = 1, posted: bool = False) -> None:
+        """The next `times` calls of `method` answer `status` (429 carries Retry-After: 1).
+        With `posted`, Slack did the work all the same (a 500 after the message was posted)."""
         with self._lock:
-            self._failures.setdefault(method, []).extend([(status, retry_after)] * times)
+            self._failures.setdefault(method, []).extend([(status, posted)] * times)
 
     def down(self, method: str) -> None:
         """Every call of `method` answers 500 until `up(method)`: a Slack outage."""
@@ -139,7 +141,17 @@ class FakeSlack:
             self._hangs.append((method, posted, where))
 
     def release_hung(self) -> None:
-        self._unhang.set()
+        """Let the calls left hanging so far end; a later `hang_next` hangs again."""
+        with self._lock:
+            hung, self._hung = self._hung, []
+        for event in hung:
+            event.set()
+
+    def _wait_hung(self) -> None:
+        event = threading.Event()
+        with self._lock:
+            self._hung.append(event)
+        event.wait(60)
 
     def _hang(self, method: str, args: dict[str, Any]) -> bool | None:
         with self._lock:
@@ -195,10 +207,10 @@ class FakeSlack:
             self.calls.append(call)
             self._lock.notify_all()
 
-    def _failure(self, method: str) -> tuple[int, int] | None:
+    def _failure(self, method: str) -> tuple[int, bool] | None:
         with self._lock:
             if method in self._down:
-                return 500, 0
+                return 500, False
             pending = self._failures.get(method)
             return pending.pop(0) if pending else None
 
@@ -206,19 +218,24 @@ class FakeSlack:
         hang = self._hang(method, args)
         if hang is False:  # the request got lost on the way: nothing done, no answer
             self._record(Call(method, args, auth, ok=False))
-            self._unhang.wait(60)
+            self._wait_hung()
             return 500, {"ok": False, "error": "fatal_error"}
         status, answer = self._answer(method, args, auth)
         self._record(Call(method, args, auth, ok=status == 200 and bool(answer.get("ok"))))
         if hang:  # done, but the answer never reaches the caller
-            self._unhang.wait(60)
+            self._wait_hung()
         return status, answer
 
     def _answer(self, method: str, args: dict[str, Any], auth: str) -> tuple[int, dict[str, Any]]:
         failure = self._failure(method)
         if failure:
-            status, _ = failure
+            status, posted = failure
+            if posted:
+                self._work(method, args, auth)  # done, and the answer is lost in a 5xx
             return status, {"ok": False, "error": "ratelimited" if status == 429 else "fatal_error"}
+        return self._work(method, args, auth)
+
+    def _work(self, method: str, args: dict[str, Any], auth: str) -> tuple[int, dict[str, Any]]:
         with self._lock:
             errors = self._errors.get(method)
             error = errors.pop(0) if errors else None

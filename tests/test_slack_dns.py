@@ -97,8 +97,11 @@ def test_the_propagation_recheck_ping_says_what_dns_sees_now(bot, fake, dns):
     ping = fake.wait_for("chat.postMessage", timeout=20, where=lambda c: c.args.get(
         "channel") == "C0RECHECK" and "propagation window is over" in c.args.get("text", ""))[0]
     assert ping.args["reply_broadcast"] is True and ping.args["thread_ts"] == card["ts"]
-    assert "DNS re-check: still listed on SpamCop" in ping.args["text"]
-    assert ping.args["text"].startswith("<@U0DAVE> ")
+    assert "propagation window is over, but DNS re-check: still listed on SpamCop" in ping.args[
+        "text"]  # the "still blocked" ping, with the next step
+    assert ping.args["text"].startswith(f"<@U0DAVE> {ticket} ({ip}")
+    assert "verified" not in json.dumps([c.args for c in fake.of(
+        "chat.update", where=lambda c: c.args.get("ts") == card["ts"])])
 
 
 def test_a_list_dropping_the_ip_is_seen_in_dns_pinged_in_the_thread_then_verified(bot, fake, dns):
@@ -138,3 +141,22 @@ def test_a_list_dropping_the_ip_is_seen_in_dns_pinged_in_the_thread_then_verifie
     fake.wait_for("chat.update", where=lambda c: c.args.get("ts") == card["ts"]
                   and "verified" in json.dumps(c.args.get("blocks")))
     assert len(fake.of("chat.postMessage", where=on_card("seen in DNS"))) == 1
+
+
+def test_the_dns_picture_waits_out_a_slack_outage_and_comes_once(bot, fake):
+    def here(call) -> bool:  # type: ignore[no-untyped-def]
+        return call.args.get("channel") == "C0DNSDOWN"
+
+    fake.down("chat.postMessage")
+    try:
+        status, _ = bot.send(command_body(LISTED_IP, fake, channel="C0DNSDOWN"), FORM)
+        assert status == 200
+        fake.wait_for("chat.postMessage", 2, timeout=30, where=lambda c: here(c) and not c.ok)
+    finally:
+        fake.up("chat.postMessage")
+    picture = fake.wait_for("chat.postMessage", timeout=30, where=lambda c: here(c) and c.ok)[0]
+    assert "SpamCop" in json.dumps(picture.args["blocks"])
+    # Another answer in the same channel has come since: the picture was not posted again.
+    assert bot.send(command_body("list", fake, channel="C0DNSDOWN"), FORM)[0] == 200
+    fake.wait_for("response_url", where=lambda c: "open ticket" in json.dumps(c.args))
+    assert len([m for m in fake.messages if m["channel"] == "C0DNSDOWN"]) == 1

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.fakeslack import Call, FakeSlack, command_body, event_body
+from tests.fakeslack import Call, FakeSlack, action_body, command_body, event_body
 from tests.test_slack_http import FORM, JSON, Bot
 
 SEED = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "seed" / \
@@ -225,4 +225,111 @@ def test_the_same_bounce_given_to_delist_twice_in_an_outage_gets_one_card(fake, 
                                 and c.args.get("channel") == "C0TWICEDOWN")
              if "request_sent" in json.dumps(c.args.get("blocks"))]
     assert len(cards) == 1
+    assert "Traceback" not in log, log
+
+
+def card_calls(fake: FakeSlack, channel: str) -> list[Call]:
+    return [c for c in fake.of("chat.postMessage", where=lambda c: c.args.get("channel") == channel
+                               and "thread_ts" not in c.args)
+            if "request_sent" in json.dumps(c.args.get("blocks"))]
+
+
+def cards_in(fake: FakeSlack, channel: str) -> list[dict]:
+    """The cards the channel really holds, whatever the bot heard back."""
+    return [m for m in fake.messages if m["channel"] == channel and "thread_ts" not in m
+            and "request_sent" in json.dumps(m["blocks"])]
+
+
+def test_a_500_after_slack_posted_the_card_brings_no_second_card(fake, tmp_path):
+    bot = start(fake, tmp_path)
+    bounce = SEED.read_text().replace("11.22.33.44", "11.24.6.1")
+    try:
+        fake.fail_next("chat.postMessage", 500, posted=True)  # the card: posted, answer lost
+        assert bot.send(command_body(bounce, fake, channel="C0LOST500"), FORM)[0] == 200
+        fake.wait_for("chat.postMessage", where=lambda c: not c.ok
+                      and c.args.get("channel") == "C0LOST500")
+        card_ts = cards_in(fake, "C0LOST500")[0]["ts"]
+        story = fake.wait_for("chat.postMessage", 3, timeout=30, where=lambda c: c.ok
+                              and c.args.get("thread_ts") == card_ts)
+        assert "Draft request" in story[-1].args["text"]
+    finally:
+        log = bot.stop()
+    assert len(cards_in(fake, "C0LOST500")) == 1
+    assert len(card_calls(fake, "C0LOST500")) == 1  # found by its key: never posted again
+    assert fake.of("conversations.history", where=lambda c: c.args["channel"] == "C0LOST500")
+    assert "Traceback" not in log, log
+
+
+@pytest.mark.parametrize("posted", [True, False], ids=["slack-posted-it", "slack-never-got-it"])
+def test_a_bot_killed_while_posting_a_card_neither_doubles_nor_loses_it_or_its_story(
+        fake, tmp_path, posted):
+    channel = "C0CARDKILL"
+    bounce = SEED.read_text().replace("11.22.33.44", "11.24.7.1")
+    fake.hang_next("chat.postMessage", posted=posted, where=lambda a: a.get("channel") == channel
+                   and not a.get("thread_ts"))
+    first = start(fake, tmp_path)
+    try:
+        assert first.send(command_body(bounce, fake, channel=channel), FORM)[0] == 200
+        fake.wait_for("chat.postMessage", where=lambda c: c.args.get("channel") == channel)
+    finally:
+        first.proc.kill()  # the card is on its way to Slack, and the bot dies before hearing back
+        first.proc.wait(timeout=10)
+    fake.release_hung()
+    second = start(fake, tmp_path)
+    try:
+        story = fake.wait_for("chat.postMessage", 3, timeout=30, where=lambda c: c.ok
+                              and c.args.get("channel") == channel and c.args.get("thread_ts"))
+        [card] = cards_in(fake, channel)
+        assert {c.args["thread_ts"] for c in story} == {card["ts"]}
+        assert "11.24.7.1" in story[0].args["text"]  # the diagnosis, then the rest in order
+        assert "DNS picture for 11.24.7.1" in json.dumps(story[1].args["blocks"])
+        assert "Draft request" in story[2].args["text"]
+        # The card's thread is the ticket's: a provider's answer there moves it.
+        answer = (SEED.parent / "microsoft-autoreply.txt").read_text()
+        event = {"type": "message", "channel": channel, "user": "U0ALICE", "text": answer,
+                 "ts": "1700002500.000200", "thread_ts": card["ts"], "channel_type": "channel",
+                 "event_ts": "1700002500.000200"}
+        assert second.send(event_body(event, "Ev-cardkill-1"), JSON)[0] == 200
+        fake.wait_for("chat.update", timeout=30, where=lambda c: c.ok
+                      and c.args.get("ts") == card["ts"] and "acknowledged" in c.args["text"])
+    finally:
+        log = second.stop()
+    assert len(cards_in(fake, channel)) == 1
+    assert len(card_calls(fake, channel)) == (1 if posted else 2)
+    assert "Traceback" not in log, log
+
+
+def test_a_card_update_after_a_button_waits_out_an_outage(fake, tmp_path):
+    bot = start(fake, tmp_path)
+    bounce = SEED.read_text().replace("11.22.33.44", "11.24.8.1")
+    try:
+        assert bot.send(command_body(bounce, fake, channel="C0UPDOWN"), FORM)[0] == 200
+        [card] = fake.wait_for("chat.postMessage", where=lambda c: c.ok
+                               and c.args.get("channel") == "C0UPDOWN")
+        ticket = card.args["text"].split(":")[0]
+        card_ts = cards_in(fake, "C0UPDOWN")[0]["ts"]
+        fake.wait_for("chat.postMessage", 3, timeout=30,
+                      where=lambda c: c.ok and c.args.get("thread_ts") == card_ts)
+        fake.down("chat.update")
+        fake.down("chat.postMessage")
+        payload = {
+            "type": "block_actions", "team": {"id": "T0FAKE"}, "user": {"id": "U0ALICE"},
+            "api_app_id": "A0FAKE", "trigger_id": "t", "channel": {"id": "C0UPDOWN"},
+            "container": {"type": "message", "channel_id": "C0UPDOWN", "message_ts": card_ts},
+            "actions": [{"action_id": "request_sent", "block_id": f"ticket:{ticket}",
+                         "value": ticket, "type": "button", "action_ts": "1.1"}],
+        }
+        assert bot.send(action_body(payload), FORM)[0] == 200
+        fake.wait_for("chat.update", 3, timeout=30, where=lambda c: not c.ok)
+        fake.up("chat.update")
+        fake.up("chat.postMessage")
+        fake.wait_for("chat.update", timeout=30, where=lambda c: c.ok
+                      and c.args.get("ts") == card_ts and "requested" in c.args["text"])
+        said = fake.wait_for("chat.postMessage", timeout=30, where=lambda c: c.ok
+                             and c.args.get("thread_ts") == card_ts
+                             and "marked the request sent" in c.args.get("text", ""))
+    finally:
+        log = bot.stop()
+    assert len(said) == 1
+    assert len(fake.of("chat.update", where=lambda c: c.ok)) == 1
     assert "Traceback" not in log, log

@@ -604,7 +604,12 @@ class Store:
                 self.db.query(
                     "SELECT id FROM outbox WHERE sent_at IS NULL AND error IS NULL"
                     " AND due_at <= ? AND (retry_at IS NULL OR retry_at <= ?)"
-                    " AND (claimed_at IS NULL OR claimed_at < ?) ORDER BY id LIMIT ?",
+                    " AND (claimed_at IS NULL OR claimed_at < ?)"
+                    # a ticket's pings go out in order: none overtakes one still waiting
+                    " AND NOT EXISTS (SELECT 1 FROM outbox AS earlier"
+                    " WHERE earlier.ticket = outbox.ticket AND earlier.id < outbox.id"
+                    " AND earlier.sent_at IS NULL AND earlier.error IS NULL)"
+                    " ORDER BY id LIMIT ?",
                     [iso(now), iso(now), iso(stale_before), limit],
                 )
             )

@@ -12,6 +12,7 @@ import contextlib
 import ipaddress
 import logging
 import re
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -169,8 +170,9 @@ class Handlers:
     def report_ip(self, ctx: Context, ip: str) -> None:
         with self._reporting(ctx):
             picture = self.services.check_ip(ip)
-            for message in blocks.ip_report(picture.ip, picture.listings, picture.note):
-                self._post(ctx, message)
+            # Through the reply outbox: Slack being down delays the picture, never loses it.
+            self.replies.send(f"ip:{ctx.channel}:{ip}:{time.time_ns()}", ctx.channel, None,
+                              blocks.ip_report(picture.ip, picture.listings, picture.note))
 
     def diagnose_pasted(self, ctx: Context, data: bytes, source: str) -> None:
         """/delist <bounce> or the form: a ticket (card + thread) for each bounce it holds."""
@@ -329,12 +331,8 @@ class Handlers:
     ) -> None:
         draft = self.services.draft(d)
         messages = blocks.diagnosis_messages(d, self.services.names, draft, open_value, note)
-        for message in messages:
-            posted = self._post(ctx, message, thread_ts)
-            thread_ts = thread_ts or posted  # continuation parts go under the first
-
-    def _post(self, ctx: Context, message: blocks.Message, thread_ts: str | None = None) -> str:
-        return self.surface.post(ctx.channel, message, thread_ts=thread_ts)
+        self.replies.send(f"diagnosis:{ctx.channel}:{time.time_ns()}", ctx.channel, thread_ts,
+                          messages)
 
     def _private(self, ctx: Context, message: blocks.Message) -> None:
         if ctx.respond:

@@ -38,6 +38,17 @@ class QueuedReply:
     text: str
     blocks: tuple[dict[str, Any], ...]
     attempts: int  # deliveries begun; > 0 means one may have reached Slack already
+    # What this row is when it is not a new message: {"update": ts} replaces the message at ts
+    # (chat.update), {"then": {...}} stands for messages made when it is reached (`Replies.then`).
+    special: dict[str, Any] | None = None
+
+    @property
+    def update_ts(self) -> str | None:
+        return (self.special or {}).get("update")
+
+    @property
+    def then(self) -> dict[str, Any] | None:
+        return (self.special or {}).get("then")
 
 
 class SlackStore:
@@ -120,27 +131,67 @@ class SlackStore:
     def queue_reply(
         self, group: str, channel: str, thread_ts: str | None,
         messages: list[tuple[str, list[dict[str, Any]]]], append: bool = False,
+        then: dict[str, Any] | None = None,
     ) -> None:
         """Queue a reply's messages in order; the first in `thread_ts`, the rest under it.
 
         Queuing the same group again adds nothing, unless `append`: then the messages follow
-        what the group already holds (a ticket's DNS picture and draft after its card).
+        what the group already holds. `then` queues, after them, a stand-in for messages that
+        are made when it is reached (a new ticket's DNS picture and draft): queued with the
+        card, so that a crash before they are made cannot lose them.
         """
         now = time.time()
+        rows = [json.dumps({"text": text, "blocks": blocks}) for text, blocks in messages]
+        if then is not None:
+            rows.append(json.dumps({"text": "", "blocks": [], "then": then}))
         with self._lock, self._db.conn:
-            start = 0
-            if append:
-                row = list(self._db.query(
-                    "SELECT MAX(seq) + 1 AS next FROM slack_outbox WHERE grp = ?", [group]))
-                start = row[0]["next"] or 0
-            for seq, (text, blocks) in enumerate(messages, start=start):
-                self._db.execute(
-                    "INSERT OR IGNORE INTO slack_outbox"
-                    " (key, grp, seq, channel, thread_ts, message, created_at)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    [f"{group}#{seq}", group, seq, channel, thread_ts if seq == 0 else None,
-                     json.dumps({"text": text, "blocks": blocks}), now],
-                )
+            start = self._next_seq(group) if append else 0
+            self._insert(group, channel, thread_ts, rows, start, now)
+
+    def _next_seq(self, group: str) -> int:
+        row = list(self._db.query(
+            "SELECT MAX(seq) + 1 AS next FROM slack_outbox WHERE grp = ?", [group]))
+        return int(row[0]["next"] or 0)
+
+    def _insert(self, group: str, channel: str, thread_ts: str | None, rows: list[str],
+                start: int, now: float) -> None:
+        for seq, message in enumerate(rows, start=start):
+            self._db.execute(
+                "INSERT OR IGNORE INTO slack_outbox"
+                " (key, grp, seq, channel, thread_ts, message, created_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [f"{group}#{seq}", group, seq, channel, thread_ts if seq == 0 else None,
+                 message, now],
+            )
+
+    def expand(self, row: QueuedReply, messages: list[tuple[str, list[dict[str, Any]]]]) -> None:
+        """Put the messages a stand-in (`then`) stood for after it, and mark it done: in one
+        transaction, so a crash leaves either the stand-in or its messages, never both."""
+        rows = [json.dumps({"text": text, "blocks": blocks}) for text, blocks in messages]
+        with self._lock, self._db.conn:
+            done = self._db.execute(
+                "UPDATE slack_outbox SET sent_at = ? WHERE id = ? AND sent_at IS NULL",
+                [time.time(), row.id]).rowcount
+            if done:
+                self._insert(row.group, row.channel, None, rows, self._next_seq(row.group),
+                             time.time())
+
+    def queue_update(self, channel: str, ts: str, text: str,
+                     blocks: list[dict[str, Any]]) -> str:
+        """Queue a chat.update of the message at `ts`; one still waiting for it is superseded
+        (the latest state of a card is the one to show). Returns the update's group."""
+        group = f"update:{channel}:{ts}"
+        message = json.dumps({"text": text, "blocks": blocks, "update": ts})
+        with self._lock, self._db.conn:
+            self._db.execute(
+                "UPDATE slack_outbox SET error = 'superseded' WHERE grp = ? AND sent_at IS NULL"
+                " AND error IS NULL", [group])
+            seq = self._next_seq(group)
+            self._db.execute(
+                "INSERT INTO slack_outbox (key, grp, seq, channel, thread_ts, message, created_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [f"{group}#{seq}", group, seq, channel, ts, message, time.time()])
+        return group
 
     def pending_replies(self, group: str | None = None, limit: int = 200) -> list[QueuedReply]:
         """Undelivered messages, oldest reply first, each reply's messages in order."""
@@ -153,9 +204,10 @@ class SlackStore:
         out = []
         for row in rows:
             message = json.loads(row["message"])
+            special = {k: v for k, v in message.items() if k in ("update", "then")} or None
             out.append(QueuedReply(row["id"], row["key"], row["grp"], row["seq"], row["channel"],
                                    row["thread_ts"], message["text"], tuple(message["blocks"]),
-                                   row["attempts"]))
+                                   row["attempts"], special))
         return out
 
     def reply_attempt(self, reply_id: int) -> None:

@@ -104,9 +104,9 @@ def make_client(
 
 
 class WebSurface:
-    """`client` for everything; `once` (no retries after an ambiguous failure) for messages that
-    carry an idempotency key in their metadata: the pings, whose retries go through the outbox,
-    which first looks for the key in the thread."""
+    """`client` for everything but posting; `once` (no retries after an ambiguous failure) for
+    chat.postMessage: every message goes through an outbox (the pings', the replies') whose
+    retries first look for the message's key in the thread."""
 
     def __init__(self, client: WebClient, once: WebClient | None = None) -> None:
         self.client = client
@@ -125,11 +125,11 @@ class WebSurface:
             extra["thread_ts"] = thread_ts
             if broadcast:
                 extra["reply_broadcast"] = True
-        client = self.client
         if metadata:
             extra["metadata"] = metadata
-            client = self.once
-        response = client.chat_postMessage(channel=channel, **message.as_kwargs(), **extra)
+        # Never retried blindly after a 5xx or a dropped connection (Slack may have posted it):
+        # the outboxes retry, after looking for the message's key.
+        response = self.once.chat_postMessage(channel=channel, **message.as_kwargs(), **extra)
         return str(response["ts"])
 
     def find_in_thread(

@@ -60,6 +60,7 @@ class TicketFlows:
         self.tickets, self.surface, self.store, self.names = tickets, surface, store, names
         self.replies = replies or Replies(store, surface)
         self.replies.on_first = self.card_delivered
+        self.replies.then = self.story
         self.wake_pinger, self.clock, self.check_ip = wake_pinger, clock, check_ip
         self.recheck: Callable[[datetime], Sequence[Rechecked]] | None = None
 
@@ -185,17 +186,23 @@ class TicketFlows:
             ticket = self.tickets.attach_thread(ticket.id, channel, thread_ts, now)
         # Through the reply outbox, so that Slack being down delays the card, never loses it;
         # `card_delivered` records where it went (and a top-level card's thread is the ticket's).
+        # The DNS picture and the draft are made once the card and diagnosis are out (`story`),
+        # and queued with them, so a restart in between loses neither.
         group = f"{CARD_GROUP}{ticket.id}:{time.time_ns()}"
-        self.replies.send(group, channel, thread_ts, [blocks.ticket_card(self.view(ticket, now))])
+        diagnosis = [] if clicked_ts else blocks.diagnosis_messages(result.diagnosis, self.names)
+        self.replies.send(group, channel, thread_ts,
+                          [blocks.ticket_card(self.view(ticket, now)), *diagnosis],
+                          then={"story": ticket.id})
         if clicked_ts:
-            diagnosis = blocks.diagnosis_messages(
+            clicked = blocks.diagnosis_messages(
                 result.diagnosis, self.names, note=f"Ticket {ticket.id} opened; its card is below.")
-            self._update_quietly(channel, clicked_ts, diagnosis[-1])  # the page with the button
-        else:
-            self.replies.append(group, channel,
-                                blocks.diagnosis_messages(result.diagnosis, self.names))
-        self._post_dns(ticket.ip, channel, group)
-        self._post_draft(ticket, channel, group)
+            self._update_quietly(channel, clicked_ts, clicked[-1])  # the page with the button
+
+    def story(self, group: str, then: Mapping[str, Any]) -> list[blocks.Message]:
+        """The rest of a new ticket's story, made when its card is out: the DNS picture of its
+        IP now, and the draft request."""
+        ticket = self.tickets.get(str(then["story"]))
+        return [*self._dns_picture(ticket.ip), *self._draft(ticket)]
 
     def card_delivered(self, group: str, channel: str, ts: str, late: bool) -> None:
         """The reply outbox delivered a reply's first message; for a card, remember where."""
@@ -211,17 +218,20 @@ class TicketFlows:
 
     def _update_quietly(self, channel: str, ts: str, message: blocks.Message) -> None:
         try:
-            self.surface.update(channel, ts, message)
+            self.replies.update(channel, ts, message)
         except SlackApiError as err:  # cosmetic (a button to remove): the ticket goes on
             log.warning("could not update message %s in %s: %s", ts, channel, err)
 
-    def _post_dns(self, ip: str, channel: str, group: str) -> None:
+    def _dns_picture(self, ip: str) -> list[blocks.Message]:
         """What the block lists say about the IP now, under the diagnosis."""
         if self.check_ip is None:
-            return
-        picture = self.check_ip(ip)
-        self.replies.append(group, channel,
-                            blocks.ip_report(picture.ip, picture.listings, picture.note))
+            return []
+        try:
+            picture = self.check_ip(ip)
+        except Exception:  # the DNS picture is evidence; the ticket and its draft go on
+            log.exception("DNS check of %s for a new ticket failed", ip)
+            return [blocks.notice(f"The DNS check of {ip} failed; try `/delist {ip}` later.")]
+        return blocks.ip_report(picture.ip, picture.listings, picture.note)
 
     def _joined(
         self, result: Opened, ticket: Ticket, channel: str, thread_ts: str | None
@@ -239,14 +249,13 @@ class TicketFlows:
                           ticket.slack_thread_ts, [blocks.notice(note)])
         self.refresh(ticket)
 
-    def _post_draft(self, ticket: Ticket, channel: str, group: str) -> None:
+    def _draft(self, ticket: Ticket) -> list[blocks.Message]:
         try:
             draft = self.tickets.draft(ticket.id)
         except DelistbotError as exc:
-            self.replies.append(group, channel, [blocks.notice(f"No draft: {escape(str(exc))}")])
-            return
-        self.replies.append(group, channel, blocks.paginate(
-            f"Draft request for {ticket.id}", blocks.draft_blocks(_draft_text(draft))))
+            return [blocks.notice(f"No draft: {escape(str(exc))}")]
+        return blocks.paginate(
+            f"Draft request for {ticket.id}", blocks.draft_blocks(_draft_text(draft)))
 
     # ------------------------------------------------------------ moves
 
@@ -353,14 +362,16 @@ class TicketFlows:
     # ------------------------------------------------------------ helpers
 
     def refresh(self, ticket: Ticket) -> None:
+        """Update the ticket's card, through the outbox (if Slack is down, it waits)."""
         where = self.store.card(ticket.id)
         if where:
-            self.surface.update(where[0], where[1], blocks.ticket_card(self.view(ticket)))
+            self.replies.update(where[0], where[1], blocks.ticket_card(self.view(ticket)))
 
     def _say(self, ticket: Ticket, text: str) -> None:
+        """A note in the ticket's thread, through the outbox."""
         if ticket.slack_channel and ticket.slack_thread_ts:
-            self.surface.post(ticket.slack_channel, blocks.notice(text),
-                              thread_ts=ticket.slack_thread_ts)
+            self.replies.send(f"say:{ticket.id}:{time.time_ns()}", ticket.slack_channel,
+                              ticket.slack_thread_ts, [blocks.notice(text)])
 
 
 def snooze_length(choice: str) -> timedelta:
