@@ -25,7 +25,8 @@ def test_the_seed_auto_reply_is_an_acknowledgement_with_its_srx_ticket_id() -> N
 def test_the_seed_confirmation_is_a_delisting_of_the_ip() -> None:
     reply = read(seed("microsoft-delisted.txt"))
     assert reply.kind is ReplyKind.RESOLVED
-    assert reply.ticket_ids[0] == "SRX1234567890ID"
+    # Its subject says SRX1234567890ID and its body "ticket number [1234567890]": one ticket.
+    assert reply.ticket_ids == ("SRX1234567890ID",)
     assert reply.ips == ("11.22.33.44",)
     assert reply.matched == ("removed from our block lists",)
 

@@ -17,6 +17,7 @@ from bot.core.tickets import (
     Ticket,
     WaitOverride,
     Waits,
+    as_known,
     due,
     effective_waits,
     initial_waits,
@@ -161,6 +162,14 @@ def test_evidence_counts_bounces_and_snooze_assign_thread_set_their_fields() -> 
     t, _ = transition(t, Event(Kind.ASSIGNED, owner="U123"), NOW)
     t, _ = transition(t, Event(Kind.THREAD, channel="C1", thread_ts="1700000000.000100"), NOW)
     assert (t.snoozed_until, t.owner, t.slack_channel) == (NOW + 5 * H, "U123", "C1")
+
+
+def test_ids_read_from_a_reply_are_written_as_the_ticket_knows_them() -> None:
+    known = ("SRX1234567890ID", "SBL12345")
+    assert as_known(["1234567890", "sbl12345", "SRX5555555555ID"], known) == (
+        "SRX1234567890ID", "SBL12345", "SRX5555555555ID")
+    assert as_known(["1234567890", "SRX1234567890ID"], known) == ("SRX1234567890ID",)
+    assert as_known(["1234567890"], ()) == ("1234567890",)  # nothing known: as written
 
 
 def test_ticket_ids_merge_once_whatever_their_dress() -> None:

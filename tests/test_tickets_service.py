@@ -244,3 +244,17 @@ def test_a_failed_delivery_is_retried_and_a_dead_senders_claim_expires(svc: Tick
     )
     assert count == 0 and len(sent) == 1  # it went out before the crash: not sent twice
     assert svc.store.outbox(unsent_only=True) == []
+
+
+def test_a_confirmation_naming_the_ticket_by_its_bare_number_says_the_id_the_ticket_knows(
+    tmp_path: Path,
+) -> None:
+    svc = service(tmp_path / "d.db")
+    svc.open_from_diagnosis(diagnosis(), "bounce", T0)
+    svc.apply_reply(seed("microsoft-autoreply.txt"), T0 + H, ref="DL-1")
+    body = seed("microsoft-delisted.txt").split("\n\n", 1)[1]  # pasted without its subject
+    assert "SRX" not in body and "[1234567890]" in body
+    applied = svc.apply_reply(body, T0 + 2 * H, ref="DL-1")
+    assert applied.ticket is not None and applied.ticket.state is State.DELISTED
+    assert applied.reply.ticket_ids == ("SRX1234567890ID",)
+    assert applied.ticket.provider_ticket_ids == ("SRX1234567890ID",)

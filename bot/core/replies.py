@@ -155,8 +155,18 @@ def _first(pattern: re.Pattern[str], parts: Iterable[str]) -> str | None:
     return None
 
 
+def id_key(ticket_id: str) -> str:
+    """One provider ticket, however it is written: Microsoft writes SRX1234567890ID in a subject
+    and [1234567890] in a body."""
+    upper = ticket_id.upper()
+    if upper.startswith("SRX") and upper.endswith("ID") and upper[3:-2].isdigit():
+        return upper[3:-2]
+    return upper
+
+
 def ticket_ids(text: str, patterns: Iterable[re.Pattern[str]]) -> tuple[str, ...]:
-    """Every ticket id the patterns find, in order of appearance, once each; where two patterns
+    """Every ticket id the patterns find, in order of appearance, once each (one ticket written
+    two ways, as SRX…ID and its bare number, counts once, as first written); where two patterns
     overlap ("Case #4455667" is also a Zendesk-style "#4455667") the longer match wins."""
     found: list[tuple[int, int, str]] = []
     for pattern in patterns:
@@ -164,12 +174,14 @@ def ticket_ids(text: str, patterns: Iterable[re.Pattern[str]]) -> tuple[str, ...
             value = match.group(1) if match.groups() else match.group(0)
             found.append((match.start(), -match.end(), value.strip()))
     out: list[str] = []
+    keys: set[str] = set()
     taken_until = -1
     for start, neg_end, value in sorted(found):
         if start < taken_until:
             continue
         taken_until = -neg_end
-        if value not in out:
+        if id_key(value) not in keys:
+            keys.add(id_key(value))
             out.append(value)
     return tuple(out)
 

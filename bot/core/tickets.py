@@ -22,6 +22,7 @@ from enum import StrEnum
 from typing import Any
 
 from bot.core.errors import DelistbotError
+from bot.core.replies import id_key
 
 ID_PREFIX = "DL-"
 
@@ -295,23 +296,22 @@ _CYCLE_FIELDS = (
 )
 
 
-def _id_key(ticket_id: str) -> str:
-    """Microsoft writes one ticket as SRX1234567890ID in a subject, [1234567890] in a body."""
-    upper = ticket_id.upper()
-    if upper.startswith("SRX") and upper.endswith("ID") and upper[3:-2].isdigit():
-        return upper[3:-2]
-    return upper
-
-
 def merge_ids(known: Sequence[str], new: Iterable[str]) -> tuple[str, ...]:
     """Known ids first, then new ones; the same number in another dress is not added twice."""
     out = list(known)
-    keys = {_id_key(i) for i in known}
+    keys = {id_key(i) for i in known}
     for ticket_id in new:
-        if _id_key(ticket_id) not in keys:
-            keys.add(_id_key(ticket_id))
+        if id_key(ticket_id) not in keys:
+            keys.add(id_key(ticket_id))
             out.append(ticket_id)
     return tuple(out)
+
+
+def as_known(ids: Iterable[str], known: Sequence[str]) -> tuple[str, ...]:
+    """Ids read from a reply, each written as the ticket already knows it (Microsoft's
+    confirmation says [1234567890] of the ticket its auto-reply called SRX1234567890ID)."""
+    by_key = {id_key(k): k for k in reversed(known)}  # the first known form wins
+    return tuple(dict.fromkeys(by_key.get(id_key(i), i) for i in ids))
 
 
 # ---------------------------------------------------------------- timers

@@ -35,6 +35,7 @@ from bot.core.tickets import (
     Ticket,
     WaitOverride,
     Waits,
+    as_known,
     duration,
     effective_waits,
     initial_waits,
@@ -359,6 +360,8 @@ class TicketService:
         now: datetime,
         actor: str,
     ) -> Applied:
+        # The ids as the ticket knows them: the confirmation's [1234567890] is SRX1234567890ID.
+        reply = replace(reply, ticket_ids=as_known(reply.ticket_ids, ticket.provider_ticket_ids))
         detail = {
             "matched_by": matched_by,
             "markers": list(reply.matched),
