@@ -52,8 +52,8 @@ class FakeSlack:
         self.files: dict[str, tuple[dict[str, Any], bytes]] = {}
         self.acks: list[dict[str, Any]] = []
         self.messages: list[dict[str, Any]] = []  # what chat.postMessage posted, for replies
-        # method -> [(status, whether Slack did the work before failing)]
-        self._failures: dict[str, list[tuple[int, bool]]] = {}
+        # method -> [(status, whether Slack did the work before failing, where(args))]
+        self._failures: dict[str, list[tuple[int, bool, Any]]] = {}
         self._errors: dict[str, list[str]] = {}  # method -> Slack error codes to answer
         self._hangs: list[tuple[str, bool, Any]] = []  # (method, posted, where(args))
         self._hung: list[threading.Event] = []  # one per call left hanging, until release_hung()
@@ -113,11 +113,14 @@ class FakeSlack:
     def add_email_file(self, file_id: str, path: Path) -> None:
         self.add_email(file_id, path.read_bytes(), subject=path.name)
 
-    def fail_next(self, method: str, status: int, times: int = 1, posted: bool = False) -> None:
-        """The next `times` calls of `method` answer `status` (429 carries Retry-After: 1).
-        With `posted`, Slack did the work all the same (a 500 after the message was posted)."""
+    def fail_next(self, method: str, status: int, times: int = 1, posted: bool = False,
+                  where: Any = None) -> None:
+        """The next `times` calls of `method` whose arguments match `where(args)` answer `status`
+        (429 carries Retry-After: 1); `where` keeps other tests' traffic on a shared fake from
+        taking the failures. With `posted`, Slack did the work all the same (a 500 after the
+        message was posted)."""
         with self._lock:
-            self._failures.setdefault(method, []).extend([(status, posted)] * times)
+            self._failures.setdefault(method, []).extend([(status, posted, where)] * times)
 
     def down(self, method: str) -> None:
         """Every call of `method` answers 500 until `up(method)`: a Slack outage."""
@@ -207,12 +210,16 @@ class FakeSlack:
             self.calls.append(call)
             self._lock.notify_all()
 
-    def _failure(self, method: str) -> tuple[int, bool] | None:
+    def _failure(self, method: str, args: dict[str, Any]) -> tuple[int, bool] | None:
         with self._lock:
             if method in self._down:
                 return 500, False
-            pending = self._failures.get(method)
-            return pending.pop(0) if pending else None
+            pending = self._failures.get(method) or []
+            for i, (status, posted, where) in enumerate(pending):
+                if where is None or where(args):
+                    del pending[i]
+                    return status, posted
+            return None
 
     def api(self, method: str, args: dict[str, Any], auth: str) -> tuple[int, dict[str, Any]]:
         hang = self._hang(method, args)
@@ -227,7 +234,7 @@ class FakeSlack:
         return status, answer
 
     def _answer(self, method: str, args: dict[str, Any], auth: str) -> tuple[int, dict[str, Any]]:
-        failure = self._failure(method)
+        failure = self._failure(method, args)
         if failure:
             status, posted = failure
             if posted:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -17,41 +16,17 @@ from tests.fakeslack import (
     command_body,
     event_body,
 )
-from tests.test_slack_http import FORM, JSON, Bot
+from tests.slackbot import CORPUS, FORM, JSON, Bot, message, need_corpus, running, seed, shown
 
-CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
-SEED = CORPUS / "seed" / "qmail-microsoft-blocklist1.txt"
 EMAIL = CORPUS / "sisimai" / "maildir" / "bsd" / "rhost-microsoft-01.eml"
-SEED_IP = "11.22.33.44"  # the IP the seed bounce names
-
-
-def seed(ip: str) -> str:
-    """The seed bounce for another IP: each test gets its own ticket, untouched by the others."""
-    return SEED.read_text().replace(SEED_IP, ip)
-
 NOT_BOUNCE = "hello team, is the 10:00 deploy still on?"
 
 
 @pytest.fixture(scope="module")
-def corpus() -> Path:
-    if not SEED.is_file() or not EMAIL.is_file():
-        pytest.skip(f"the shared corpus is not at {CORPUS} (../shared is absent)")
-    return CORPUS
-
-
-@pytest.fixture(scope="module")
-def fake() -> Iterator[FakeSlack]:
-    server = FakeSlack().start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="module")
-def bot(fake, corpus, tmp_path_factory) -> Iterator[Bot]:
-    running = Bot(fake, tmp_path_factory.mktemp("bounces"))
-    yield running
-    log = running.stop()
-    assert "Traceback" not in log, log
+def bot(fake, tmp_path_factory) -> Iterator[Bot]:
+    need_corpus(EMAIL)
+    with running(fake, tmp_path_factory.mktemp("bounces")) as bot:
+        yield bot
 
 
 def posts_in(fake: FakeSlack, channel: str) -> list:
@@ -61,15 +36,6 @@ def posts_in(fake: FakeSlack, channel: str) -> list:
 def wait_posts(fake: FakeSlack, channel: str, count: int = 1) -> list:
     return fake.wait_for("chat.postMessage", count,
                          where=lambda c: c.args.get("channel") == channel)
-
-
-def shown(call) -> str:
-    return json.dumps(call.args.get("blocks")) + call.args.get("text", "")
-
-
-def message(channel: str, ts: str, text: str, **extra: object) -> dict:
-    return {"type": "message", "channel": channel, "user": "U0ALICE", "text": text, "ts": ts,
-            "channel_type": "channel", "event_ts": ts, **extra}
 
 
 def settle(bot: Bot, fake: FakeSlack, channel: str) -> None:

@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from bot.core import dnsbl, knowledge
 from tests.dnsserver import LISTED_IP, SPAMCOP_TXT, DnsTestServer, Drop, reverse, seed
-from tests.fakeslack import FakeSlack, action_body, command_body
-from tests.test_slack_http import FORM, Bot
+from tests.fakeslack import FakeSlack, command_body
+from tests.slackbot import FORM, Bot, cards_in, click, running
 
 ZONES = dnsbl.load_zones(knowledge.load().providers)
 SILENT_ZONE = "psbl.surriel.com"
@@ -28,24 +27,22 @@ def dns() -> Iterator[DnsTestServer]:
 
 
 @pytest.fixture(scope="module")
-def fake() -> Iterator[FakeSlack]:
-    server = FakeSlack().start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="module")
 def bot(fake, dns, tmp_path_factory) -> Iterator[Bot]:
-    home: Path = tmp_path_factory.mktemp("dns")
-    (home / "delistbot.toml").write_text(
-        '[dns]\ntimeout = "0.3s"\ndeadline = "1.5s"\nrecheck = "1s"\n'
-        '[providers.spamcop]\npropagation = "1s"\n'
-        '[slack]\nping_interval = "0.5s"\n')
-    running = Bot(fake, home, DELISTBOT_NAMESERVERS=dns.address,
-                  DELISTBOT_CONFIG=str(home / "delistbot.toml"))
-    yield running
-    log = running.stop()
-    assert "Traceback" not in log, log
+    settings = ('[dns]\ntimeout = "0.3s"\ndeadline = "1.5s"\nrecheck = "1s"\n'
+                '[providers.spamcop]\npropagation = "1s"\n'
+                '[slack]\nping_interval = "0.5s"\n')
+    with running(fake, tmp_path_factory.mktemp("dns"), settings,
+                 DELISTBOT_NAMESERVERS=dns.address) as bot:
+        yield bot
+
+
+def open_from_listing(bot: Bot, fake: FakeSlack, channel: str, ip: str, user: str) -> dict:
+    """The listing's "Open ticket" button: the ticket's card, once posted."""
+    assert bot.send(click(channel, "open_ticket_ip", f"{ip}|spamcop", user=user,
+                          block_id="listing:spamcop"), FORM)[0] == 200
+    fake.wait_for("chat.postMessage", where=lambda c: c.args.get("channel") == channel
+                  and "request_sent" in json.dumps(c.args.get("blocks")))
+    return cards_in(fake, channel)[0]
 
 
 def test_ip_check_shows_each_listing_with_a_button_and_the_silent_list(bot, fake):
@@ -60,40 +57,19 @@ def test_ip_check_shows_each_listing_with_a_button_and_the_silent_list(bot, fake
 
 
 def test_a_listing_button_opens_a_ticket_with_its_card(bot, fake):
-    payload = {
-        "type": "block_actions", "team": {"id": "T0FAKE"}, "user": {"id": "U0CAROL"},
-        "api_app_id": "A0FAKE", "trigger_id": "t", "channel": {"id": "C0DNSBTN"},
-        "container": {"type": "message", "channel_id": "C0DNSBTN", "message_ts": "1.1"},
-        "actions": [{"action_id": "open_ticket_ip", "block_id": "listing:spamcop",
-                     "value": f"{LISTED_IP}|spamcop", "type": "button", "action_ts": "1.2"}],
-    }
-    assert bot.send(action_body(payload), FORM)[0] == 200
-    card = fake.wait_for("chat.postMessage", where=lambda c: c.args.get("channel") == "C0DNSBTN"
-                         and "request_sent" in json.dumps(c.args.get("blocks")))[0]
-    assert LISTED_IP in card.args["text"] and "SpamCop" in card.args["text"]
-    assert "<@U0CAROL>" in json.dumps(card.args["blocks"])
+    card = open_from_listing(bot, fake, "C0DNSBTN", LISTED_IP, "U0CAROL")
+    assert LISTED_IP in card["text"] and "SpamCop" in card["text"]
+    assert "<@U0CAROL>" in json.dumps(card["blocks"])
 
 
 def test_the_propagation_recheck_ping_says_what_dns_sees_now(bot, fake, dns):
     ip = "85.10.20.40"  # listed on SpamCop for this test alone
     dns.add(reverse(ip, "bl.spamcop.net"), "A", "127.0.0.2")
-    payload = {
-        "type": "block_actions", "team": {"id": "T0FAKE"}, "user": {"id": "U0DAVE"},
-        "api_app_id": "A0FAKE", "trigger_id": "t", "channel": {"id": "C0RECHECK"},
-        "actions": [{"action_id": "open_ticket_ip", "block_id": "listing:spamcop",
-                     "value": f"{ip}|spamcop", "type": "button", "action_ts": "1.3"}],
-    }
-    assert bot.send(action_body(payload), FORM)[0] == 200
-    fake.wait_for("chat.postMessage", where=lambda c: c.args.get("channel") == "C0RECHECK"
-                  and "request_sent" in json.dumps(c.args.get("blocks")))
-    card = next(m for m in fake.messages if m["channel"] == "C0RECHECK")
+    card = open_from_listing(bot, fake, "C0RECHECK", ip, "U0DAVE")
     ticket = card["text"].split(":")[0]
     fake.wait_for("chat.postMessage", where=lambda c: c.args.get("thread_ts") == card["ts"])
-    press = {**payload, "container": {"type": "message", "channel_id": "C0RECHECK",
-                                      "message_ts": card["ts"]},
-             "actions": [{"action_id": "delisted", "block_id": f"ticket:{ticket}",
-                          "value": ticket, "type": "button", "action_ts": "1.4"}]}
-    assert bot.send(action_body(press), FORM)[0] == 200
+    assert bot.send(click("C0RECHECK", "delisted", ticket, user="U0DAVE",
+                          block_id=f"ticket:{ticket}", message_ts=card["ts"]), FORM)[0] == 200
     ping = fake.wait_for("chat.postMessage", timeout=20, where=lambda c: c.args.get(
         "channel") == "C0RECHECK" and "propagation window is over" in c.args.get("text", ""))[0]
     assert ping.args["reply_broadcast"] is True and ping.args["thread_ts"] == card["ts"]
@@ -107,22 +83,10 @@ def test_the_propagation_recheck_ping_says_what_dns_sees_now(bot, fake, dns):
 def test_a_list_dropping_the_ip_is_seen_in_dns_pinged_in_the_thread_then_verified(bot, fake, dns):
     ip = "85.10.20.41"  # listed on SpamCop until the list drops it below
     dns.add(reverse(ip, "bl.spamcop.net"), "A", "127.0.0.2", ttl=0)
-    payload = {
-        "type": "block_actions", "team": {"id": "T0FAKE"}, "user": {"id": "U0ERIN"},
-        "api_app_id": "A0FAKE", "trigger_id": "t", "channel": {"id": "C0SEEN"},
-        "actions": [{"action_id": "open_ticket_ip", "block_id": "listing:spamcop",
-                     "value": f"{ip}|spamcop", "type": "button", "action_ts": "1.5"}],
-    }
-    assert bot.send(action_body(payload), FORM)[0] == 200
-    fake.wait_for("chat.postMessage", where=lambda c: c.args.get("channel") == "C0SEEN"
-                  and "request_sent" in json.dumps(c.args.get("blocks")))
-    card = next(m for m in fake.messages if m["channel"] == "C0SEEN")
+    card = open_from_listing(bot, fake, "C0SEEN", ip, "U0ERIN")
     ticket = card["text"].split(":")[0]
-    press = {**payload, "container": {"type": "message", "channel_id": "C0SEEN",
-                                      "message_ts": card["ts"]},
-             "actions": [{"action_id": "request_sent", "block_id": f"ticket:{ticket}",
-                          "value": ticket, "type": "button", "action_ts": "1.6"}]}
-    assert bot.send(action_body(press), FORM)[0] == 200
+    assert bot.send(click("C0SEEN", "request_sent", ticket, user="U0ERIN",
+                          block_id=f"ticket:{ticket}", message_ts=card["ts"]), FORM)[0] == 200
     fake.wait_for("chat.update", where=lambda c: c.args.get("ts") == card["ts"]
                   and "requested" in json.dumps(c.args.get("blocks")))
     dns.remove(reverse(ip, "bl.spamcop.net"))

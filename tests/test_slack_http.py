@@ -4,69 +4,19 @@ requests signed exactly as Slack signs them."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-from tests.fakeslack import (
-    SIGNING_SECRET,
-    FakeSlack,
-    action_body,
-    bot_env,
-    command_body,
-    event_body,
-    free_port,
-    post,
-    sign,
-    wait_for_port,
-)
-
-FORM = "application/x-www-form-urlencoded"
-JSON = "application/json"
-
-
-class Bot:
-    def __init__(self, fake: FakeSlack, tmp: Path, **env: str) -> None:
-        self.fake, self.port = fake, free_port()
-        self.log = (tmp / "bot.log").open("w+")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "bot", "serve", "--http", "--port", str(self.port)],
-            env=bot_env(fake, tmp, SLACK_SIGNING_SECRET=SIGNING_SECRET, **env),
-            stdout=self.log, stderr=subprocess.STDOUT, cwd=Path(__file__).parents[1],
-        )
-        wait_for_port(self.port, self.proc)
-
-    def send(self, body: str, ctype: str, **headers: str) -> tuple[int, str]:
-        return post(self.port, body, ctype, {**sign(body), **headers})
-
-    def stop(self) -> str:
-        self.proc.terminate()
-        self.proc.wait(timeout=10)
-        self.log.seek(0)
-        return self.log.read()
-
-
-@pytest.fixture(scope="module")
-def fake() -> Iterator[FakeSlack]:
-    server = FakeSlack().start()
-    yield server
-    server.stop()
+from tests.fakeslack import FakeSlack, action_body, command_body, event_body, post, sign
+from tests.slackbot import FORM, JSON, Bot, in_channel, running
 
 
 @pytest.fixture(scope="module")
 def bot(fake: FakeSlack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Bot]:
-    running = Bot(fake, tmp_path_factory.mktemp("bot"))
-    yield running
-    log = running.stop()
-    assert "Traceback" not in log, log
-
-
-def in_channel(channel: str):
-    return lambda call: call.args.get("channel") == channel
+    with running(fake, tmp_path_factory.mktemp("bot")) as bot:
+        yield bot
 
 
 def test_help_is_answered_in_the_ack(bot):
@@ -193,7 +143,7 @@ def test_a_delivery_replayed_after_a_restart_is_not_handled_again(fake, tmp_path
 @pytest.mark.parametrize("status", [429, 500])
 def test_rate_limit_and_server_errors_from_slack_are_retried(bot, fake, status):
     user = f"U0FAIL{status}"
-    fake.fail_next("views.publish", status)
+    fake.fail_next("views.publish", status, where=lambda a: a.get("user_id") == user)
     assert bot.send(event_body(home_event(user), f"Ev-fail-{status}"), JSON)[0] == 200
     calls = fake.wait_for("views.publish", count=2, where=for_user(user), timeout=15)
     if status == 429:  # the fake says Retry-After: 1; retrying sooner would be refused again

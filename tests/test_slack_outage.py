@@ -11,18 +11,26 @@ from pathlib import Path
 
 import pytest
 
-from tests.fakeslack import Call, FakeSlack, action_body, command_body, event_body
-from tests.test_slack_http import FORM, JSON, Bot
+from tests.fakeslack import Call, FakeSlack, command_body, event_body
+from tests.slackbot import (
+    FORM,
+    JSON,
+    SEED_DIR,
+    Bot,
+    cards_in,
+    click,
+    message,
+    need_corpus,
+    running,
+    seed,
+)
 
-SEED = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "seed" / \
-    "qmail-microsoft-blocklist1.txt"
 SETTINGS = '[slack]\nping_interval = "0.5s"\nauto_open = ["C0AUTODOWN"]\n'
 
 
 @pytest.fixture
 def fake() -> Iterator[FakeSlack]:
-    if not SEED.is_file():
-        pytest.skip(f"the shared corpus is not at {SEED.parents[1]} (../shared is absent)")
+    need_corpus()
     server = FakeSlack().start()
     yield server
     server.stop()
@@ -34,9 +42,7 @@ def start(fake: FakeSlack, home: Path) -> Bot:
 
 
 def bounce_event(channel: str, ts: str, ip: str, event_id: str) -> str:
-    text = SEED.read_text().replace("11.22.33.44", ip)
-    return event_body({"type": "message", "channel": channel, "user": "U0ALICE", "text": text,
-                       "ts": ts, "channel_type": "channel", "event_ts": ts}, event_id)
+    return event_body(message(channel, ts, seed(ip)), event_id)
 
 
 def replies(fake: FakeSlack, thread_ts: str, ok: bool) -> list[Call]:
@@ -45,8 +51,7 @@ def replies(fake: FakeSlack, thread_ts: str, ok: bool) -> list[Call]:
 
 
 def test_a_diagnosis_slack_refused_goes_out_when_slack_is_back_once(fake, tmp_path):
-    bot = start(fake, tmp_path)
-    try:
+    with running(fake, tmp_path, SETTINGS) as bot:
         fake.down("chat.postMessage")
         assert bot.send(bounce_event("C0DOWN", "1700002000.000100", "11.24.0.1", "Ev-down-1"),
                         JSON)[0] == 200
@@ -62,17 +67,13 @@ def test_a_diagnosis_slack_refused_goes_out_when_slack_is_back_once(fake, tmp_pa
                         JSON)[0] == 200
         fake.wait_for("chat.postMessage", where=lambda c: c.ok
                       and c.args.get("thread_ts") == "1700002000.000200")
-    finally:
-        log = bot.stop()
     assert len(replies(fake, "1700002000.000100", ok=True)) == 1
-    assert "Traceback" not in log, log
 
 
 def test_a_tickets_card_and_story_wait_out_an_outage_and_its_thread_still_works(fake, tmp_path):
-    bot = start(fake, tmp_path)
-    try:
+    with running(fake, tmp_path, SETTINGS) as bot:
         fake.down("chat.postMessage")
-        bounce = SEED.read_text().replace("11.22.33.44", "11.24.3.1")
+        bounce = seed("11.24.3.1")
         assert bot.send(command_body(bounce, fake, channel="C0DOWNCARD"), FORM)[0] == 200
         fake.wait_for("chat.postMessage", 3, timeout=30,
                       where=lambda c: not c.ok and c.args.get("channel") == "C0DOWNCARD")
@@ -86,19 +87,16 @@ def test_a_tickets_card_and_story_wait_out_an_outage_and_its_thread_still_works(
                               and c.args.get("thread_ts") == card_ts)
         assert "Draft request" in story[-1].args["text"]
         # The card's thread is the ticket's: a provider's answer there moves it.
-        answer = (SEED.parent / "microsoft-autoreply.txt").read_text()
+        answer = (SEED_DIR / "microsoft-autoreply.txt").read_text()
         event = {"type": "message", "channel": "C0DOWNCARD", "user": "U0ALICE", "text": answer,
                  "ts": "1700002300.000200", "thread_ts": card_ts, "channel_type": "channel",
                  "event_ts": "1700002300.000200"}
         assert bot.send(event_body(event, "Ev-downcard-1"), JSON)[0] == 200
         fake.wait_for("chat.postMessage", timeout=30, where=lambda c: c.ok
                       and c.args.get("thread_ts") == card_ts and "acknowledged" in c.args["text"])
-    finally:
-        log = bot.stop()
     cards = fake.of("chat.postMessage", where=lambda c: c.ok
                     and c.args.get("channel") == "C0DOWNCARD" and "thread_ts" not in c.args)
     assert len(cards) == 1 and ticket.startswith("DL-")
-    assert "Traceback" not in log, log
 
 
 def test_a_diagnosis_queued_when_the_bot_stopped_goes_out_after_the_restart(fake, tmp_path):
@@ -112,8 +110,7 @@ def test_a_diagnosis_queued_when_the_bot_stopped_goes_out_after_the_restart(fake
     finally:
         first.stop()
     fake.up("chat.postMessage")
-    second = start(fake, tmp_path)  # same database
-    try:
+    with running(fake, tmp_path, SETTINGS) as second:  # same database
         posted = fake.wait_for("chat.postMessage", timeout=30, where=lambda c: c.ok
                                and c.args.get("thread_ts") == "1700002100.000100")[0]
         assert "11.24.1.1" in posted.args["text"]
@@ -124,10 +121,7 @@ def test_a_diagnosis_queued_when_the_bot_stopped_goes_out_after_the_restart(fake
                                         "Ev-down2-2"), JSON)[0] == 200
         fake.wait_for("chat.postMessage", where=lambda c: c.ok
                       and c.args.get("thread_ts") == "1700002100.000200")
-    finally:
-        log = second.stop()
     assert len(replies(fake, "1700002100.000100", ok=True)) == 1
-    assert "Traceback" not in log, log
 
 
 def test_a_diagnosis_that_reached_slack_before_a_crash_is_not_posted_again(fake, tmp_path):
@@ -141,8 +135,7 @@ def test_a_diagnosis_that_reached_slack_before_a_crash_is_not_posted_again(fake,
     finally:
         first.stop()
     _forget_delivery(tmp_path / "delistbot.db", "1700002200.000100")
-    second = start(fake, tmp_path)
-    try:
+    with running(fake, tmp_path, SETTINGS) as second:
         # The restarted bot looks in the thread, finds the reply by its key, and moves on.
         fake.wait_for("conversations.replies", timeout=30,
                       where=lambda c: c.args.get("ts") == "1700002200.000100")
@@ -150,10 +143,8 @@ def test_a_diagnosis_that_reached_slack_before_a_crash_is_not_posted_again(fake,
                                         "Ev-crash-2"), JSON)[0] == 200
         fake.wait_for("chat.postMessage", where=lambda c: c.ok
                       and c.args.get("thread_ts") == "1700002200.000200")
-    finally:
-        log = second.stop()
     assert len(replies(fake, "1700002200.000100", ok=True)) == 1
-    assert "reached Slack on an earlier attempt" in log
+    assert "reached Slack on an earlier attempt" in (tmp_path / "bot.log").read_text()
 
 
 def _forget_delivery(db: Path, thread_ts: str) -> None:
@@ -168,8 +159,7 @@ def _forget_delivery(db: Path, thread_ts: str) -> None:
 
 
 def test_a_second_bounce_while_the_card_waits_for_slack_brings_no_second_card(fake, tmp_path):
-    bot = start(fake, tmp_path)
-    try:
+    with running(fake, tmp_path, SETTINGS) as bot:
         fake.down("chat.postMessage")
         for n in (1, 2):  # the same IP and list twice, in a channel that opens tickets itself
             assert bot.send(bounce_event("C0AUTODOWN", f"1700002400.00010{n}", "11.24.4.1",
@@ -189,19 +179,15 @@ def test_a_second_bounce_while_the_card_waits_for_slack_brings_no_second_card(fa
         fake.wait_for("chat.postMessage", timeout=30, where=lambda c: c.ok
                       and c.args.get("thread_ts") == card.args["thread_ts"]
                       and "Draft request" in c.args.get("text", ""))
-    finally:
-        log = bot.stop()
     cards = [c for c in fake.of("chat.postMessage", where=lambda c: c.ok
                                 and c.args.get("channel") == "C0AUTODOWN")
              if "request_sent" in json.dumps(c.args.get("blocks"))]
     assert len(cards) == 1
-    assert "Traceback" not in log, log
 
 
 def test_the_same_bounce_given_to_delist_twice_in_an_outage_gets_one_card(fake, tmp_path):
-    bot = start(fake, tmp_path)
-    bounce = SEED.read_text().replace("11.22.33.44", "11.24.5.1")
-    try:
+    bounce = seed("11.24.5.1")
+    with running(fake, tmp_path, SETTINGS) as bot:
         fake.down("chat.postMessage")
         assert bot.send(command_body(bounce, fake, channel="C0TWICEDOWN"), FORM)[0] == 200
         fake.wait_for("chat.postMessage", timeout=30,  # the card is queued
@@ -219,13 +205,10 @@ def test_the_same_bounce_given_to_delist_twice_in_an_outage_gets_one_card(fake, 
         fake.wait_for("chat.postMessage", timeout=30, where=lambda c: c.ok
                       and "Draft request" in c.args.get("text", "")
                       and c.args.get("channel") == "C0TWICEDOWN")
-    finally:
-        log = bot.stop()
     cards = [c for c in fake.of("chat.postMessage", where=lambda c: c.ok
                                 and c.args.get("channel") == "C0TWICEDOWN")
              if "request_sent" in json.dumps(c.args.get("blocks"))]
     assert len(cards) == 1
-    assert "Traceback" not in log, log
 
 
 def card_calls(fake: FakeSlack, channel: str) -> list[Call]:
@@ -234,16 +217,9 @@ def card_calls(fake: FakeSlack, channel: str) -> list[Call]:
             if "request_sent" in json.dumps(c.args.get("blocks"))]
 
 
-def cards_in(fake: FakeSlack, channel: str) -> list[dict]:
-    """The cards the channel really holds, whatever the bot heard back."""
-    return [m for m in fake.messages if m["channel"] == channel and "thread_ts" not in m
-            and "request_sent" in json.dumps(m["blocks"])]
-
-
 def test_a_500_after_slack_posted_the_card_brings_no_second_card(fake, tmp_path):
-    bot = start(fake, tmp_path)
-    bounce = SEED.read_text().replace("11.22.33.44", "11.24.6.1")
-    try:
+    bounce = seed("11.24.6.1")
+    with running(fake, tmp_path, SETTINGS) as bot:
         fake.fail_next("chat.postMessage", 500, posted=True)  # the card: posted, answer lost
         assert bot.send(command_body(bounce, fake, channel="C0LOST500"), FORM)[0] == 200
         fake.wait_for("chat.postMessage", where=lambda c: not c.ok
@@ -252,19 +228,16 @@ def test_a_500_after_slack_posted_the_card_brings_no_second_card(fake, tmp_path)
         story = fake.wait_for("chat.postMessage", 3, timeout=30, where=lambda c: c.ok
                               and c.args.get("thread_ts") == card_ts)
         assert "Draft request" in story[-1].args["text"]
-    finally:
-        log = bot.stop()
     assert len(cards_in(fake, "C0LOST500")) == 1
     assert len(card_calls(fake, "C0LOST500")) == 1  # found by its key: never posted again
     assert fake.of("conversations.history", where=lambda c: c.args["channel"] == "C0LOST500")
-    assert "Traceback" not in log, log
 
 
 @pytest.mark.parametrize("posted", [True, False], ids=["slack-posted-it", "slack-never-got-it"])
 def test_a_bot_killed_while_posting_a_card_neither_doubles_nor_loses_it_or_its_story(
         fake, tmp_path, posted):
     channel = "C0CARDKILL"
-    bounce = SEED.read_text().replace("11.22.33.44", "11.24.7.1")
+    bounce = seed("11.24.7.1")
     fake.hang_next("chat.postMessage", posted=posted, where=lambda a: a.get("channel") == channel
                    and not a.get("thread_ts"))
     first = start(fake, tmp_path)
@@ -272,11 +245,9 @@ def test_a_bot_killed_while_posting_a_card_neither_doubles_nor_loses_it_or_its_s
         assert first.send(command_body(bounce, fake, channel=channel), FORM)[0] == 200
         fake.wait_for("chat.postMessage", where=lambda c: c.args.get("channel") == channel)
     finally:
-        first.proc.kill()  # the card is on its way to Slack, and the bot dies before hearing back
-        first.proc.wait(timeout=10)
+        first.kill()  # the card is on its way to Slack, and the bot dies before hearing back
     fake.release_hung()
-    second = start(fake, tmp_path)
-    try:
+    with running(fake, tmp_path, SETTINGS) as second:
         story = fake.wait_for("chat.postMessage", 3, timeout=30, where=lambda c: c.ok
                               and c.args.get("channel") == channel and c.args.get("thread_ts"))
         [card] = cards_in(fake, channel)
@@ -285,24 +256,20 @@ def test_a_bot_killed_while_posting_a_card_neither_doubles_nor_loses_it_or_its_s
         assert "DNS picture for 11.24.7.1" in json.dumps(story[1].args["blocks"])
         assert "Draft request" in story[2].args["text"]
         # The card's thread is the ticket's: a provider's answer there moves it.
-        answer = (SEED.parent / "microsoft-autoreply.txt").read_text()
+        answer = (SEED_DIR / "microsoft-autoreply.txt").read_text()
         event = {"type": "message", "channel": channel, "user": "U0ALICE", "text": answer,
                  "ts": "1700002500.000200", "thread_ts": card["ts"], "channel_type": "channel",
                  "event_ts": "1700002500.000200"}
         assert second.send(event_body(event, "Ev-cardkill-1"), JSON)[0] == 200
         fake.wait_for("chat.update", timeout=30, where=lambda c: c.ok
                       and c.args.get("ts") == card["ts"] and "acknowledged" in c.args["text"])
-    finally:
-        log = second.stop()
     assert len(cards_in(fake, channel)) == 1
     assert len(card_calls(fake, channel)) == (1 if posted else 2)
-    assert "Traceback" not in log, log
 
 
 def test_a_card_update_after_a_button_waits_out_an_outage(fake, tmp_path):
-    bot = start(fake, tmp_path)
-    bounce = SEED.read_text().replace("11.22.33.44", "11.24.8.1")
-    try:
+    bounce = seed("11.24.8.1")
+    with running(fake, tmp_path, SETTINGS) as bot:
         assert bot.send(command_body(bounce, fake, channel="C0UPDOWN"), FORM)[0] == 200
         [card] = fake.wait_for("chat.postMessage", where=lambda c: c.ok
                                and c.args.get("channel") == "C0UPDOWN")
@@ -312,14 +279,8 @@ def test_a_card_update_after_a_button_waits_out_an_outage(fake, tmp_path):
                       where=lambda c: c.ok and c.args.get("thread_ts") == card_ts)
         fake.down("chat.update")
         fake.down("chat.postMessage")
-        payload = {
-            "type": "block_actions", "team": {"id": "T0FAKE"}, "user": {"id": "U0ALICE"},
-            "api_app_id": "A0FAKE", "trigger_id": "t", "channel": {"id": "C0UPDOWN"},
-            "container": {"type": "message", "channel_id": "C0UPDOWN", "message_ts": card_ts},
-            "actions": [{"action_id": "request_sent", "block_id": f"ticket:{ticket}",
-                         "value": ticket, "type": "button", "action_ts": "1.1"}],
-        }
-        assert bot.send(action_body(payload), FORM)[0] == 200
+        assert bot.send(click("C0UPDOWN", "request_sent", ticket, block_id=f"ticket:{ticket}",
+                              message_ts=card_ts), FORM)[0] == 200
         fake.wait_for("chat.update", 3, timeout=30, where=lambda c: not c.ok)
         fake.up("chat.update")
         fake.up("chat.postMessage")
@@ -328,8 +289,5 @@ def test_a_card_update_after_a_button_waits_out_an_outage(fake, tmp_path):
         said = fake.wait_for("chat.postMessage", timeout=30, where=lambda c: c.ok
                              and c.args.get("thread_ts") == card_ts
                              and "marked the request sent" in c.args.get("text", ""))
-    finally:
-        log = bot.stop()
     assert len(said) == 1
     assert len(fake.of("chat.update", where=lambda c: c.ok)) == 1
-    assert "Traceback" not in log, log
