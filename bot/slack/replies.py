@@ -42,7 +42,8 @@ class Replies:
         self.store, self.surface, self.interval = store, surface, interval
         # One delivery of a reply at a time (never two posts of one row), replies in parallel:
         # a lock per reply, striped so that the set stays bounded.
-        self._locks = tuple(threading.Lock() for _ in range(64))
+        # Re-entrant: delivering a card may update it (`on_first`), whose group can share a stripe.
+        self._locks = tuple(threading.RLock() for _ in range(64))
         # (group, channel, ts of the first message, whether it went out late): set by the owner
         # of the groups that need to know (ticket cards).
         self.on_first: Callable[[str, str, str, bool], None] = lambda *_: None
