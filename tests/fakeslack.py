@@ -54,7 +54,7 @@ class FakeSlack:
         self.messages: list[dict[str, Any]] = []  # what chat.postMessage posted, for replies
         # method -> [(status, whether Slack did the work before failing, where(args))]
         self._failures: dict[str, list[tuple[int, bool, Any]]] = {}
-        self._errors: dict[str, list[str]] = {}  # method -> Slack error codes to answer
+        self._errors: dict[str, list[tuple[str, Any]]] = {}  # method -> [(error code, where)]
         self._hangs: list[tuple[str, bool, Any]] = []  # (method, posted, where(args))
         self._hung: list[threading.Event] = []  # one per call left hanging, until release_hung()
         self._down: set[str] = set()  # methods answering 500 until up()
@@ -131,10 +131,11 @@ class FakeSlack:
         with self._lock:
             self._down.discard(method)
 
-    def fail_next_error(self, method: str, error: str) -> None:
-        """The next call of `method` answers 200 with ok=false and this Slack error code."""
+    def fail_next_error(self, method: str, error: str, where: Any = None) -> None:
+        """The next call of `method` whose arguments match `where(args)` answers 200 with
+        ok=false and this Slack error code."""
         with self._lock:
-            self._errors.setdefault(method, []).append(error)
+            self._errors.setdefault(method, []).append((error, where))
 
     def hang_next(self, method: str, posted: bool = True, where: Any = None) -> None:
         """The next call of `method` whose arguments match `where(args)` gets no answer: the
@@ -243,9 +244,13 @@ class FakeSlack:
         return self._work(method, args, auth)
 
     def _work(self, method: str, args: dict[str, Any], auth: str) -> tuple[int, dict[str, Any]]:
+        error = None
         with self._lock:
-            errors = self._errors.get(method)
-            error = errors.pop(0) if errors else None
+            errors = self._errors.get(method) or []
+            for i, (_, where) in enumerate(errors):
+                if where is None or where(args):
+                    error = errors.pop(i)[0]
+                    break
         if error:
             return 200, {"ok": False, "error": error}
         if method == "apps.connections.open":

@@ -42,6 +42,7 @@ propagation = "1h"
 [slack]
 ping_interval = "0.5s"
 auto_open = ["C0AUTO"]
+channel = "C0FALLBACK"
 """
 
 
@@ -164,13 +165,18 @@ def test_provider_autoreply_in_the_thread_moves_the_ticket(bot, fake):
     assert "acknowledged" in shown(update) and "SRX1123310000ID" in shown(update)
 
 
-def events_of(home: Path, ticket: str) -> list[dict]:
-    """The ticket's event log, read with the CLI from the bot's own database."""
+def ticket_json(home: Path, ticket: str) -> dict:
+    """`delistbot ticket ID --json`, run by the CLI on the bot's own database."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "DELISTBOT_"))}
     env["DELISTBOT_DB"] = str(home / "delistbot.db")
     out = subprocess.run([sys.executable, "-m", "bot", "ticket", ticket, "--json"], env=env,
                          capture_output=True, text=True, timeout=60, check=True)
-    return list(json.loads(out.stdout)["events"])
+    return dict(json.loads(out.stdout))
+
+
+def events_of(home: Path, ticket: str) -> list[dict]:
+    """The ticket's event log, read with the CLI from the bot's own database."""
+    return list(ticket_json(home, ticket)["events"])
 
 
 def test_a_plain_note_in_the_thread_moves_nothing(bot, fake, home):
@@ -432,3 +438,28 @@ def test_hostile_text_in_a_tickets_bounce_replies_and_commands_never_notifies(bo
     assert ticket in everything and "banned" in everything
     for token in TOKENS:
         assert token not in everything, token
+
+
+def test_a_ping_the_tickets_channel_refuses_goes_to_the_fallback_channel_once(bot, fake, home):
+    ticket, card_ts = open_by_command(bot, fake, "C0KICKED", "11.23.19.1")
+    fake.wait_for("chat.postMessage", 3, where=in_channel("C0KICKED", thread_ts=card_ts))
+    # The bot was removed from the channel after the card went out.
+    fake.fail_next_error("chat.postMessage", "not_in_channel", where=lambda a: a.get(
+        "channel") == "C0KICKED" and "longer than" in a.get("text", ""))
+    press(bot, "C0KICKED", "request_sent", ticket, card_ts)
+    ping = fake.wait_for("chat.postMessage", timeout=20, where=lambda c: c.ok and in_channel(
+        "C0FALLBACK")(c) and ticket in c.args.get("text", ""))[0]
+    assert "thread_ts" not in ping.args and ping.args["text"].startswith("<@U0ALICE> ")
+    assert "longer than" in ping.args["text"]
+    assert "Not posted in the ticket's channel C0KICKED: Slack answered not_in_channel" in (
+        ping.args["text"])
+    [row] = [p for p in ticket_json(home, ticket)["pings"] if p["kind"] == "overdue"]
+    assert row["sent_at"] and row["error"] == "not_in_channel in C0KICKED; posted in C0FALLBACK"
+    # A later ping of the ticket has gone out since: the refused one was not tried again.
+    body = event_body(thread_message("C0KICKED", card_ts, "1700002000.000200",
+                                     reply("microsoft-delisted.txt", "11.23.19.1")), "Ev-kicked")
+    assert bot.send(body, JSON)[0] == 200
+    wait_ping(fake, "C0KICKED", "delisted, the provider confirmed it")
+    tried = fake.of("chat.postMessage", where=lambda c: "longer than" in c.args.get("text", "")
+                    and ticket in c.args.get("text", ""))
+    assert [c.args["channel"] for c in tried] == ["C0KICKED", "C0FALLBACK"]
