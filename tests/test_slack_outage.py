@@ -233,6 +233,23 @@ def test_a_500_after_slack_posted_the_card_brings_no_second_card(fake, tmp_path)
     assert fake.of("conversations.history", where=lambda c: c.args["channel"] == "C0LOST500")
 
 
+def test_a_500_after_slack_posted_a_diagnosis_brings_no_second_one(fake, tmp_path):
+    with running(fake, tmp_path, SETTINGS) as bot:
+        fake.fail_next("chat.postMessage", 500, posted=True)  # posted, and the answer lost
+        assert bot.send(bounce_event("C0LOST500D", "1700002600.000100", "11.24.9.1",
+                                     "Ev-lost500-1"), JSON)[0] == 200
+        fake.wait_for("conversations.replies", timeout=30,
+                      where=lambda c: c.args.get("ts") == "1700002600.000100")
+        # Another bounce answered since: the retry loop has moved on.
+        assert bot.send(bounce_event("C0LOST500D", "1700002600.000200", "11.24.9.2",
+                                     "Ev-lost500-2"), JSON)[0] == 200
+        fake.wait_for("chat.postMessage", where=lambda c: c.ok
+                      and c.args.get("thread_ts") == "1700002600.000200")
+    assert len(replies(fake, "1700002600.000100", ok=False)) == 1  # no blind retry by the client
+    assert not replies(fake, "1700002600.000100", ok=True)
+    assert len([m for m in fake.messages if m.get("thread_ts") == "1700002600.000100"]) == 1
+
+
 @pytest.mark.parametrize("posted", [True, False], ids=["slack-posted-it", "slack-never-got-it"])
 def test_a_bot_killed_while_posting_a_card_neither_doubles_nor_loses_it_or_its_story(
         fake, tmp_path, posted):
