@@ -474,3 +474,15 @@ def test_an_ip_in_a_link_path_or_a_private_range_is_not_taken_for_the_senders():
                "(relay 10.0.0.5)").sending_ip is None
     # Nor a dotted number that is no address at all ("03.0.113.9" has a leading zero).
     assert one("554 5.7.1 Rejected, host 03.0.113.9 found on one or more DNSBLs").sending_ip is None
+
+
+def test_the_old_cbl_zone_is_spamhaus_xbl_now():
+    d = one("554 5.7.1 Service unavailable; Client host [198.51.100.3] blocked using cbl.abuseat.org")
+    assert (d.blocklist, d.delist.url) == ("spamhaus", "https://check.spamhaus.org/")
+
+
+def test_backscatterer_is_waited_out_not_paid():
+    d = one("554 5.7.1 Service unavailable; Client host [198.51.100.3] blocked using "
+            "ips.backscatterer.org")
+    assert (d.blocklist, d.delist.method) == ("backscatterer", DelistMethod.AUTO_EXPIRY)
+    assert "do not pay" in (d.next_step or "")
