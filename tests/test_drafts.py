@@ -51,15 +51,26 @@ def test_every_route_renders_a_draft_with_subject_address_and_evidence(
     draft = draft_for(svc, provider, route)
     assert draft.template == provider.routes[route].template
     assert draft.subject
-    # Where to send it: an address or a form; advice about a self-expiring list may have neither.
-    assert draft.to or provider.routes[route].method is DelistMethod.AUTO_EXPIRY
+    # Where to send it: an address or a form; advice about a self-expiring list, or a fix list
+    # for a refusal no request clears, may have neither.
+    assert draft.to or provider.routes[route].method in (DelistMethod.AUTO_EXPIRY, DelistMethod.FIX_SENDER)
     assert "11.22.33.44" in draft.text
     assert f"blocked by {provider.name}" in draft.text  # the exact rejection line
     assert "[TODO: what you changed" in draft.text or draft.template == "stale_list"
     assert "ASAP" not in draft.text
 
 
+# Templates whose golden file shows a provider other than the first to use them: the default
+# (reputation) fix list and a self-expiring list; Microsoft 365's own uses have golden files below.
+GOLDEN_ROUTE = {"fix_sender": ("google_gmail", "default"), "auto_expiry": ("free_fr", "default")}
+MICROSOFT_FIXES = [name for name, r in KB.providers["microsoft_eop"].routes.items()
+                   if r.method in (DelistMethod.FIX_SENDER, DelistMethod.AUTO_EXPIRY)]
+
+
 def first_route(template: str) -> tuple[Provider, str]:
+    if template in GOLDEN_ROUTE:
+        provider, route = GOLDEN_ROUTE[template]
+        return KB.providers[provider], route
     return next((p, name) for p, name in ROUTES if p.routes[name].template == template)
 
 
@@ -72,6 +83,25 @@ def test_each_template_matches_its_golden_file(svc: TicketService, template: str
         golden.parent.mkdir(parents=True, exist_ok=True)
         golden.write_text(text)
     assert text == golden.read_text()
+
+
+@pytest.mark.parametrize("route", MICROSOFT_FIXES)
+def test_microsoft_refusals_no_portal_clears_draft_a_fix_list_not_a_delist_request(
+    svc: TicketService, route: str
+) -> None:
+    rule = next(r for r in KB.rules if r.receiver == "microsoft_eop" and r.route == route)
+    provider = KB.providers["microsoft_eop"]
+    diag = diagnosis(receiver=provider.id, route=route, rule=rule.id, evidence=rule.example)
+    opened = svc.open_from_diagnosis(diag, f"Subject: Undeliverable\n\n{rule.example}", T0)
+    assert opened.ticket is not None, opened.problem
+    text = svc.draft(opened.ticket.id).text
+    assert rule.example in text
+    golden = GOLDEN / f"microsoft_eop-{route}.txt"
+    if os.environ.get("UPDATE_GOLDEN"):
+        golden.write_text(text)
+    assert text == golden.read_text()
+    assert "sender.office.com does not apply" in text
+    assert "Form: https://sender.office.com" not in text
 
 
 def test_what_was_fixed_and_the_contact_fill_the_prompts(svc: TicketService) -> None:

@@ -621,7 +621,13 @@ class TicketService:
 
     def _route(self, ticket: Ticket, acting: Provider | None) -> dict[str, Any]:
         routes = acting.routes.values() if acting else ()
-        route = next((r for r in routes if r.template == ticket.route_template), None)
+        # The route the deciding rule names, when a provider has several with the same template
+        # (Microsoft 365's fix lists); else the first with the ticket's template.
+        rule_id = ticket.diagnosis.get("rule")
+        named = next((r.route for r in self.kb.rules if r.id == rule_id), None) if rule_id else None
+        route = acting.routes.get(named) if acting and named else None
+        if route is None or route.template != ticket.route_template:
+            route = next((r for r in routes if r.template == ticket.route_template), None)
         if route is None and acting is not None:
             route = acting.route
         if route is None:
