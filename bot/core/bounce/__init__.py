@@ -28,7 +28,7 @@ from bot.core.bounce.message import (
     parts_of,
     split_mbox,
 )
-from bot.core.bounce.text import clean_paste, command_of, find_reply
+from bot.core.bounce.text import clean_paste, command_of, find_reply, may_name_command
 from bot.core.model import Bounce, Reason, RecipientRecord
 
 MAX_INPUT_BYTES = 8 * 1024 * 1024  # beyond this the tail is not read; bounces are small
@@ -261,7 +261,10 @@ def _from_report(parts: Parts, source: str, subject: str, from_header: str,
     per_message, records = rfc3464.parse(report)
     body = parts.body
     fmt = formats.identify(body, from_header, subject)
-    text_records = plaintext.extract(formats.cut_returned_message(body, fmt))
+    report_text = formats.cut_returned_message(body, fmt)
+    # The text part adds what the report leaves out: a diagnostic, or the SMTP command answered.
+    wanted = not all(r.diagnostic for r in records) or may_name_command(report_text)
+    text_records = plaintext.extract(report_text) if wanted else []
     merged = _merge(records, text_records, body)
     if not merged:
         bounce = _from_text(body, source, subject=subject, from_header=from_header, **common)

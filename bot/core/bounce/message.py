@@ -15,7 +15,7 @@ import email.message
 import email.policy
 import re
 from dataclasses import dataclass, field
-from html.parser import HTMLParser
+from html import unescape
 
 from bot.core.bounce import mime
 
@@ -117,41 +117,47 @@ def decode_header(value: object) -> str:
     return " ".join("".join(out).split())
 
 
-class _HTMLText(HTMLParser):
-    """Just the text of an HTML part, with block elements as line breaks."""
-
-    _BLOCKS = frozenset({"br", "p", "div", "tr", "li", "table", "h1", "h2", "h3", "h4"})
-
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.out: list[str] = []
-        self._skip = 0
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag in ("style", "script", "head"):
-            self._skip += 1
-        elif tag in self._BLOCKS:
-            self.out.append("\n")
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag in ("style", "script", "head"):
-            self._skip = max(0, self._skip - 1)
-        elif tag in self._BLOCKS:
-            self.out.append("\n")
-
-    def handle_data(self, data: str) -> None:
-        if not self._skip:
-            self.out.append(data)
+# A tag, comment, declaration or processing instruction; quoted attribute values may hold ">".
+_HTML_MARKUP = re.compile(
+    r"""<!--.*?(?:-->|\Z)|<![^>]*>|<\?[^>]*>|<(/?)([a-zA-Z][^\s/>]*)(?:[^>"']|"[^"]*"|'[^']*')*>""",
+    re.S,
+)
+_HTML_BLOCKS = frozenset({"br", "p", "div", "tr", "li", "table", "h1", "h2", "h3", "h4"})
+_HTML_HIDDEN = frozenset({"style", "script", "head"})
+# Inside <script> and <style> nothing is markup until the element's own end tag (as HTMLParser
+# reads them: CDATA content).
+_HTML_CDATA_END = {name: re.compile(rf"</{name}(?=[\s/>])", re.I) for name in ("script", "style")}
 
 
 def html_to_text(html: str) -> str:
-    parser = _HTMLText()
-    try:
-        parser.feed(html)
-        parser.close()
-    except (AssertionError, ValueError):  # HTMLParser's reaction to some broken markup
-        return re.sub(r"<[^>]+>", " ", html)
-    lines = (" ".join(line.split()) for line in "".join(parser.out).splitlines())
+    """Just the text of an HTML part, with block elements as line breaks; never raises."""
+    out: list[str] = []
+    hidden = 0  # depth inside <style>, <script>, <head>
+    pos = 0
+    size = len(html)
+    while pos < size:
+        tag = _HTML_MARKUP.search(html, pos)
+        if tag is None:
+            break
+        if not hidden and tag.start() > pos:
+            out.append(html[pos:tag.start()])
+        pos = tag.end()
+        name = tag.group(2)
+        if name is None:
+            continue  # a comment, doctype or processing instruction
+        name = name.lower()
+        closing = bool(tag.group(1))
+        if name in _HTML_HIDDEN:
+            hidden = max(0, hidden - 1) if closing else hidden + 1
+            cdata = None if closing else _HTML_CDATA_END.get(name)
+            if cdata is not None:
+                end = cdata.search(html, pos)
+                pos = end.start() if end else size
+        elif name in _HTML_BLOCKS:
+            out.append("\n")
+    if not hidden and pos < size:
+        out.append(html[pos:])
+    lines = (" ".join(line.split()) for line in unescape("".join(out)).splitlines())
     return "\n".join(line for line in lines if line)
 
 

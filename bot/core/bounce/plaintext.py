@@ -60,6 +60,7 @@ _BOILERPLATE = re.compile(
     re.IGNORECASE,
 )
 _REMOTE_HOST = re.compile(
+    r"(?=[hsrwge])"  # the first letters of the alternatives: most positions fail at once
     r"(?:host|server)\s+([a-z0-9][\w.-]*\.[a-z]{2,})\s*\[[0-9a-f.:]+\]|"
     r"Remote-MTA:\s*dns;\s*([\w.-]+)|while talking to ([\w.-]+?)\.?:|Generating server:\s*([\w.-]+)|"
     r"Error transferring to ([a-z0-9][\w-]*(?:\.[\w-]+)+)",

@@ -10,6 +10,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from bot.core.prefilter import lowered, may_match, needles
+
 # SMTP reply code (RFC 5321 §4.2) optionally followed by an enhanced status code (RFC 3463).
 REPLY = re.compile(
     r"(?<![\w.#-])([245][0-5]\d)(?:[ -]|$)(?:\s*#?\s*([245]\.\d{1,3}\.\d{1,3})(?![\d.]*\d))?"
@@ -199,16 +201,26 @@ _TRANSCRIPT = re.compile(
     re.I | re.M,
 )
 _COMMAND_NAMES = {"END": "DATA", "INITIAL": "CONN", "RCPT": "RCPT", "MAIL": "MAIL", "DATA": "DATA"}
+_COMMAND_NEEDLES = tuple(needles(pattern) for pattern, _ in _COMMAND_WORDS)
+
+
+def may_name_command(text: str) -> bool:
+    """False only when command_of() finds nothing in the text or in any run of its lines."""
+    low = lowered(text)
+    return ">>>" in text or any(may_match(found, low) for found in _COMMAND_NEEDLES)
 
 
 def command_of(text: str) -> str | None:
     """The SMTP command a rejection answered, when the bounce's text says which."""
-    for pattern, fixed in _COMMAND_WORDS:
+    low = lowered(text)
+    for (pattern, fixed), found in zip(_COMMAND_WORDS, _COMMAND_NEEDLES, strict=True):
+        if not may_match(found, low):
+            continue
         match = pattern.search(text)
         if match:
             word = fixed or match.group(1).split()[0].upper()
             return _COMMAND_NAMES.get(word, word)
-    transcript = _TRANSCRIPT.search(text)
+    transcript = _TRANSCRIPT.search(text) if ">>>" in text else None
     return transcript.group(1).upper() if transcript else None
 
 
