@@ -120,3 +120,40 @@ def test_providers_found_by_text_and_host_are_the_first_in_the_datas_order() -> 
     for host in hosts:
         plain = next((p for p in kb.of_kinds(receivers) if any(x.search(host) for x in p.hosts)), None)
         assert kb.by_host(host, lowered(host), receivers) == plain, host
+
+
+def test_the_finder_reports_every_literal_a_text_holds_overlapping_or_nested() -> None:
+    from bot.core.prefilter import Finder
+
+    literals = ["block", "blocked", "blocked using", "using zen", "zen", "spamhaus", "(as1601260", "5.7.1"]
+    finder = Finder({word: [i] for i, word in enumerate(literals)})
+    text = "554 5.7.1 client host blocked using zen.spamhaus.org (as16012607)"
+    assert finder.find(text) == {i for i, word in enumerate(literals) if word in text}
+    assert finder.find("nothing here") == set()
+    assert Finder({}).find("anything") == set()
+    rng = random.Random(3)
+    kb = load()
+    words = [w.lower() for r in kb.rules for w in r.example.split()]
+    keys = sorted({n for r in kb.rules for n in (r.needles or ())})
+    finder = Finder({key: [i] for i, key in enumerate(keys)})
+    for _ in range(300):
+        text = " ".join(rng.choice(words) for _ in range(rng.randint(1, 30)))
+        assert finder.find(text) == {i for i, key in enumerate(keys) if key in text}, text
+
+
+def test_grouped_phrases_answer_as_their_screens_text_after_text() -> None:
+    from bot.core.prefilter import Grouped, Screen
+
+    kb = load()
+    rng = random.Random(13)
+    examples = [p.example for p in kb.phrases if p.example] + [r.example for r in kb.rules]
+    words = [w for text in examples for w in text.split()]
+    texts = examples + [" ".join(rng.choice(words) for _ in range(rng.randint(1, 25))) for _ in range(200)]
+    groups = {reason: tuple(Screen((p.pattern,), split=True) for p in rows)
+              for reason, rows in kb.by_reason.items()}
+    grouped = Grouped(groups)
+    for text in [*texts, "İstanbul blocked: a case trap is never prefiltered"]:
+        for reason, rows in kb.by_reason.items():
+            expected = any(p.pattern.search(text) for p in rows)
+            assert grouped.says(reason, text, lowered(text)) == expected, (reason, text)
+            assert grouped.says(reason, text, lowered(text)) == expected  # remembered answer

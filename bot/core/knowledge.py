@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 from bot.core.errors import KnowledgeError
 from bot.core.model import DelistMethod, DelistRoute, Reason
-from bot.core.prefilter import Candidates, Needles, Screen
+from bot.core.prefilter import Candidates, Grouped, Needles, Screen
 
 DATA_DIR = Path(__file__).resolve().parent.parent / "data"
 
@@ -148,6 +148,7 @@ class Knowledge:
     phrases: tuple[ReasonRule, ...]
     statuses: Mapping[str, Reason]  # enhanced status code (or class.subject prefix) -> reason
     rule_candidates: Candidates = field(init=False, compare=False, repr=False)
+    phrase_groups: Grouped = field(init=False, compare=False, repr=False)
     _kinds_cache: dict[tuple[str, ...], tuple[Provider, ...]] = field(
         default_factory=dict, init=False, compare=False, repr=False)
     _domains_cache: dict[tuple[str, ...], dict[str, Provider]] = field(
@@ -158,10 +159,12 @@ class Knowledge:
 
     def says(self, reason: Reason, text: str, low: str | None = None) -> bool:
         """Does any generic phrase of `reason` occur in the text? (`low`: prefilter.lowered(text))"""
-        return any(p.matches(text, low) for p in self.by_reason.get(reason, ()))
+        return self.phrase_groups.says(reason, text, low)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "rule_candidates", Candidates(tuple(r.screen for r in self.rules)))
+        object.__setattr__(self, "phrase_groups", Grouped(
+            {reason: tuple(p.screen for p in rows) for reason, rows in self.by_reason.items()}))
 
     def provider(self, provider_id: str) -> Provider:
         return self.providers[provider_id]

@@ -77,6 +77,10 @@ class Screen:
         self._each = each  # last: a reader that sees _each also sees _needles
         return each
 
+    def branches(self) -> tuple[tuple[re.Pattern[str], Needles], ...]:
+        """The patterns (or their alternatives) this screen runs, each with its needles."""
+        return self._each if self._each is not None else self._build()
+
     @property
     def needles(self) -> Needles:
         """Literals of which any match of any pattern holds one (None: no such set)."""
@@ -111,13 +115,14 @@ class Candidates:
     returned, in their order. Built on the second use, like Screen.
     """
 
-    __slots__ = ("_always", "_index", "_keys", "_screens", "_uses")
+    __slots__ = ("_always", "_finder", "_index", "_keys", "_screens", "_uses")
 
     def __init__(self, screens: tuple[Screen, ...]) -> None:
         self._screens = screens
         self._uses = 0
         self._always: tuple[int, ...] = ()
         self._keys: tuple[str, ...] = ()
+        self._finder: Finder | None = None
         self._index: dict[str, tuple[int, ...]] | None = None
 
     def _build(self) -> dict[str, tuple[int, ...]]:
@@ -132,6 +137,7 @@ class Candidates:
                     index.setdefault(needle, []).append(i)
         self._always = tuple(always)
         self._keys = tuple(index)
+        self._finder = Finder(index)
         frozen = {k: tuple(v) for k, v in index.items()}
         self._index = frozen  # last: a reader that sees _index also sees _always and _keys
         return frozen
@@ -146,10 +152,69 @@ class Candidates:
             index = self._build()
         if low is None:
             return range(len(self._screens))
-        hits = set(self._always)
-        for key in filter(low.__contains__, self._keys):
-            hits.update(index[key])
+        finder = self._finder
+        assert finder is not None
+        hits = finder.find(low)
+        if self._always:
+            hits = hits | set(self._always)
         return sorted(hits)
+
+
+class Finder:
+    """Which of many literals a text holds, in one scan of the text rather than one per literal.
+
+    The literals become one regex shaped like their trie (`block(?:ed(?: using)?|list)?`), so
+    at each position the engine follows one path and stops at the first letter no literal
+    continues with. A match is the longest literal starting there; every other literal starting
+    there is a prefix of it, so each match stands for a precomputed set of literals. Searching
+    again from the next position (not the match's end) finds literals that overlap.
+    """
+
+    __slots__ = ("_hits", "_search")
+
+    def __init__(self, values: dict[str, list[int]]) -> None:
+        keys = set(values)
+        self._hits: dict[str, frozenset[int]] = {}
+        for key in keys:
+            found: set[int] = set()
+            for end in range(1, len(key) + 1):
+                if key[:end] in keys:
+                    found.update(values[key[:end]])
+            self._hits[key] = frozenset(found)
+        self._search = re.compile(_trie_pattern(keys)).search if keys else None
+
+    def find(self, low: str) -> set[int]:
+        """The values of every literal in `low` (a lower-cased text)."""
+        found: set[int] = set()
+        search = self._search
+        if search is None:
+            return found
+        hits = self._hits
+        pos = 0
+        while True:
+            match = search(low, pos)
+            if match is None:
+                return found
+            found.update(hits[match.group()])
+            pos = match.start() + 1
+
+
+def _trie_pattern(words: set[str]) -> str:
+    trie: dict[str, Any] = {}
+    for word in words:
+        node = trie
+        for char in word:
+            node = node.setdefault(char, {})
+        node[""] = {}  # a literal ends here
+
+    def pattern(node: dict[str, Any]) -> str:
+        branches = [re.escape(char) + pattern(child) for char, child in sorted(node.items()) if char]
+        if not branches:
+            return ""
+        body = branches[0] if len(branches) == 1 else "(?:" + "|".join(branches) + ")"
+        return f"(?:{body})?" if "" in node else body
+
+    return pattern(trie)
 
 
 def _branches(pattern: re.Pattern[str]) -> list[re.Pattern[str]]:
@@ -258,3 +323,73 @@ def _node(op: Any, av: Any) -> list[str] | None:
         low, _high, sub = av
         return _required(list(sub)) if low >= 1 else None
     return None
+
+
+class Grouped:
+    """Whether a text matches any screen of a group, for many groups asked about one text.
+
+    Asked group after group about the same text (the generic phrases of each reason, about one
+    diagnostic), it finds once which alternatives of all the groups' screens the text may match
+    (one Finder scan) and then runs only those, remembering each group's answer for that text.
+    Built on the second text, like Screen.
+    """
+
+    __slots__ = ("_always", "_finder", "_groups", "_last", "_owners", "_seen", "_texts")
+
+    def __init__(self, groups: dict[Any, tuple[Screen, ...]]) -> None:
+        self._groups = groups
+        self._texts = 0
+        self._seen: str | None = None
+        self._finder: Finder | None = None
+        self._owners: list[tuple[Any, re.Pattern[str]]] = []  # alternative number -> (group, pattern)
+        self._always: frozenset[int] = frozenset()
+        # (text, the alternatives it may match by group, answers so far): replaced whole when the
+        # text changes, so concurrent callers at worst work an answer out twice.
+        self._last: tuple[str, dict[Any, list[re.Pattern[str]]], dict[Any, bool]] | None = None
+
+    def _build(self) -> Finder:
+        index: dict[str, list[int]] = {}
+        always: set[int] = set()
+        owners: list[tuple[Any, re.Pattern[str]]] = []
+        for group, screens in self._groups.items():
+            for screen in screens:
+                for pattern, found in screen.branches():
+                    number = len(owners)
+                    owners.append((group, pattern))
+                    if found is None:
+                        always.add(number)
+                    else:
+                        for needle in found:
+                            index.setdefault(needle, []).append(number)
+        self._owners = owners
+        self._always = frozenset(always)
+        finder = Finder(index)
+        self._finder = finder  # last: a reader that sees _finder also sees the rest
+        return finder
+
+    def says(self, group: Any, text: str, low: str | None) -> bool:
+        """A screen of `group` matches `text`; `low` is prefilter.lowered(text)."""
+        finder = self._finder
+        if finder is None:
+            if self._seen is not text:
+                self._seen = text
+                self._texts += 1
+            if self._texts >= 2:
+                finder = self._build()
+        if finder is None or low is None:
+            return any(screen.search(text, low) for screen in self._groups.get(group, ()))
+        last = self._last
+        if last is None or last[0] is not text:
+            possible: dict[Any, list[re.Pattern[str]]] = {}
+            owners = self._owners
+            for number in sorted(finder.find(low) | self._always):
+                owner, pattern = owners[number]
+                possible.setdefault(owner, []).append(pattern)
+            last = (text, possible, {})
+            self._last = last
+        answers = last[2]
+        answer = answers.get(group)
+        if answer is None:
+            answer = any(pattern.search(text) is not None for pattern in last[1].get(group, ()))
+            answers[group] = answer
+        return answer

@@ -262,10 +262,15 @@ def _from_report(parts: Parts, source: str, subject: str, from_header: str,
     body = parts.body
     fmt = formats.identify(body, from_header, subject)
     report_text = formats.cut_returned_message(body, fmt)
-    # The text part adds what the report leaves out: a diagnostic, or the SMTP command answered.
-    wanted = not all(r.diagnostic for r in records) or may_name_command(report_text)
-    text_records = plaintext.extract(report_text) if wanted else []
-    merged = _merge(records, text_records, body)
+    # The text part adds what the report leaves out: a diagnostic, or the SMTP command answered;
+    # when every record has its diagnostic, only the commands are read from it.
+    if records and all(r.diagnostic for r in records):
+        text_records = []
+        text_commands = plaintext.commands(report_text) if may_name_command(report_text) else {}
+    else:
+        text_records = plaintext.extract(report_text)
+        text_commands = {r.address.lower(): r.command for r in text_records if r.address}
+    merged = _merge(records, text_records, text_commands, body)
     if not merged:
         bounce = _from_text(body, source, subject=subject, from_header=from_header, **common)
         to = getaddresses([_original_field(str(common["original_headers"]), "To") or ""])
@@ -289,15 +294,16 @@ def _from_report(parts: Parts, source: str, subject: str, from_header: str,
 
 
 def _merge(records: list[RecipientRecord], text_records: list[RecipientRecord],
-           body: str) -> list[RecipientRecord]:
+           text_commands: dict[str, str | None], body: str) -> list[RecipientRecord]:
     """Fill report records that lack a diagnostic from the text part of the same bounce."""
     by_address = {r.address.lower(): r for r in text_records if r.address}
     out = []
     fallback: str | None = None
     for record in records:
-        match = by_address.get((record.address or "").lower())
+        key = (record.address or "").lower()
+        match = by_address.get(key)
         if record.diagnostic:
-            command = match.command if match else None
+            command = text_commands.get(key)
             out.append(replace(record, command=command or _command_in(body, len(records))))
             continue
         if match and match.diagnostic:

@@ -189,14 +189,10 @@ def remote_host(text: str) -> str | None:
     return next(g for g in match.groups() if g).rstrip(".").lower()
 
 
-def extract(report: str) -> list[RecipientRecord]:
-    """Failed recipients, in order, from the report text (returned message already cut off)."""
-    records: list[RecipientRecord] = []
-    seen: set[str] = set()
-    fallback = None
+def _best_blocks(blocks: list[tuple[str, list[str]]]) -> dict[str, list[str]]:
+    """Each address's block: the first, unless a later one for the same address says more."""
     best: dict[str, list[str]] = {}
     said: dict[str, str] = {}  # the remote words of the block kept in `best`
-    blocks = _blocks(report)
     for address, lines in blocks:
         key = address.lower()
         if key in best and REPLY.search(said[key]):
@@ -206,6 +202,25 @@ def extract(report: str) -> list[RecipientRecord]:
         # for administrators under its summary for users).
         if key not in best or not _informative(said[key]) or REPLY.search(words):
             best[key], said[key] = lines, words
+    return best
+
+
+def commands(report: str) -> dict[str, str | None]:
+    """The SMTP command of each recipient's record, by lower-cased address: what extract()
+    would put in each record's `command`, without working out the rest of the record."""
+    best = _best_blocks(_blocks(report))
+    if not best:
+        return {r.address.lower(): r.command for r in transcript(report) if r.address}
+    return {key: command_of("\n".join(lines)) for key, lines in best.items()}
+
+
+def extract(report: str) -> list[RecipientRecord]:
+    """Failed recipients, in order, from the report text (returned message already cut off)."""
+    records: list[RecipientRecord] = []
+    seen: set[str] = set()
+    fallback = None
+    blocks = _blocks(report)
+    best = _best_blocks(blocks)
     if not best:
         return transcript(report)
     report_host: list[str | None] = []  # remote_host(report), worked out at most once

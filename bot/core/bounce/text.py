@@ -205,9 +205,12 @@ _COMMAND_NEEDLES = tuple(needles(pattern) for pattern, _ in _COMMAND_WORDS)
 
 
 def may_name_command(text: str) -> bool:
-    """False only when command_of() finds nothing in the text or in any run of its lines."""
+    """False only when command_of() finds nothing in the text or in any run of its lines, and
+    the text is no SMTP session transcript (one names RCPT)."""
     low = lowered(text)
-    return ">>>" in text or any(may_match(found, low) for found in _COMMAND_NEEDLES)
+    if low is None:
+        return True
+    return ">>>" in text or "rcpt" in low or any(may_match(found, low) for found in _COMMAND_NEEDLES)
 
 
 def command_of(text: str) -> str | None:
