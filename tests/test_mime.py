@@ -49,6 +49,25 @@ EDGE_CASES = [
     b"--c\n\nunclosed inner\n--b\n\nsecond\n--b--\n",
     b"Content-Type: message/rfc822\n\nContent-Type: message/rfc822\n\nSubject: deep\n\nbody\n",
     b"Subject: form feed\x0cline\nX: \xe3\x81\x82 raw 8-bit\n\nbody\x0bwith\x1cseparators\n",
+    # shapes the quick (whole-text) reader takes on itself
+    b'Content-Type: multipart/mixed; boundary="b"\n\n--b \t\nContent-Type: text/plain\n\none\n\n'
+    b"--b--  \nepi\n",
+    b'Content-Type: multipart/mixed; boundary="b"\n\n--b\n--b\n--b\n\nafter repeats\n--b--\n',
+    b'Content-Type: multipart/mixed; boundary="b"\n\n--bb\nnot a boundary\n--b\n\nx\n--b--x\n--b--\n',
+    b'Content-Type: multipart/report; boundary="b"\n\n--b\nContent-Type: message/delivery-status\n\n'
+    b"Reporting-MTA: dns; x\n\n\n\nFinal-Recipient: rfc822; a@b\nStatus: 5.0.0\n\n--b--\n",
+    b'Content-Type: multipart/report; boundary="b"\n\n--b\nContent-Type: message/delivery-status\n\n'
+    b"Final-Recipient: rfc822; a@b\nnot a field\nmore\n\nX: y\n--b--\n",
+    b'Content-Type: multipart/mixed; boundary="b"\n\n--b\nContent-Type: message/rfc822\n\n'
+    b'Subject: in\nContent-Type: multipart/alternative; boundary="c"\n\n--c\n\nunclosed\n--b--\n',
+    b'Content-Type: multipart/mixed; boundary="b"\n\n--b\nContent-Type: message/rfc822\n\n'
+    b'Subject: in\nContent-Type: multipart/alternative; boundary="c"\n\n--c\n\nclosed\n--c--\n\n--b--\n\n',
+    b"Subject: x\n: no name\n  its continuation\nX-Blank:\n \nTo: y\n\nbody\n",
+    b"CONTENT-TYPE: Text/HTML ; charset=x\n\n<p>x</p>\n",
+    b"Content-Type: text\n\nnot a type\n",
+    b'Content-Type: multipart/mixed; boundary="b"\n\n--b--\nclosing first\n',
+    b'Content-Type: multipart/digest; boundary="b"\n\npre\n--b\n\nSubject: d\n\nx\n'
+    b"--b\nContent-Type: text/plain\n\ny\n--b--\n",
 ]
 
 
@@ -68,6 +87,16 @@ def test_same_tree_as_the_stdlib_on_every_corpus_message() -> None:
                     _same_tree(chunk[:cut])  # truncated mid-part
                 checked += 1
     assert checked > 400
+
+
+def test_the_quick_reader_takes_nearly_every_corpus_message_itself() -> None:
+    need_shared()
+    texts = [chunk.decode("ascii", "surrogateescape")
+             for path in sorted((CORPUS / "sisimai").rglob("*"))
+             if path.is_file() and path.suffix != ".jsonl"
+             for chunk in split_mbox(normalise_newlines(path.read_bytes()))]
+    quick = sum(mime._Quick(text).parse() is not None for text in texts if "\r" not in text)
+    assert quick >= 0.9 * len(texts)
 
 
 def test_carriage_returns_unix_from_lines_and_8bit_content_types_go_to_the_stdlib() -> None:

@@ -153,8 +153,25 @@ def _original(parts: Parts) -> str:
     return body[start:] if start < len(body) else ""
 
 
+_FIELD_PATTERNS: dict[str, re.Pattern[str]] = {}
+
+
 def _original_field(original: str, name: str) -> str | None:
-    match = re.search(rf"^{name}:\s*(.+)$", original, re.IGNORECASE | re.MULTILINE)
+    """The value of the first `name:` line (case-insensitive) that has one."""
+    pattern = _FIELD_PATTERNS.get(name)
+    if pattern is None:
+        pattern = _FIELD_PATTERNS[name] = re.compile(rf"^{name}:\s*(.+)$", re.IGNORECASE | re.MULTILINE)
+    if original.isascii():  # lower() keeps every offset: look for the name before running the regex
+        low = original.lower()
+        line = "\n" + name.lower() + ":"
+        at = 0 if low.startswith(line[1:]) else low.find(line) + 1 or -1
+        while at != -1:
+            match = pattern.match(original, at)
+            if match:
+                return match.group(1).strip()
+            at = low.find(line, at) + 1 or -1
+        return None
+    match = pattern.search(original)
     return match.group(1).strip() if match else None
 
 

@@ -64,7 +64,9 @@ def message_from_bytes(data: bytes) -> email.message.Message:
     """The tree `email.message_from_bytes(data, policy=compat32)` builds, built faster."""
     if b"\r" in data:
         raise Unsupported("carriage returns")
-    return _Parser(data.decode("ascii", "surrogateescape")).parse()
+    text = data.decode("ascii", "surrogateescape")
+    quick = _Quick(text).parse()
+    return quick if quick is not None else _Parser(text).parse()
 
 
 def stdlib_message_from_bytes(data: bytes) -> email.message.Message:
@@ -303,3 +305,193 @@ class _Parser:
             value = line[i + 1:].lstrip(" \t")
         if name:
             out.append((name, value.rstrip("\r\n")))
+
+
+
+# A header block as FeedParser reads it when every line is a field or a field's continuation.
+_FIELDS = re.compile(r"(?:[\041-\071\073-\176]*:[^\n]*\n(?:[ \t][^\n]*\n)*)*")
+_FIELD = re.compile(r"([\041-\071\073-\176]*):[ \t]*([^\n]*(?:\n[ \t][^\n]*)*)\n")
+
+
+class _NotQuick(Exception):
+    """The text leaves the well-formed shape _Quick reads; _Parser reads it instead."""
+
+
+class _Quick:
+    """The same tree as _Parser for well-formed messages, found with str.find and regexes over
+    the whole text instead of line by line.
+
+    Each part is a span of the text: its header block is one regex match, a multipart's parts
+    lie between its boundary lines, a delivery-status part's blocks between blank lines. It
+    follows FeedParser's way with boundary newlines, preambles and epilogues; anything else
+    (a header block that is not all fields, a missing final newline, text before the first
+    boundary that closes, a block with a content type of its own) gives up and leaves the text
+    to _Parser, whose output tests/test_mime.py compares with the stdlib's.
+    """
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def parse(self) -> email.message.Message | None:
+        text = self.text
+        if text and not text.endswith("\n"):
+            return None
+        root = _Message(policy=_POLICY)
+        try:
+            self._part(root, 0, len(text))
+        except _NotQuick:
+            return None
+        return root
+
+    def _headers(self, cur: email.message.Message, start: int, end: int) -> int:
+        """Read the header block at `start`; where its body starts."""
+        text = self.text
+        block = _FIELDS.match(text, start, end)
+        stop = block.end() if block else start
+        if stop < end:
+            first = text[stop]
+            if first in " \t" or text.startswith("From ", stop):
+                raise _NotQuick  # a stray continuation or a unix From line: FeedParser's quirks
+        if stop > start:
+            # A value never ends in a newline here (the regex leaves the last one out), so the
+            # rstrip FeedParser applies has nothing to take. A field with no name is dropped
+            # with its continuation lines, as FeedParser does.
+            fields = _FIELD.findall(text, start, stop)
+            cur._headers = fields if all(name for name, _ in fields) else [  # type: ignore[attr-defined]
+                field for field in fields if field[0]]
+            for name, value in fields:
+                if name.lower() == "content-type":
+                    # get_content_type() as compat32 answers it, for a plain (ASCII) value
+                    if value.isascii() and isinstance(cur, _Message):
+                        ctype = value.split(";", 1)[0].strip().lower()
+                        cur._ctype = ctype if ctype.count("/") == 1 else "text/plain"
+                    break
+        if stop < end and text[stop] == "\n":
+            stop += 1  # the blank line between headers and body is consumed
+        return stop
+
+    def _part(self, cur: email.message.Message, start: int, end: int) -> None:
+        body = self._headers(cur, start, end)
+        ctype = cur.get_content_type()
+        if ctype == "message/delivery-status":
+            self._report(cur, ctype, body, end)
+            return
+        maintype = ctype.split("/")[0]
+        if maintype == "message":
+            sub = self._new(cur, ctype)
+            self._part(sub, body, end)
+            return
+        if maintype == "multipart":
+            self._multipart(cur, ctype, body, end)
+            return
+        cur.set_payload(self.text[body:end])
+
+    def _new(self, parent: email.message.Message, parent_type: str) -> email.message.Message:
+        msg = _Message(policy=_POLICY)
+        if parent_type == "multipart/digest":
+            msg.set_default_type("message/rfc822")
+        parent.attach(msg)
+        return msg
+
+    def _report(self, cur: email.message.Message, ctype: str, pos: int, end: int) -> None:
+        """message/delivery-status: a sub-message per block, blocks end at blank lines."""
+        text = self.text
+        while True:
+            if pos < end and text[pos] == "\n":
+                blank = pos
+            else:
+                found = text.find("\n\n", pos, end)
+                blank = found + 1 if found != -1 else end
+            sub = self._new(cur, ctype)
+            body = self._headers(sub, pos, blank) if pos < blank else pos
+            if body > blank:  # the block's blank line belongs to the report, not the block
+                raise _NotQuick
+            if sub.get_content_type() != "text/plain":
+                raise _NotQuick
+            sub.set_payload(text[body:blank])
+            if blank >= end:
+                return
+            pos = blank + 1  # the blank line is consumed
+            if pos >= end:
+                return
+
+    def _multipart(self, cur: email.message.Message, ctype: str, start: int, end: int) -> None:
+        params = cur.get("content-type", "")
+        if not isinstance(params, str) or "*" in params:
+            raise _NotQuick
+        boundary = _simple_boundary(params)
+        if boundary is None:
+            boundary = cur.get_boundary()
+        if boundary is None:
+            cur.set_payload(self.text[start:end])
+            return
+        text = self.text
+        marks = self._boundaries("--" + boundary, start, end)
+        if not marks or marks[0][2]:
+            raise _NotQuick  # no boundary at all, or a closing one first: FeedParser's odd paths
+        if marks[0][0] > start:
+            preamble = text[start:marks[0][0]]
+            cur.preamble = preamble[:-1] if preamble.endswith("\n") else preamble
+        closed = False
+        i = 0
+        while i < len(marks):
+            mark = marks[i]
+            if mark[2]:
+                closed = True
+                break
+            # Boundary lines in a row open one part, not several empty ones.
+            while i + 1 < len(marks) and marks[i + 1][0] == mark[1] and not marks[i + 1][2]:
+                i += 1
+                mark = marks[i]
+            part_end = marks[i + 1][0] if i + 1 < len(marks) else end
+            sub = self._new(cur, ctype)
+            self._part(sub, mark[1], part_end)
+            self._trim(sub)
+            i += 1
+        if closed:
+            cur.epilogue = text[marks[i][1]:end]
+
+    def _boundaries(self, separator: str, start: int, end: int) -> list[tuple[int, int, bool]]:
+        """(line start, line end, closing) of every boundary line in the span: the separator,
+        maybe "--", maybe blanks, then the line's end."""
+        text = self.text
+        found = []
+        line = "\n" + separator
+        size = len(separator)
+        if text.startswith(separator, start, end):
+            at = start
+        else:
+            at = text.find(line, start, end)
+            at = at + 1 if at != -1 else -1
+        while at != -1:
+            stop = text.find("\n", at, end)
+            if stop == -1:
+                break
+            rest = text[at + size:stop]
+            closing = rest.startswith("--")
+            if not (rest[2:] if closing else rest).strip(" \t"):
+                found.append((at, stop + 1, closing))
+            at = text.find(line, stop, end)
+            at = at + 1 if at != -1 else -1
+        return found
+
+    @staticmethod
+    def _trim(sub: email.message.Message) -> None:
+        """FeedParser gives the newline before a boundary to the boundary: take it off the newest
+        message parsed (for a message/* part, the innermost last one)."""
+        last = sub
+        while True:
+            payload = last._payload  # type: ignore[attr-defined]
+            if last.get_content_maintype() == "multipart" or not isinstance(payload, list) or not payload:
+                break
+            last = payload[-1]
+        if last.get_content_maintype() == "multipart":
+            epilogue = last.epilogue
+            if epilogue == "":
+                last.epilogue = None
+            elif epilogue is not None and epilogue.endswith("\n"):
+                last.epilogue = epilogue[:-1]
+            return
+        payload = last._payload  # type: ignore[attr-defined]
+        if isinstance(payload, str) and payload.endswith("\n"):
+            last._payload = payload[:-1]  # type: ignore[attr-defined]
