@@ -177,3 +177,22 @@ def test_same_tree_and_no_crash_on_mangled_corpus_messages() -> None:
             else:
                 data[i : i + 1] = bytes([rng.randrange(256)])
         _same_tree(normalise_newlines(bytes(data)))
+
+
+CHARSET_TYPES = [
+    "text/plain", "text/plain; charset=utf-8", 'text/plain; charset="ISO-2022-JP"',
+    "text/plain;charset=Shift_JIS", 'text/plain; format=flowed; charset="us-ascii"; delsp=yes',
+    "text/plain; charset = koi8-r ; x=y", 'text/plain; name="a;b"; charset=utf-8',
+    'text/plain; charset="utf-8', "text/plain; charset=", "text/plain; charset",
+    "text/plain; charset*=utf-8''x", "text/plain; CHARSET=Big5; charset=gbk", 'text/plain; charset="a\\"b"',
+    "text/plain; charset=<utf-8>", "charset=utf-8", "text/plain; x-charset=q", 'text/plain; charset=""',
+]
+
+
+@pytest.mark.parametrize("content_type", CHARSET_TYPES)
+def test_the_quick_charset_reading_answers_as_get_content_charset(content_type: str) -> None:
+    from bot.core.bounce.message import content_charset
+
+    msg = email.message.Message(policy=email.policy.compat32)
+    msg["Content-Type"] = content_type
+    assert content_charset(msg) == msg.get_content_charset()

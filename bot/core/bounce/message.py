@@ -181,7 +181,49 @@ class Parts:
         return "\n".join(self.text)
 
 
+# Codecs that read ASCII bytes as the same ASCII text (no escapes, no wide units).
+_ASCII_SUPERSETS = frozenset({
+    "utf-8", "ascii", "latin-1", "iso8859-1", "iso8859-2", "iso8859-3", "iso8859-4", "iso8859-5",
+    "iso8859-6", "iso8859-7", "iso8859-8", "iso8859-9", "iso8859-10", "iso8859-13", "iso8859-14",
+    "iso8859-15", "iso8859-16", "cp1250", "cp1251", "cp1252", "cp1253", "cp1254", "cp1255", "cp1256",
+    "cp1257", "cp1258", "shift_jis", "cp932", "euc_jp", "gb2312", "gbk", "gb18030", "big5", "euc_kr",
+    "cp949", "koi8-r", "koi8-u",
+})
+_ENCODED = frozenset({"quoted-printable", "base64", "x-uuencode", "uuencode", "uue", "x-uue"})
+
+
+def content_charset(part: email.message.Message) -> str | None:
+    """part.get_content_charset(), read directly for a plain ASCII Content-Type (no RFC 2231
+    pieces, escapes, or quoted ";"); the stdlib's parameter parser otherwise."""
+    value = part.get("content-type")
+    if value is None:
+        return None
+    if (not isinstance(value, str) or not value.isascii() or "\\" in value or "*" in value
+            or "<" in value or value.count('"') % 2
+            or any(";" in quoted for quoted in re.findall(r'"[^"]*"', value))):
+        return part.get_content_charset()
+    for piece in value.split(";"):
+        name, _, charset = piece.partition("=")
+        if name.strip().lower() != "charset":
+            continue
+        charset = charset.strip()
+        if '"' in charset:
+            if charset.count('"') != 2 or len(charset) < 2 or charset[0] != '"' or charset[-1] != '"':
+                return part.get_content_charset()
+            charset = charset[1:-1]
+        return charset.lower()
+    return None
+
+
 def _payload_text(part: email.message.Message) -> str:
+    raw = part._payload  # type: ignore[attr-defined]
+    if isinstance(raw, str) and raw.isascii() and "\x1b" not in raw:
+        # Plain ASCII in an ASCII-compatible charset reads as itself: what get_payload(decode=True)
+        # and decode_bytes() would give, without the round trip through bytes.
+        cte = part.get("content-transfer-encoding", "")
+        if (isinstance(cte, str) and cte.lower() not in _ENCODED
+                and charset_name(content_charset(part)) in _ASCII_SUPERSETS):
+            return raw[:MAX_PART_BYTES]
     try:
         payload = part.get_payload(decode=True)
     except (ValueError, AssertionError, LookupError):
@@ -189,7 +231,15 @@ def _payload_text(part: email.message.Message) -> str:
     if not isinstance(payload, bytes):
         raw = part.get_payload()
         return raw if isinstance(raw, str) else ""
-    return decode_bytes(payload[:MAX_PART_BYTES], part.get_content_charset())
+    return decode_bytes(payload[:MAX_PART_BYTES], content_charset(part))
+
+
+def _items(msg: email.message.Message) -> list[tuple[str, object]]:
+    """msg.items(): compat32 hands plain ASCII values back as they are, so only others go
+    through the policy (8-bit bytes there become a Header)."""
+    fetch = msg.policy.header_fetch_parse
+    return [(k, v if isinstance(v, str) and v.isascii() else fetch(k, v))
+            for k, v in msg._headers]  # type: ignore[attr-defined]
 
 
 def _raw_text(part: email.message.Message) -> str:
@@ -201,7 +251,7 @@ def _raw_text(part: email.message.Message) -> str:
         chunks = []
         for sub in payload:
             if isinstance(sub, email.message.Message):
-                chunks.append("\n".join(f"{k}: {decode_header(v)}" for k, v in sub.items()))
+                chunks.append("\n".join(f"{k}: {decode_header(v)}" for k, v in _items(sub)))
                 body = sub.get_payload()
                 if isinstance(body, str) and body.strip():
                     chunks.append(body)
@@ -247,7 +297,7 @@ def _original_text(part: email.message.Message) -> str:
     payload = part.get_payload()
     if isinstance(payload, list) and payload and isinstance(payload[0], email.message.Message):
         sub = payload[0]
-        return "\n".join(f"{k}: {decode_header(v)}" for k, v in sub.items())
+        return "\n".join(f"{k}: {decode_header(v)}" for k, v in _items(sub))
     return _payload_text(part)
 
 
