@@ -145,11 +145,25 @@ def ip_from_headers(headers: str) -> tuple[str | None, str | None]:
         return ip, f"returned headers ({name})"
     if not may_match(("received:",), low):
         return None, None
-    for received in _RECEIVED.findall(headers):
+    for received in _received_fields(headers, low):
         by = _RECEIVED_BY_IP.search(received)
         if by and _valid_ip(by.group(1)) and is_public_ip(by.group(1)):
             return by.group(1), "returned headers (Received: by)"
     return None, None
+
+
+def _received_fields(headers: str, low: str | None) -> list[str]:
+    """_RECEIVED.findall(headers), trying the regex only where a line starts with "received:"."""
+    if low is None or len(low) != len(headers):
+        return _RECEIVED.findall(headers)
+    found = []
+    at = 0 if low.startswith("received:") else low.find("\nreceived:") + 1 or -1
+    while at != -1:
+        match = _RECEIVED.match(headers, at)
+        if match:
+            found.append(match.group(0))
+        at = low.find("\nreceived:", at) + 1 or -1
+    return found
 
 
 def _valid_ip(text: str) -> bool:

@@ -13,7 +13,6 @@ their needles on their second use, so a process that reads one bounce pays nothi
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
 from typing import Any
 
 try:  # the parser behind re.compile; private, so any surprise just disables the prefilter
@@ -164,75 +163,40 @@ class Candidates:
 class Finder:
     """Which of many literals a text holds, in one scan of the text rather than one per literal.
 
-    Every Finder's literals go into one shared scanner (_Scanner): a regex shaped like their
-    trie (`block(?:ed(?: using)?|list)?`), so at each position the engine follows one path and
-    stops at the first letter no literal continues with. The rules, the generic phrases and the
-    providers' markers all ask about the same diagnostic, so the scan of a text is done once
-    and its literals remembered; each Finder then maps the literals found to its own values.
+    The literals become one regex shaped like their trie (`block(?:ed(?: using)?|list)?`), so
+    at each position the engine follows one path and stops at the first letter no literal
+    continues with. A match is the longest literal starting there; every other literal starting
+    there is a prefix of it, so each match stands for a precomputed set of literals. Searching
+    again from the next position (not the match's end) finds literals that overlap.
     """
 
-    __slots__ = ("_values",)
+    __slots__ = ("_hits", "_search")
 
     def __init__(self, values: dict[str, list[int]]) -> None:
-        self._values = {key: frozenset(found) for key, found in values.items()}
-        _SCANNER.add(self._values)
+        keys = set(values)
+        self._hits: dict[str, frozenset[int]] = {}
+        for key in keys:
+            found: set[int] = set()
+            for end in range(1, len(key) + 1):
+                if key[:end] in keys:
+                    found.update(values[key[:end]])
+            self._hits[key] = frozenset(found)
+        self._search = re.compile(_trie_pattern(keys)).search if keys else None
 
     def find(self, low: str) -> set[int]:
         """The values of every literal in `low` (a lower-cased text)."""
         found: set[int] = set()
-        values = self._values
-        for literal in _SCANNER.literals(low):
-            hit = values.get(literal)
-            if hit is not None:
-                found |= hit
-        return found
-
-
-class _Scanner:
-    """The literals of every Finder, and the last text scanned with what it held."""
-
-    def __init__(self) -> None:
-        # (literals, search, literals each longest match stands for): replaced whole
-        self._state: tuple[frozenset[str], Any, dict[str, tuple[str, ...]]] = (frozenset(), None, {})
-        # The last few texts scanned: a diagnostic is asked about between its host and domain.
-        self._recent: dict[str, tuple[str, ...]] = {}
-
-    def add(self, literals: Iterable[str]) -> None:
-        keys = self._state[0]
-        new = set(literals) - keys
-        if not new:
-            return
-        keys = keys | new
-        prefixes = {key: tuple(key[:end] for end in range(1, len(key) + 1) if key[:end] in keys)
-                    for key in keys}
-        self._state = (keys, re.compile(_trie_pattern(set(keys))).search, prefixes)
-        self._recent = {}
-
-    def literals(self, low: str) -> tuple[str, ...]:
-        """Every registered literal `low` holds (each once)."""
-        recent = self._recent
-        known = recent.get(low)
-        if known is not None:
-            return known
-        keys, search, prefixes = self._state
-        found: set[str] = set()
-        if search is not None:
-            pos = 0
-            while True:
-                match = search(low, pos)
-                if match is None:
-                    break
-                found.update(prefixes[match.group()])
-                pos = match.start() + 1
-        answer = tuple(found)
-        if self._state[0] is keys and len(low) < 4096:  # not rebuilt meanwhile, and small
-            if len(recent) >= 8:
-                recent.clear()
-            recent[low] = answer
-        return answer
-
-
-_SCANNER = _Scanner()
+        search = self._search
+        if search is None:
+            return found
+        hits = self._hits
+        pos = 0
+        while True:
+            match = search(low, pos)
+            if match is None:
+                return found
+            found.update(hits[match.group()])
+            pos = match.start() + 1
 
 
 def _trie_pattern(words: set[str]) -> str:

@@ -179,6 +179,8 @@ def _original_field(original: str, name: str) -> str | None:
 
 def _forwarded(text: str) -> str:
     """A bounce forwarded inline with "> " quoting on most lines, unquoted; other text as is."""
+    if ">" not in text:
+        return text
     lines = [line for line in text.split("\n") if line.strip()]
     quoted = sum(1 for line in lines if line.lstrip().startswith(">"))
     return clean_paste(text) if lines and quoted * 2 > len(lines) else text

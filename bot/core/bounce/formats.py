@@ -10,7 +10,7 @@ from pathlib import Path
 
 from bot.core.errors import KnowledgeError
 from bot.core.model import Reason
-from bot.core.prefilter import Candidates, Needles, Screen, lowered, may_match, needles
+from bot.core.prefilter import Needles, Screen, lowered, may_match, needles
 
 FORMATS_FILE = Path(__file__).resolve().parent.parent.parent / "data" / "formats.toml"
 _KEYS = {"id", "markers", "from", "subject", "end", "source", "reason", "headings"}
@@ -107,26 +107,11 @@ def identify(body: str, from_header: str = "", subject: str = "") -> Format | No
     Subject patterns match."""
     table = load_formats()
     first = _first_by_markers(body)
-    by_from, by_subject = _header_candidates()
-    found = first
-    for text, screens, candidates in ((from_header, "from_screen", by_from),
-                                      (subject, "subject_screen", by_subject)):
-        low = lowered(text)
-        for i in candidates.of(low):
-            if i >= found:
-                break
-            if getattr(table[i], screens).search(text, low):
-                found = i
-                break
-    return table[found] if found < len(table) else None
-
-
-@cache
-def _header_candidates() -> tuple[Candidates, Candidates]:
-    """Which formats' From and Subject patterns may match a header, found in one scan each."""
-    table = load_formats()
-    return (Candidates(tuple(f.from_screen for f in table)),
-            Candidates(tuple(f.subject_screen for f in table)))
+    low_from, low_subject = lowered(from_header), lowered(subject)
+    for fmt in table[:first]:
+        if fmt.from_screen.search(from_header, low_from) or fmt.subject_screen.search(subject, low_subject):
+            return fmt
+    return table[first] if first < len(table) else None
 
 
 _LAST_BODY: tuple[str, int] | None = None  # the marker answer for the last body (readers ask twice)
