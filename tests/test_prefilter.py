@@ -157,3 +157,19 @@ def test_grouped_phrases_answer_as_their_screens_text_after_text() -> None:
             expected = any(p.pattern.search(text) for p in rows)
             assert grouped.says(reason, text, lowered(text)) == expected, (reason, text)
             assert grouped.says(reason, text, lowered(text)) == expected  # remembered answer
+
+
+def test_finders_sharing_a_scanner_each_answer_for_their_own_literals() -> None:
+    from bot.core.prefilter import Finder, Scanner
+
+    prepared: list[int] = []
+    scanner = Scanner(lambda: prepared.append(1))
+    rules = Finder({"blocked": [1], "spamhaus": [2]}, scanner)
+    phrases = Finder({"block": [10], "user unknown": [11]}, scanner)
+    text = "550 5.7.1 blocked using zen.spamhaus.org"
+    assert rules.find(text) == {1, 2}
+    assert phrases.find(text) == {10}
+    assert phrases.find("550 user unknown") == {11} and rules.find("550 user unknown") == set()
+    late = Finder({"zen.": [20]}, scanner)  # joins after the first scan: the trie is rebuilt
+    assert late.find(text) == {20} and rules.find(text) == {1, 2}
+    assert prepared == [1]

@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 from bot.core.errors import KnowledgeError
 from bot.core.model import DelistMethod, DelistRoute, Reason
-from bot.core.prefilter import Candidates, Grouped, Needles, Screen
+from bot.core.prefilter import Candidates, Grouped, Needles, Scanner, Screen
 
 DATA_DIR = Path(__file__).resolve().parent.parent / "data"
 
@@ -147,6 +147,7 @@ class Knowledge:
     rules: tuple[Rule, ...]
     phrases: tuple[ReasonRule, ...]
     statuses: Mapping[str, Reason]  # enhanced status code (or class.subject prefix) -> reason
+    _scanner: Scanner = field(init=False, compare=False, repr=False)
     rule_candidates: Candidates = field(init=False, compare=False, repr=False)
     phrase_groups: Grouped = field(init=False, compare=False, repr=False)
     _kinds_cache: dict[tuple[str, ...], tuple[Provider, ...]] = field(
@@ -162,9 +163,20 @@ class Knowledge:
         return self.phrase_groups.says(reason, text, low)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "rule_candidates", Candidates(tuple(r.screen for r in self.rules)))
+        # The rules, the phrases and the providers' markers ask about the same diagnostics: one
+        # scanner finds all their needles in one pass, compiled once for all of them.
+        scanner = Scanner(self._prepare)
+        object.__setattr__(self, "_scanner", scanner)
+        object.__setattr__(self, "rule_candidates", Candidates(tuple(r.screen for r in self.rules), scanner))
         object.__setattr__(self, "phrase_groups", Grouped(
-            {reason: tuple(p.screen for p in rows) for reason, rows in self.by_reason.items()}))
+            {reason: tuple(p.screen for p in rows) for reason, rows in self.by_reason.items()}, scanner))
+
+    def _prepare(self) -> None:
+        """Build every needle index that shares the scanner, so its trie is compiled once."""
+        self.rule_candidates._build()
+        self.phrase_groups._build()
+        for kinds in (("receiver", "gateway"), ("dnsbl", "reputation", "gateway"), ("dnsbl", "reputation")):
+            self._candidates("text", kinds)._build()
 
     def provider(self, provider_id: str) -> Provider:
         return self.providers[provider_id]
@@ -194,7 +206,7 @@ class Knowledge:
         if found is None:
             providers = self.of_kinds(kinds)
             screens = tuple(p.text_screen if what == "text" else p.host_screen for p in providers)
-            found = Candidates(screens)
+            found = Candidates(screens, self._scanner if what == "text" else None)
             self._screens_cache[(what, kinds)] = found
         return found
 

@@ -13,6 +13,7 @@ their needles on their second use, so a process that reads one bounce pays nothi
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Iterable
 from typing import Any
 
 try:  # the parser behind re.compile; private, so any surprise just disables the prefilter
@@ -115,10 +116,11 @@ class Candidates:
     returned, in their order. Built on the second use, like Screen.
     """
 
-    __slots__ = ("_always", "_finder", "_index", "_keys", "_screens", "_uses")
+    __slots__ = ("_always", "_finder", "_index", "_keys", "_scanner", "_screens", "_uses")
 
-    def __init__(self, screens: tuple[Screen, ...]) -> None:
+    def __init__(self, screens: tuple[Screen, ...], scanner: Scanner | None = None) -> None:
         self._screens = screens
+        self._scanner = scanner
         self._uses = 0
         self._always: tuple[int, ...] = ()
         self._keys: tuple[str, ...] = ()
@@ -126,6 +128,8 @@ class Candidates:
         self._index: dict[str, tuple[int, ...]] | None = None
 
     def _build(self) -> dict[str, tuple[int, ...]]:
+        if self._index is not None:
+            return self._index
         always: list[int] = []
         index: dict[str, list[int]] = {}
         for i, screen in enumerate(self._screens):
@@ -137,7 +141,7 @@ class Candidates:
                     index.setdefault(needle, []).append(i)
         self._always = tuple(always)
         self._keys = tuple(index)
-        self._finder = Finder(index)
+        self._finder = Finder(index, self._scanner)
         frozen = {k: tuple(v) for k, v in index.items()}
         self._index = frozen  # last: a reader that sees _index also sees _always and _keys
         return frozen
@@ -167,36 +171,87 @@ class Finder:
     at each position the engine follows one path and stops at the first letter no literal
     continues with. A match is the longest literal starting there; every other literal starting
     there is a prefix of it, so each match stands for a precomputed set of literals. Searching
-    again from the next position (not the match's end) finds literals that overlap.
+    again from the next position (not the match's end) finds literals that overlap. Finders
+    that ask about the same texts can share a Scanner: one scan then serves them all.
     """
 
-    __slots__ = ("_hits", "_search")
+    __slots__ = ("_scanner", "_values")
 
-    def __init__(self, values: dict[str, list[int]]) -> None:
-        keys = set(values)
-        self._hits: dict[str, frozenset[int]] = {}
-        for key in keys:
-            found: set[int] = set()
-            for end in range(1, len(key) + 1):
-                if key[:end] in keys:
-                    found.update(values[key[:end]])
-            self._hits[key] = frozenset(found)
-        self._search = re.compile(_trie_pattern(keys)).search if keys else None
+    def __init__(self, values: dict[str, list[int]], scanner: Scanner | None = None) -> None:
+        self._values = {key: frozenset(found) for key, found in values.items()}
+        self._scanner = scanner if scanner is not None else Scanner()
+        self._scanner.add(self._values)
 
     def find(self, low: str) -> set[int]:
         """The values of every literal in `low` (a lower-cased text)."""
         found: set[int] = set()
-        search = self._search
-        if search is None:
-            return found
-        hits = self._hits
-        pos = 0
-        while True:
-            match = search(low, pos)
-            if match is None:
-                return found
-            found.update(hits[match.group()])
-            pos = match.start() + 1
+        values = self._values
+        for literal in self._scanner.literals(low):
+            hit = values.get(literal)
+            if hit is not None:
+                found |= hit
+        return found
+
+
+class Scanner:
+    """The literals of one or more Finders, found in a text with one scan of its trie regex.
+
+    The trie is compiled when first needed after literals were added; `prepare`, if given, is
+    called once before that first compilation so the owner can add every Finder it will have
+    at once (one compilation, not one per Finder). The last few texts' answers are kept: the
+    rules, the phrases and the providers' markers all ask about one diagnostic in a row.
+    """
+
+    def __init__(self, prepare: Callable[[], None] | None = None) -> None:
+        self._prepare = prepare
+        self._keys: set[str] = set()
+        # (search, the literals each longest match stands for), or None when out of date
+        self._state: tuple[Any, dict[str, tuple[str, ...]]] | None = None
+        self._recent: dict[str, tuple[str, ...]] = {}
+
+    def add(self, literals: Iterable[str]) -> None:
+        new = set(literals) - self._keys
+        if new:
+            self._keys = self._keys | new
+            self._state = None
+
+    def _build(self) -> tuple[Any, dict[str, tuple[str, ...]]]:
+        prepare, self._prepare = self._prepare, None
+        if prepare is not None:
+            prepare()
+        keys = self._keys
+        prefixes = {key: tuple(key[:end] for end in range(1, len(key) + 1) if key[:end] in keys)
+                    for key in keys}
+        state = (re.compile(_trie_pattern(keys)).search if keys else None, prefixes)
+        self._recent = {}
+        self._state = state
+        return state
+
+    def literals(self, low: str) -> tuple[str, ...]:
+        """Every literal added that `low` (a lower-cased text) holds, each once."""
+        state = self._state
+        if state is None:
+            state = self._build()
+        recent = self._recent
+        known = recent.get(low)
+        if known is not None:
+            return known
+        search, prefixes = state
+        found: set[str] = set()
+        if search is not None:
+            pos = 0
+            while True:
+                match = search(low, pos)
+                if match is None:
+                    break
+                found.update(prefixes[match.group()])
+                pos = match.start() + 1
+        answer = tuple(found)
+        if self._state is state and len(low) < 4096:
+            if len(recent) >= 8:
+                recent.clear()
+            recent[low] = answer
+        return answer
 
 
 def _trie_pattern(words: set[str]) -> str:
@@ -334,10 +389,11 @@ class Grouped:
     Built on the second text, like Screen.
     """
 
-    __slots__ = ("_always", "_finder", "_groups", "_last", "_owners", "_seen", "_texts")
+    __slots__ = ("_always", "_finder", "_groups", "_last", "_owners", "_scanner", "_seen", "_texts")
 
-    def __init__(self, groups: dict[Any, tuple[Screen, ...]]) -> None:
+    def __init__(self, groups: dict[Any, tuple[Screen, ...]], scanner: Scanner | None = None) -> None:
         self._groups = groups
+        self._scanner = scanner
         self._texts = 0
         self._seen: str | None = None
         self._finder: Finder | None = None
@@ -348,6 +404,8 @@ class Grouped:
         self._last: tuple[str, dict[Any, list[re.Pattern[str]]], dict[Any, bool]] | None = None
 
     def _build(self) -> Finder:
+        if self._finder is not None:
+            return self._finder
         index: dict[str, list[int]] = {}
         always: set[int] = set()
         owners: list[tuple[Any, re.Pattern[str]]] = []
@@ -363,7 +421,7 @@ class Grouped:
                             index.setdefault(needle, []).append(number)
         self._owners = owners
         self._always = frozenset(always)
-        finder = Finder(index)
+        finder = Finder(index, self._scanner)
         self._finder = finder  # last: a reader that sees _finder also sees the rest
         return finder
 
