@@ -108,10 +108,19 @@ def identify(body: str, from_header: str = "", subject: str = "") -> Format | No
     table = load_formats()
     first = _first_by_markers(body)
     low_from, low_subject = lowered(from_header), lowered(subject)
-    for fmt in table[:first]:
+    for i in _with_header_patterns():
+        if i >= first:
+            break
+        fmt = table[i]
         if fmt.from_screen.search(from_header, low_from) or fmt.subject_screen.search(subject, low_subject):
             return fmt
     return table[first] if first < len(table) else None
+
+
+@cache
+def _with_header_patterns() -> tuple[int, ...]:
+    """Indices of the formats that have From or Subject patterns at all."""
+    return tuple(i for i, fmt in enumerate(load_formats()) if fmt.from_ or fmt.subject)
 
 
 _LAST_BODY: tuple[str, int] | None = None  # the marker answer for the last body (readers ask twice)

@@ -173,8 +173,21 @@ class Parts:
     attached: list[email.message.Message] = field(default_factory=list)  # message/rfc822 parts
     content_type: str = "text/plain"
 
+    _first: dict[str, object] | None = field(default=None, init=False, repr=False, compare=False)
+
     def header(self, name: str) -> str:
-        return decode_header(self.headers.get(name))
+        """The first `name` field's value, decoded (as headers.get(name) gives it, looked up in
+        an index of the fields made once instead of a scan per name)."""
+        index = self._first
+        if index is None:
+            index = {}
+            for key, value in self.headers._headers:  # type: ignore[attr-defined]
+                index.setdefault(key.lower(), value)
+            self._first = index
+        value = index.get(name.lower())
+        if value is not None and not (isinstance(value, str) and value.isascii()):
+            value = self.headers.policy.header_fetch_parse(name, value)  # type: ignore[arg-type]
+        return decode_header(value)
 
     @property
     def body(self) -> str:

@@ -357,8 +357,9 @@ class _Quick:
             # rstrip FeedParser applies has nothing to take. A field with no name is dropped
             # with its continuation lines, as FeedParser does.
             fields = _FIELD.findall(text, start, stop)
-            cur._headers = fields if all(name for name, _ in fields) else [  # type: ignore[attr-defined]
-                field for field in fields if field[0]]
+            if text.startswith(":", start) or text.find("\n:", start, stop) != -1:
+                fields = [field for field in fields if field[0]]  # a field with no name
+            cur._headers = fields  # type: ignore[attr-defined]
             for name, value in fields:
                 if name.lower() == "content-type":
                     # get_content_type() as compat32 answers it, for a plain (ASCII) value
