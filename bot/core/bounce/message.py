@@ -247,12 +247,16 @@ def _payload_text(part: email.message.Message) -> str:
     return decode_bytes(payload[:MAX_PART_BYTES], content_charset(part))
 
 
-def _items(msg: email.message.Message) -> list[tuple[str, object]]:
-    """msg.items(): compat32 hands plain ASCII values back as they are, so only others go
-    through the policy (8-bit bytes there become a Header)."""
+def _header_lines(msg: email.message.Message) -> str:
+    """"Name: value" per field, values decoded and unfolded: what
+    `f"{k}: {decode_header(v)}"` over msg.items() gives. compat32 hands plain ASCII values back
+    as they are, and such a value with no encoded word just has its whitespace collapsed, so
+    only other values go through the policy (8-bit bytes become a Header) and decode_header."""
     fetch = msg.policy.header_fetch_parse
-    return [(k, v if isinstance(v, str) and v.isascii() else fetch(k, v))
-            for k, v in msg._headers]  # type: ignore[attr-defined]
+    return "\n".join(
+        f"{k}: {' '.join(v.split())}" if isinstance(v, str) and v.isascii() and "=?" not in v
+        else f"{k}: {decode_header(fetch(k, v))}"
+        for k, v in msg._headers)  # type: ignore[attr-defined]
 
 
 def _raw_text(part: email.message.Message) -> str:
@@ -264,7 +268,7 @@ def _raw_text(part: email.message.Message) -> str:
         chunks = []
         for sub in payload:
             if isinstance(sub, email.message.Message):
-                chunks.append("\n".join(f"{k}: {decode_header(v)}" for k, v in _items(sub)))
+                chunks.append(_header_lines(sub))
                 body = sub.get_payload()
                 if isinstance(body, str) and body.strip():
                     chunks.append(body)
@@ -310,7 +314,7 @@ def _original_text(part: email.message.Message) -> str:
     payload = part.get_payload()
     if isinstance(payload, list) and payload and isinstance(payload[0], email.message.Message):
         sub = payload[0]
-        return "\n".join(f"{k}: {decode_header(v)}" for k, v in _items(sub))
+        return _header_lines(sub)
     return _payload_text(part)
 
 
