@@ -23,6 +23,7 @@ from bot.core.bounce.text import (
     squash,
 )
 from bot.core.model import RecipientRecord
+from bot.core.prefilter import lowered, may_match, needles
 
 _ADDR = r"[\w.!#$%&'*+/=?^`{|}~-]+@[\w-]+(?:\.[\w-]+)+"
 _RECIPIENT_LINE = re.compile(
@@ -46,6 +47,7 @@ _HEADER_FIELD = re.compile(
 )
 # Phrases that introduce the remote server's own words; the reply follows them.
 _REMOTE_SAID = re.compile(
+    r"(?=[rs(td<f])"  # the first letters of the alternatives: most positions fail at once
     r"(?:Remote host said:|\bsaid:|"
     r"SMTP error from remote (?:mail server|server|mailer) after (?:[^:<]*:?<[^>]*>|[^:]*):|"
     r"\(reason:|The (?:response|error that the other server returned) (?:from the remote server )?was:|"
@@ -93,6 +95,7 @@ _TRANSCRIPT_DOT = re.compile(r"(?:-->|>>>|\bC:)\s*\.\s*$|<message text sent>|mes
                              re.IGNORECASE)
 _TRANSCRIPT_HOST = re.compile(r"(?:SMTP connection to|Connecting to)\s*\[?([a-z][\w-]*(?:\.[\w-]+)+)\]?",
                               re.IGNORECASE)
+_GLOBAL_NEEDLES = tuple(needles(p) for p in _GLOBAL_MARKERS)
 
 
 def _blocks(report: str) -> list[tuple[str, list[str]]]:
@@ -133,11 +136,14 @@ _QMAIL_GAVE_UP = re.compile(
 )
 
 
+_QMAIL_GAVE_UP_NEEDLES = needles(_QMAIL_GAVE_UP)
+
+
 def remote_text(lines: list[str]) -> tuple[str, str | None]:
     """The remote server's words in a block, unwrapped, and the SMTP command they answered."""
     command = command_of("\n".join(lines))
     text = "\n".join(line for line in lines if not _BOILERPLATE.match(line.strip()))
-    cause = _QMAIL_GAVE_UP.sub("", text)
+    cause = _QMAIL_GAVE_UP.sub("", text) if may_match(_QMAIL_GAVE_UP_NEEDLES, lowered(text)) else text
     text = cause if cause.strip() else text
     in_reply = _IN_REPLY_TO.search(text)
     if in_reply:
@@ -145,10 +151,10 @@ def remote_text(lines: list[str]) -> tuple[str, str | None]:
     admin = _EXCHANGE_ADMIN.search(text)
     if admin:
         return join_reply_lines([admin.group("reply")]).strip(" '"), command
-    said = list(_REMOTE_SAID.finditer(text))
+    said = _REMOTE_SAID.search(text)
     if said:
-        opened = said[0].group(0).startswith("(")
-        text = text[said[0].end():]
+        opened = said.group(0).startswith("(")
+        text = text[said.end():]
         if opened and ")" in text:  # Sendmail's "(reason: 550 ...)"
             text = text[: text.rindex(")")]
     else:
@@ -160,7 +166,9 @@ def remote_text(lines: list[str]) -> tuple[str, str | None]:
 
 def global_diagnostic(report: str) -> str:
     """The remote reply printed away from any address (Gmail, Exchange, bare pastes)."""
-    marker = next(filter(None, (p.search(report) for p in _GLOBAL_MARKERS)), None)
+    low = lowered(report)
+    markers = zip(_GLOBAL_MARKERS, _GLOBAL_NEEDLES, strict=True)
+    marker = next(filter(None, (p.search(report) for p, found in markers if may_match(found, low))), None)
     if marker:
         rest = report[marker.end():].lstrip(" \n")
         paragraph = re.split(r"\n\s*\n", rest, maxsplit=1)[0]
