@@ -7,7 +7,8 @@ Every file of the corpus (`maildir/**` and `mailbox/*` under DIR, default
 ../shared/corpus/sisimai) is read and diagnosed PASSES times in a fresh child process, for
 delistbot (what `delistbot diagnose --no-dns` does: read, parse, diagnose; no DNS) and for
 Sisimai (Sisimai::Mail -> Sisimai::Message -> Sisimai::Data, as Sisimai->make does, through
-benchmarks/sisimai_driver.pl). For each, the median of RUNS runs of:
+benchmarks/sisimai_driver.pl). The two take turns, run by run; for each, the median of RUNS
+runs of:
 
   steady msgs/s   messages of passes 2..N over the time they took (first pass is warm-up)
   whole msgs/s    all messages over the child's wall time, start-up included
@@ -184,9 +185,13 @@ def main() -> int:
     else:
         print(f"Sisimai skipped: {why_not}")
 
-    results: dict[str, Run] = {}
-    for name, command in tools:
-        results[name] = median_run([run_child(command, listing, args.passes) for _ in range(args.runs)])
+    # The tools take turns run by run, so a change in the machine's load during the measurement
+    # weighs on both alike.
+    runs: dict[str, list[Run]] = {name: [] for name, _ in tools}
+    for _ in range(args.runs):
+        for name, command in tools:
+            runs[name].append(run_child(command, listing, args.passes))
+    results = {name: median_run(measured) for name, measured in runs.items()}
 
     print(f"\n{'':<18}{'messages':>9}{'records':>9}{'steady msgs/s':>15}{'whole msgs/s':>14}"
           f"{'peak MiB':>10}")
