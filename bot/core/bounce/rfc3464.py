@@ -13,10 +13,12 @@ import re
 
 from bot.core.bounce.text import Reply, find_reply, join_reply_lines
 from bot.core.model import RecipientRecord
+from bot.core.prefilter import lowered, may_match, needles
 
 _FIELD = re.compile(r"^([A-Za-z][\w-]*)\s*:\s*(.*)$")
 _RECIPIENT_FIELDS = ("final-recipient", "original-recipient", "x-actual-recipient")
 _DSN_IN_TEXT = re.compile(r"^(?:Final|Original)-Recipient\s*:", re.IGNORECASE | re.MULTILINE)
+_DSN_NEEDLES = needles(_DSN_IN_TEXT)
 
 
 def _fields(text: str) -> list[tuple[str, str]]:
@@ -157,6 +159,8 @@ def _most_specific(field_status: str | None, text_status: str | None) -> str | N
 
 def embedded_report(text: str) -> str | None:
     """A delivery-status report pasted into a text part (no MIME), if there is one."""
+    if not may_match(_DSN_NEEDLES, lowered(text)):
+        return None
     match = _DSN_IN_TEXT.search(text)
     if not match:
         return None
