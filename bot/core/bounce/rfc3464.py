@@ -17,6 +17,7 @@ from bot.core.prefilter import lowered, may_match, needles
 
 _FIELD = re.compile(r"^([A-Za-z][\w-]*)\s*:\s*(.*)$")
 _RECIPIENT_FIELDS = ("final-recipient", "original-recipient", "x-actual-recipient")
+_RECIPIENT_SET = frozenset(_RECIPIENT_FIELDS)
 _DSN_IN_TEXT = re.compile(r"^(?:Final|Original)-Recipient\s*:", re.IGNORECASE | re.MULTILINE)
 _DSN_NEEDLES = needles(_DSN_IN_TEXT)
 
@@ -60,7 +61,7 @@ def _blocks(text: str) -> tuple[dict[str, str], list[dict[str, str]]]:
         elif paragraphs[-1]:
             paragraphs.append([])
     for paragraph in paragraphs:
-        if not any(name in _RECIPIENT_FIELDS for name, _ in paragraph):
+        if _RECIPIENT_SET.isdisjoint([name for name, _ in paragraph]):
             target = recipients[-1] if recipients else per_message
             for name, value in paragraph:
                 (per_message if name in _PER_MESSAGE_FIELDS else target).setdefault(name, value)
@@ -71,15 +72,14 @@ def _blocks(text: str) -> tuple[dict[str, str], list[dict[str, str]]]:
             if name in _PER_MESSAGE_FIELDS:
                 per_message.setdefault(name, value)
                 continue
-            named = any(k in current for k in _RECIPIENT_FIELDS)
-            if name in _RECIPIENT_FIELDS and named and (
+            if name in _RECIPIENT_SET and not _RECIPIENT_SET.isdisjoint(current) and (
                 name in current
                 or (name == "original-recipient" and "final-recipient" in current and "status" in current)
             ):
                 current = {}
                 recipients.append(current)
             current.setdefault(name, value)
-    return per_message, [r for r in recipients if any(k in r for k in _RECIPIENT_FIELDS)]
+    return per_message, [r for r in recipients if not _RECIPIENT_SET.isdisjoint(r)]
 
 
 def _typed(value: str | None) -> str | None:
