@@ -219,10 +219,12 @@ class Knowledge:
                 for d in provider.domains:
                     index.setdefault(d, provider)
             self._domains_cache[kinds] = index
-        order = {p.id: i for i, p in enumerate(self.of_kinds(kinds))}
         labels = domain.lower().split(".")
         hits = [index[s] for s in (".".join(labels[i:]) for i in range(len(labels))) if s in index]
-        return min(hits, key=lambda p: order[p.id]) if hits else None
+        if not hits:
+            return None
+        order = {p.id: i for i, p in enumerate(self.of_kinds(kinds))}
+        return min(hits, key=lambda p: order[p.id])
 
     def by_kind(self, *kinds: str) -> Iterable[Provider]:
         return (p for p in self.providers.values() if p.kind in kinds)

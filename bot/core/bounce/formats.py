@@ -148,10 +148,11 @@ def cut_returned_message(body: str, fmt: Format | None) -> str:
     """The report part of a body, without the copy of the returned message that follows it."""
     global _LAST_CUT
     last = _LAST_CUT
-    if last is not None and last[1] is fmt and last[0] is body:
+    if last is not None and last[1] is fmt and last[0] == body:
         return body[:last[2]]
     cut = _cut(body, fmt)
-    _LAST_CUT = (body, fmt, cut)
+    if len(body) <= _CACHE_LIMIT:
+        _LAST_CUT = (body, fmt, cut)
     return body[:cut]
 
 
