@@ -173,3 +173,27 @@ def test_finders_sharing_a_scanner_each_answer_for_their_own_literals() -> None:
     late = Finder({"zen.": [20]}, scanner)  # joins after the first scan: the trie is rebuilt
     assert late.find(text) == {20} and rules.find(text) == {1, 2}
     assert prepared == [1]
+
+
+def test_threads_that_warm_the_prefilters_together_decide_as_one_thread_alone() -> None:
+    import threading
+
+    from bot.service.diagnose import diagnose_text
+
+    texts = [r.example for r in load().rules]
+    alone = load()
+    expected = [[d.rule for d in diagnose_text(t, kb=alone)] for t in texts]
+    shared = load()  # fresh: its needle indexes and trie are built while the threads race
+    results: dict[int, list[list[str | None]]] = {}
+    start = threading.Barrier(8)
+
+    def work(n: int) -> None:
+        start.wait()
+        results[n] = [[d.rule for d in diagnose_text(t, kb=shared)] for t in texts]
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert all(results[n] == expected for n in range(8))

@@ -13,6 +13,7 @@ their needles on their second use, so a process that reads one bounce pays nothi
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -204,25 +205,29 @@ class Scanner:
 
     def __init__(self, prepare: Callable[[], None] | None = None) -> None:
         self._prepare = prepare
-        self._keys: set[str] = set()
-        # (search, the literals each longest match stands for), or None when out of date
-        self._state: tuple[Any, dict[str, tuple[str, ...]]] | None = None
+        # Replaced by a new set whenever literals are added, never changed in place.
+        self._keys: frozenset[str] = frozenset()
+        self._adding = threading.Lock()
+        # (the literals it was built for, search, the literals each longest match stands for).
+        # A state built for other literals than the current ones (another thread added some
+        # meanwhile) is out of date and built again, so no Finder misses its own literals.
+        self._state: tuple[frozenset[str], Any, dict[str, tuple[str, ...]]] | None = None
         self._recent: dict[str, tuple[str, ...]] = {}
 
     def add(self, literals: Iterable[str]) -> None:
-        new = set(literals) - self._keys
-        if new:
-            self._keys = self._keys | new
-            self._state = None
+        with self._adding:  # two Finders added at once must not drop each other's literals
+            new = set(literals) - self._keys
+            if new:
+                self._keys = self._keys | new
 
-    def _build(self) -> tuple[Any, dict[str, tuple[str, ...]]]:
+    def _build(self) -> tuple[frozenset[str], Any, dict[str, tuple[str, ...]]]:
         prepare, self._prepare = self._prepare, None
         if prepare is not None:
             prepare()
         keys = self._keys
         prefixes = {key: tuple(key[:end] for end in range(1, len(key) + 1) if key[:end] in keys)
                     for key in keys}
-        state = (re.compile(_trie_pattern(keys)).search if keys else None, prefixes)
+        state = (keys, re.compile(_trie_pattern(set(keys))).search if keys else None, prefixes)
         self._recent = {}
         self._state = state
         return state
@@ -230,13 +235,13 @@ class Scanner:
     def literals(self, low: str) -> tuple[str, ...]:
         """Every literal added that `low` (a lower-cased text) holds, each once."""
         state = self._state
-        if state is None:
+        if state is None or state[0] is not self._keys:
             state = self._build()
         recent = self._recent
         known = recent.get(low)
         if known is not None:
             return known
-        search, prefixes = state
+        _, search, prefixes = state
         found: set[str] = set()
         if search is not None:
             pos = 0
