@@ -148,7 +148,7 @@ def remote_text(lines: list[str]) -> tuple[str, str | None]:
     in_reply = _IN_REPLY_TO.search(text)
     if in_reply:
         text = text[: in_reply.start()] + text[in_reply.end():]
-    admin = _EXCHANGE_ADMIN.search(text)
+    admin = _EXCHANGE_ADMIN.search(text) if "#" in text else None  # the line always has a "#"
     if admin:
         return join_reply_lines([admin.group("reply")]).strip(" '"), command
     said = _REMOTE_SAID.search(text)
@@ -188,7 +188,7 @@ def global_diagnostic(report: str) -> str:
 
 
 def remote_host(text: str) -> str | None:
-    admin = _EXCHANGE_ADMIN.search(text)
+    admin = _EXCHANGE_ADMIN.search(text) if "#" in text else None  # the line always has a "#"
     if admin and admin.group("remote"):
         return admin.group("remote").rstrip(".").lower()
     match = _REMOTE_HOST.search(text)
