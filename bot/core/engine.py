@@ -101,8 +101,15 @@ def _any_ip(text: str) -> str | None:
     return None
 
 
+# What every IPv4 address holds ("d.d.d.d"); an IPv6 address holds two colons at least.
+_DOTTED = re.compile(r"\d\.\d{1,3}\.\d{1,3}\.\d")
+
+
 def rejected_ip(diagnostic: str) -> str | None:
     """The IP the rejection names as refused, if it names one."""
+    dotted = _DOTTED.search(diagnostic) is not None
+    if not dotted and diagnostic.count(":") < 2:
+        return None  # no address in it to find
     low = lowered(diagnostic)
     for pattern, found in zip(_IP_IN_REJECTION, _IP_NEEDLES, strict=True):
         if not may_match(found, low):
@@ -114,6 +121,8 @@ def rejected_ip(diagnostic: str) -> str | None:
             except ValueError:
                 continue
             return candidate
+    if not dotted:
+        return None
     # No phrase names it, but the reply quotes exactly one public address outside a link
     # ("resimta-ch2-18v.sys.comcast.net 203.0.113.5 found on one or more DNSBLs"): the client's.
     quoted = {m.group(0) for m in IPV4.finditer(diagnostic)
