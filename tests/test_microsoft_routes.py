@@ -108,3 +108,19 @@ def test_outlook_com_blocks_go_to_outlook_sender_support_with_a_portal_warning(a
     assert d["receiver"] == "outlook_com"
     assert d["delist"] == {"method": "web", "url": OUTLOOK_FORM, "address": None}
     assert any("sender.office.com portal does not clear" in w for w in d["warnings"])
+
+
+def test_routes_that_no_provider_acts_on_carry_no_provider_wait():
+    """MTA-STS failures are the recipient's to fix; Outlook.com's 5.7.515 and HELO mismatches the
+    sender's: none is a delisting, so none promises Microsoft's 24 or 48 hours."""
+    from bot.service.diagnose import diagnose_bytes
+
+    for text, method in (
+        ("451 4.4.8 MX hosts of contoso.com failed MTA-STS validation", "contact_recipient"),
+        ("550 5.7.515 Access denied, sending domain [example.com] does not meet the required "
+         "authentication level.", "fix_sender"),
+        ("550 domain [example.com] mismatches client ip 192.0.2.225.", "fix_sender"),
+    ):
+        [d] = diagnose_bytes(text.encode(), "t")
+        assert (str(d.delist.method), d.to_json()["expected_wait_hours"]) == (method, None), text
+        assert "sender.office.com" not in (d.next_step or "")

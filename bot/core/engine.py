@@ -456,7 +456,7 @@ def _conclude(knowledge: Knowledge, bounce: Bounce, record: RecipientRecord,
         reason=reason,
         rule=rule.id if rule else None,
         delist=route,
-        expected_wait_hours=timers[0] if route.method is not DelistMethod.NONE else None,
+        expected_wait_hours=timers[0] if _waits_on_provider(route, rule) else None,
         overdue_after_hours=timers[1] if route.method is not DelistMethod.NONE else None,
         propagation_hours=acting.propagation_hours if acting else None,
         evidence=squash(diagnostic) or None,
@@ -467,6 +467,15 @@ def _conclude(knowledge: Knowledge, bounce: Bounce, record: RecipientRecord,
         feedback_type=bounce.feedback_type,
         extra={"zone": zone} if zone else {},
     )
+
+
+def _waits_on_provider(route: DelistRoute, rule: Rule | None) -> bool:
+    """A wait is the provider's only when the provider acts: not when the fix is the sender's own
+    or the recipient admin's (unless the rule states a wait of its own)."""
+    if rule and rule.wait_hours is not None:
+        return True
+    return route.method not in (DelistMethod.NONE, DelistMethod.FIX_SENDER,
+                                DelistMethod.CONTACT_RECIPIENT)
 
 
 def _timers(rule: Rule | None, acting: Provider | None) -> tuple[float | None, float | None]:
