@@ -54,11 +54,13 @@ _REMOTE_SAID = re.compile(
     r"Remote Server returned|Diagnostic-Code:|<<<|Reason:|Failure Reason:)\s*",
     re.IGNORECASE,
 )
-_IN_REPLY_TO = re.compile(r"\(in\s+reply\s+to\s+[A-Z ]+?(?:\s+command)?\)", re.IGNORECASE)
+_IN_REPLY_TO = re.compile(r"\(in\s+reply\s+to\s+[A-Z][A-Z\s]*?(?:\s+command)?\)", re.IGNORECASE)
 _BOILERPLATE = re.compile(
     r"^(?:Giving up on \S+|\S+ does not like recipient\.?|This is a permanent error.*|"
     r"Please contact your system administrator.*|"
-    r"-{3,}.*-{3,}|For the following reasons?:|Unable to deliver mail\.?)$",
+    r"-{3,}.*-{3,}|For the following reasons?:|Unable to deliver mail\.?|"
+    # Sendmail's own lines under a deferral in its "Warning: could not send message" notice.
+    r"Warning: message still undelivered after .*|Will keep trying until message is .* old)$",
     re.IGNORECASE,
 )
 _REMOTE_HOST = re.compile(
