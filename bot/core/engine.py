@@ -69,11 +69,12 @@ _X_IP_HEADERS = re.compile(
 )
 _LIST_NAME = re.compile(
     r"(?:blocked using|listed (?:in|at|on|by)|in a black ?list at|blacklisted (?:by|at|on)|"
-    r"rejected by|refused by)\s+([a-z0-9][\w.-]*\.[a-z]{2,})",
+    r"in an? (?:RBL|DNSBL) (?:on|at)|rejected by|refused by)\s+([a-z0-9][\w.-]*\.[a-z]{2,})",
     re.I,
 )
-# The reject_rbl wording of Postfix, Exim and most MTAs: a DNS block list answered for the client.
-_DNSBL_HIT = re.compile(r"blocked using [a-z0-9][\w-]*(?:\.[\w-]+)+", re.I)
+# The reject_rbl wording of Postfix, Exim and most MTAs: a DNS block list answered for the client
+# ("blocked using <zone>"; cPanel's Exim: "is in an RBL on <zone>").
+_DNSBL_HIT = re.compile(r"(?:blocked using|in an? (?:RBL|DNSBL) (?:on|at)) [a-z0-9][\w-]*(?:\.[\w-]+)+", re.I)
 _RECEIVED = re.compile(r"^Received:.*(?:\n[ \t].*)*", re.M | re.I)
 _IP_NEEDLES = tuple(needles(p) for p in _IP_IN_REJECTION)
 _X_IP_NEEDLES = needles(_X_IP_HEADERS)
@@ -81,6 +82,7 @@ _DELAYED = frozenset({"delayed"})
 _RECIPIENT_STATES = frozenset({Reason.USERUNKNOWN, Reason.MAILBOXFULL, Reason.SUSPEND, Reason.HASMOVED,
                                Reason.HOSTUNKNOWN, Reason.NOTACCEPT})
 _DELIVERED = frozenset({"delivered", "relayed", "expanded"})
+_THROTTLED = frozenset({Reason.RATELIMITED, Reason.TOOMANYCONN, Reason.SPEEDING})
 
 
 def is_public_ip(text: str) -> bool:
@@ -368,6 +370,9 @@ def find_blocklist(knowledge: Knowledge, diagnostic: str) -> tuple[Provider | No
     return None, named.group(1).lower() if named else None
 
 
+_HOSTING = ("receiver", "gateway", "dnsbl", "reputation")
+
+
 def find_receiver(knowledge: Knowledge, bounce: Bounce, record: RecipientRecord) -> Provider | None:
     """Who rejected: the rejection's own markers, then the remote host, then the domain."""
     receivers = ("receiver", "gateway")
@@ -376,7 +381,9 @@ def find_receiver(knowledge: Knowledge, bounce: Bounce, record: RecipientRecord)
         return named
     hosts = [h for h in (record.remote_mta, bounce.reporting_mta) if h]
     if hosts:
-        by_host = knowledge.by_host(hosts[0], lowered(hosts[0]), receivers)
+        # A list operator with host patterns runs the MX too (Barracuda ESS, Trend Micro Email
+        # Security): the remote host names it as the receiver.
+        by_host = knowledge.by_host(hosts[0], lowered(hosts[0]), _HOSTING)
         if by_host:
             return by_host
     domain = _domain(record.address)
@@ -435,6 +442,11 @@ def _conclude(knowledge: Knowledge, bounce: Bounce, record: RecipientRecord,
     routed = rule is not None and (rule.route is not None or reason not in _RECIPIENT_STATES)
     route = _route(rule, acting) if reason in SENDER_REASONS or routed else NO_ROUTE
     if route is NO_ROUTE and reason in (Reason.AUTHFAILURE, Reason.REQUIREPTR):
+        route = DelistRoute(method=DelistMethod.FIX_SENDER, template="fix_sender")
+    elif (reason in _THROTTLED and blocklist is None and not (rule and rule.route)
+          and route.method in (DelistMethod.WEB, DelistMethod.EMAIL)):
+        # Too much mail or too many connections: slowing down lifts it (RFC 5321 §4.5.4.1 retry
+        # strategy); a delist form is for blocks. A rule that names a route says otherwise.
         route = DelistRoute(method=DelistMethod.FIX_SENDER, template="fix_sender")
     timers = _timers(rule, acting)
     verdict, next_step, warnings = describe(

@@ -87,6 +87,12 @@ def next_step_for(route: DelistRoute, reason: Reason, ip: str | None,
                 return f"give {ip_text} a PTR record whose name resolves back to it, then resend."
             if reason is Reason.AUTHFAILURE:
                 return "fix SPF, DKIM and DMARC for the sending domain, then resend; no delisting exists."
+            if reason in (Reason.RATELIMITED, Reason.SPEEDING):
+                return ("send less per hour to this receiver; the limit lifts by itself, "
+                        "there is no delist form.")
+            if reason is Reason.TOOMANYCONN:
+                return ("open fewer connections at once to this receiver; the limit lifts by itself, "
+                        "there is no delist form.")
             return "fix the cause on your side and let the reputation recover; there is no delist form."
     return NOTHING_TO_DELIST.get(reason, "read the rejection text below; nothing to delist.")
 
