@@ -5,7 +5,9 @@ Amazon SES, Exchange NDRs in HTML and text, Gmail's multi-line replies, Yahoo, i
 T-Online, Orange, Exchange on-premises 2007/2010, MDaemon session transcripts, Gmail as the
 sending MTA, Comcast, AT&T, La Poste, and gateways: Mimecast, Proofpoint, Barracuda, Cloudmark
 filters, including their per-recipient
-policy blocks and deferrals, which no delist form fixes). Each row says what an operator
+policy blocks and deferrals, which no delist form fixes; then lists the corpus rarely names,
+more provider codes, Slack and chat pastes, and translated notices in GB2312, KOI8-R, ISO-8859-1
+and Shift_JIS). Each row says what an operator
 needs from it: who bounced, with which codes and reason, which IP was refused, who refused it,
 on which list, and the delist route (providers.md). IPs are documentation ranges.
 """
@@ -142,6 +144,126 @@ EXPECTED: dict[str, tuple[str | None, str, str | None, str, str, str | None, str
     "kerio-spamhaus.txt": (
         "exchange", "pat@client.example", "5.7.1", "554", "blocked", "198.51.100.77", None, "spamhaus",
         WEB, "https://check.spamhaus.org/", False),
+    # Lists the corpus names rarely, each in its MTA's own wording: SpamRATS (Postfix reject_rbl),
+    # PSBL (Exim's "is in a black list at"), Mailspike (Sendmail's dnsbl FEATURE "Rejected: x
+    # listed at"), Abusix, Trend Micro RBL+ (its MX names the receiver), cPanel's Exim ("JunkMail
+    # rejected - host [x]:port is in an RBL on <zone>"), SpamCop passed through by Mimecast, an
+    # IPv6 client on Spamhaus CSS, UCEPROTECT Level 3 (the whole ASN: only the receiver can help).
+    "postfix-spamrats-noptr.eml": (
+        "postfix", "lena@regional-isp.example", "5.7.1", "554", "blocked", "198.51.100.23", None, "spamrats",
+        WEB, "https://www.spamrats.com/lookup.php", False),
+    "exim-psbl.txt": (
+        "exim", "joerg@verein.example", None, "550", "blocked", "203.0.113.14", None, "psbl",
+        WEB, "https://psbl.org/remove", False),
+    "sendmail-mailspike.eml": (
+        "sendmail", "accounts@client-co.example", "5.7.1", "550", "blocked", "192.0.2.66", None, "mailspike",
+        WEB, "https://mailspike.org/", False),
+    "postfix-abusix-two-recipients.eml": (
+        "postfix", "m.rossi@azienda.example", "5.7.1", "554", "blocked", "198.51.100.9", None, "abusix",
+        WEB, "https://lookup.abusix.com/", False),
+    "postfix-trendmicro-rblplus.txt": (
+        "postfix", "k.tan@enterprise.example", None, "550", "blocked", "203.0.113.12", "trendmicro_ers",
+        "trendmicro_ers", WEB, "https://ers.trendmicro.com/reputations", False),
+    "exim-cpanel-junkmail-spamcop.txt": (
+        "exim", "purchasing@hotel-chain.example", None, "550", "blocked", "198.51.100.42", None, "spamcop",
+        AUTO, "https://www.spamcop.net/bl.shtml", False),
+    "exim-mimecast-spamcop-passthrough.txt": (
+        "exim", "reception@clinic.example", None, "550", "blocked", "192.0.2.199", "mimecast", "spamcop",
+        AUTO, "https://www.spamcop.net/bl.shtml", False),
+    "postfix-ipv6-spamhaus-css.txt": (
+        "postfix", "ops@partner.example", "5.7.1", "554", "blocked", "2001:db8:1234:5::25", None, "spamhaus",
+        WEB, "https://check.spamhaus.org/", False),
+    "postfix-uceprotect-level3.txt": (
+        "postfix", "buchhaltung@kanzlei.example", "5.7.1", "554", "blocked", "192.0.2.58", None, "uceprotect",
+        CONTACT, None, False),
+    # Mailbox providers and gateways in their own codes: Gmail's PTR (5.7.25), its 421-4.7.0
+    # unsolicited-rate deferral (each wrapped line repeats "421-4.7.0" mid-sentence), a low
+    # domain reputation, a Workspace tenant's inbound allowlist; Yahoo TSS09; Outlook.com S3140
+    # and the S775 deferral; a Microsoft tenant's own block (5.7.513); Comcast's rate limit
+    # (RL000001, no form helps) and its Cloudmark code (BL000010); iCloud HM08; T-Online NOWL;
+    # Orange OFR_999 in Sendmail's 4-hour warning; mail.ru and Yandex (content vs. the IP's
+    # statistics); Cisco's default HAT reject; Mimecast's own IP reputation.
+    "exim-gmail-ptr-5725.eml": (
+        "exim", "sam.customer@gmail.com", "5.7.25", "550", "requireptr", "192.0.2.90", "google_gmail", None,
+        FIX, "https://support.google.com/mail/contact/gmail_bulk_sender_escalation", False),
+    "postfix-gmail-421-unsolicited-delayed.eml": (
+        "postfix", "ana.lima@gmail.com", "4.7.0", "421", "ratelimited", "203.0.113.80", "google_gmail", None,
+        FIX, "https://support.google.com/mail/contact/gmail_bulk_sender_escalation", True),
+    "exim-gmail-low-reputation-domain.txt": (
+        "exim", "priya.n@gmail.com", "5.7.1", "550", "badreputation", None, "google_gmail", None,
+        FIX, "https://support.google.com/mail/contact/gmail_bulk_sender_escalation", False),
+    "postfix-google-workspace-whitelist.txt": (
+        "postfix", "it-team@lawfirm.example", "5.7.1", "550", "blocked", "203.0.113.144", "google_gmail",
+        None, CONTACT, None, False),
+    "postfix-yahoo-tss09.txt": (
+        "postfix", "marta.k@yahoo.com", "5.7.2", "553", "blocked", "198.51.100.52", "yahoo_aol", None,
+        WEB, "https://senders.yahooinc.com/contact/#sender-support-request", False),
+    "postfix-outlook-s3140.txt": (
+        "postfix", "jens.h@hotmail.de", "5.7.1", "550", "blocked", "203.0.113.66", "outlook_com",
+        "outlook_com", WEB, "https://support.microsoft.com/supportrequestform/8ad563e3-288e-2a61-8122-3ba03d6b8d75",
+        False),
+    "postfix-outlook-s775-delayed.txt": (
+        "postfix", "tim.r@outlook.com", "4.7.650", "451", "badreputation", "198.51.100.16", "outlook_com",
+        None, WEB, "https://support.microsoft.com/supportrequestform/8ad563e3-288e-2a61-8122-3ba03d6b8d75",
+        True),
+    "exim-microsoft-513-tenant.txt": (
+        "exim", "procurement@fabrikam.example", "5.7.513", "550", "blocked", "192.0.2.33",
+        "microsoft_eop", None, CONTACT, None, False),
+    "postfix-comcast-rl000001-delayed.txt": (
+        "postfix", "frank.owens@comcast.net", None, "421", "toomanyconn", "203.0.113.90", "comcast", None,
+        FIX, None, True),
+    "sendmail-comcast-bl000010.txt": (
+        "sendmail", "pat.m@comcast.net", None, "554", "blocked", "198.51.100.140", "comcast", "cloudmark_csi",
+        WEB, "https://csi.cloudmark.com/en/reset/", False),
+    "postfix-icloud-hm08.txt": (
+        "postfix", "lee.c@me.com", "5.7.1", "554", "blocked", None, "apple_icloud", "apple_icloud",
+        EMAIL, "icloudadmin@apple.com", False),
+    "postfix-t-online-nowl.txt": (
+        "postfix", "helga.w@t-online.de", None, "554", "blocked", "192.0.2.140", "t_online", "t_online",
+        EMAIL, "tobr@rx.t-online.de", False),
+    "sendmail-orange-ofr999-warning.txt": (
+        "sendmail", "marie.dupont@orange.fr", None, "421", "blocked", None, "orange", None,
+        WEB, "https://postmaster.orange.fr", True),
+    "exim-mailru-spam.eml": (
+        "exim", "ivan.petrov@mail.ru", None, "550", "spamdetected", None, "mail_ru", None,
+        EMAIL, "abuse@corp.mail.ru", False),
+    "postfix-yandex-spam.txt": (
+        "postfix", "olga.s@yandex.ru", "5.7.1", "554", "spamdetected", None, "yandex", None,
+        AUTO, "https://postoffice.yandex.ru", False),
+    "postfix-cisco-poor-reputation.eml": (
+        "postfix", "d.kowalski@bank.example", "5.0.0", "554", "badreputation", None, "cisco_talos",
+        "cisco_talos", WEB, "https://talosintelligence.com/support", False),
+    "exim-mimecast-local-ct.eml": (
+        "exim", "ap@retailer.example", None, "550", "badreputation", None, "mimecast", "mimecast",
+        CONTACT, None, False),
+    # Microsoft 365 as the sending side (its NDR quotes the remote's reply, the DSN carries
+    # X-Display-Name), and pastes: Slack-quoted with Outlook's forwarded headers, and a chat
+    # message wrapping an NDR's lines mid-sentence.
+    "office365-sender-spamhaus-dsn.eml": (
+        "office365", "r.mueller@maschinenbau.example", "5.7.1", "554", "blocked", "198.51.100.180", None,
+        "spamhaus", WEB, "https://check.spamhaus.org/", False),
+    "slack-paste-barracuda-quoted.txt": (
+        "postfix", "chris.b@logistics.example", "5.7.1", "550", "blocked", "203.0.113.201", None, "barracuda",
+        WEB, "https://www.barracudacentral.org/rbl/removal-request", False),
+    "slack-paste-microsoft-606-wrapped.txt": (
+        "office365", "billing@fabrikam.example", "5.7.606", "550", "blocked", "203.0.113.7", "microsoft_eop",
+        "microsoft_eop", WEB, "https://sender.office.com/", False),
+    # Local-language notices in the charsets their MTAs use: Postfix with a translated bounce
+    # template in GB2312 (base64), KOI8-R (8bit) and ISO-8859-1 (quoted-printable), and a Japanese
+    # notice in Shift_JIS naming the recipient after "宛先:" (docomo's "Unknown user" after DATA
+    # is its reception filter, providers.md A14).
+    "postfix-gb2312-netease-hlipb.eml": (
+        "postfix", "wang.li@163.com", "5.0.0", "554", "blocked", "203.0.113.8", "netease", "netease",
+        WEB, "http://mail.163.com/help/help_spam_16.htm", False),
+    "postfix-koi8r-yandex-spamsource.eml": (
+        "postfix", "sergey.n@yandex.ru", "5.7.1", "554", "blocked", "198.51.100.71", "yandex", "yandex",
+        AUTO, "https://postoffice.yandex.ru", False),
+    "postfix-latin1-laposte-lpn510.eml": (
+        "postfix", "jean.martin@laposte.net", "5.7.1", "550", "blocked", None, "orange", None,
+        WEB, "https://postmaster.orange.fr", False),
+    "japanese-shiftjis-docomo-filter.eml": (
+        "postfix", "hanako.sato@docomo.ne.jp", None, "550", "filtered", None, "jp_carriers", None,
+        "none", None, False),
 }
 
 
@@ -210,3 +332,53 @@ def test_held_out_bounce_reads_the_same_with_crlf_or_cr_line_ends(name: str) -> 
     lf = diagnose_bytes(data, name)[0].to_json()
     for ending in (b"\r\n", b"\r"):
         assert diagnose_bytes(data.replace(b"\n", ending), name)[0].to_json() == lf
+
+
+def test_each_recipient_keeps_its_own_outcome() -> None:
+    """A DSN with two failed recipients: the block decides the verdict, the unknown user stays one."""
+    d = _diagnose("postfix-abusix-two-recipients.eml")
+    assert [(r.address, r.status, str(r.reason)) for r in d.recipients] == [
+        ("m.rossi@azienda.example", "5.7.1", "blocked"),
+        ("g.bianchi@azienda.example", "5.1.1", "userunknown"),
+    ]
+
+
+def test_sendmail_warning_lines_are_not_part_of_the_reply() -> None:
+    diagnostic = _diagnose("sendmail-orange-ofr999-warning.txt").recipients[0].diagnostic
+    assert diagnostic.endswith("Service refused, please try later. OFR_999 [999]")
+
+
+def test_postfix_command_note_wrapped_mid_command_is_dropped() -> None:
+    """"(in reply to RCPT\n    TO command)" is Postfix's note, not the receiver's words."""
+    d = _diagnose("postfix-ipv6-spamhaus-css.txt")
+    assert "in reply to" not in d.recipients[0].diagnostic
+    assert d.recipients[0].diagnostic.endswith("/query/ip/2001:db8:1234:5::25")
+
+
+def test_a_rate_limit_offers_no_delist_form() -> None:
+    d = _diagnose("postfix-comcast-rl000001-delayed.txt")
+    assert "slow down" in (d.next_step or "").lower()
+    assert "no delist form" in (d.next_step or "")
+    assert d.expected_wait_hours is None
+
+
+def test_rdns_listing_says_to_fix_the_ptr_before_asking_for_removal() -> None:
+    next_step = _diagnose("postfix-spamrats-noptr.eml").next_step or ""
+    assert next_step.index("PTR") < next_step.index("https://www.spamrats.com/lookup.php")
+
+
+def test_uceprotect_level3_is_the_receivers_choice_and_never_paid() -> None:
+    d = _diagnose("postfix-uceprotect-level3.txt")
+    assert "Level 3" in (d.verdict or "")
+    assert any("Never pay" in w for w in d.warnings)
+    assert d.expected_wait_hours is None
+
+
+@pytest.mark.parametrize(("name", "words"), [
+    ("postfix-gb2312-netease-hlipb.eml", "HL:IPB"),
+    ("postfix-koi8r-yandex-spamsource.eml", "Blocked by spam statistics"),
+    ("postfix-latin1-laposte-lpn510.eml", "LPN007_510"),
+    ("japanese-shiftjis-docomo-filter.eml", "Unknown user hanako.sato@docomo.ne.jp"),
+])
+def test_local_language_notice_still_yields_the_receivers_reply(name: str, words: str) -> None:
+    assert words in _diagnose(name).recipients[0].diagnostic
