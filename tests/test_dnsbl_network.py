@@ -364,3 +364,10 @@ def test_a_recipient_domain_without_mx_names_no_receiver(dns: DnsTestServer):
         "domain": "gone.example", "status": "nxdomain", "hosts": [], "provider": None}
     dns.behave("broken.example", Rcode("SERVFAIL"))
     assert asyncio.run(svc.mx("broken.example"))["status"] == "servfail"
+
+
+def test_a_recipient_domain_that_cannot_exist_is_not_asked(dns: DnsTestServer):
+    domain = "a" * 64 + ".example"
+    assert asyncio.run(service(dns).mx(domain)) == {
+        "domain": domain, "status": "invalid", "hosts": [], "provider": None}
+    assert sum(dns.queries.values()) == 0

@@ -297,3 +297,25 @@ def test_dmarc_none_invalid_and_temperror() -> None:
     assert dmarc({}, failing={"_dmarc.example.com"}).status == "temperror"
     two = {("_dmarc.example.com", "TXT"): ["v=DMARC1; p=none", "v=DMARC1; p=reject"]}
     assert dmarc(two).status == "invalid"
+
+
+@pytest.mark.parametrize("domain", ["a" * 64 + ".example", "two..dots.example", "example",
+                                    "x." * 127 + "example"])
+def test_a_domain_that_cannot_exist_is_said_so_and_nothing_is_asked(domain: str) -> None:
+    dns = make_dns({})
+    result = asyncio.run(spf.check_host(dns, IP, domain))
+    assert result.result == "none" and result.detail.startswith("not a valid domain name")
+    policy = asyncio.run(spf.dmarc_policy(dns, domain))
+    assert policy.status == "invalid" and policy.detail.startswith("not a valid domain name")
+    assert dns.asked == []
+
+
+def test_an_internationalised_domain_is_asked_in_its_idna_form() -> None:
+    records = txt("v=spf1 ip4:192.0.2.0/24 -all", "xn--bcher-kva.example")
+    assert check(records, domain="bücher.example").result == "pass"
+
+
+def test_an_internationalised_domain_gets_its_own_dmarc_policy_not_the_subdomain_one() -> None:
+    records = txt("v=DMARC1; p=reject; sp=none", "_dmarc.xn--bcher-kva.example")
+    result = dmarc(records, "bücher.example")
+    assert (result.found_at, result.policy) == ("xn--bcher-kva.example", "reject")

@@ -229,6 +229,8 @@ class EvidenceService:
             notes=tuple(f"{n}: no answer within the overall deadline" for n in late))
 
     async def mx(self, domain: str) -> dict[str, Any]:
+        if not spf.valid_domain(domain):
+            return {"domain": domain, "status": "invalid", "hosts": [], "provider": None}
         answer = await self.resolver.query(domain, "MX")
         hosts = [h for _, h in sorted(_mx_pairs(answer.records))]
         status = {DnsStatus.OK: "ok", DnsStatus.NXDOMAIN: "nxdomain",
