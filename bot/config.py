@@ -90,17 +90,25 @@ def _at_least(seconds: float, minimum: float, setting: str) -> float:
 
 
 def _nameservers(value: str) -> tuple[tuple[str, int], ...]:
+    """`host[:port]` items, comma-separated (IPv6 with a port: `[::1]:53`); empty: none."""
+    if not value.strip():
+        return ()
     out = []
-    for item in filter(None, (v.strip() for v in value.split(","))):
-        host, port = item, 53
-        if item.startswith("["):  # [v6]:port
-            host, _, rest = item[1:].partition("]")
-            port = int(rest[1:]) if rest.startswith(":") and rest[1:].isdigit() else 53
+    for item in (v.strip() for v in value.split(",")):
+        if not item:
+            raise ConfigError(f"DELISTBOT_NAMESERVERS: an empty item in {value!r} (give "
+                              "comma-separated addresses, e.g. 127.0.0.1:5353,[::1]:53)")
+        host, port_text = item, "53"
+        if item.startswith("["):  # [v6] or [v6]:port
+            host, bracket, rest = item[1:].partition("]")
+            if not bracket or (rest and not rest.startswith(":")):
+                raise ConfigError(f"DELISTBOT_NAMESERVERS: {item!r} is not [address]:port")
+            port_text = rest[1:] if rest else "53"
         elif item.count(":") == 1:
             host, _, port_text = item.partition(":")
-            if not port_text.isdigit():
-                raise ConfigError(f"DELISTBOT_NAMESERVERS: bad port in {item!r}")
-            port = int(port_text)
+        if not port_text.isdigit():
+            raise ConfigError(f"DELISTBOT_NAMESERVERS: bad port in {item!r}")
+        port = int(port_text)
         try:
             host = str(ipaddress.ip_address(host))
         except ValueError:
@@ -111,6 +119,37 @@ def _nameservers(value: str) -> tuple[tuple[str, int], ...]:
             raise ConfigError(f"DELISTBOT_NAMESERVERS: port {port} out of range in {item!r}")
         out.append((host, port))
     return tuple(out)
+
+
+DNS_KEYS = frozenset({"timeout", "deadline", "concurrency", "recheck"})
+
+
+def _dns_table(data: Mapping[str, Any]) -> Mapping[str, Any]:
+    dns = data.get("dns", {})
+    if not isinstance(dns, dict):
+        raise ConfigError("[dns] must be a table")
+    unknown = set(dns) - DNS_KEYS
+    if unknown:
+        raise ConfigError(f"[dns]: unknown key(s) {', '.join(sorted(unknown))} (known: "
+                          f"{', '.join(sorted(DNS_KEYS))})")
+    return dns
+
+
+def _dns_seconds(dns: Mapping[str, Any], key: str, default: str, most: float) -> float:
+    """A DNS duration: more than 0 and at most `most` seconds (a bare number means hours)."""
+    seconds = parse_duration(dns.get(key, default), f"dns.{key}")
+    if not 0 < seconds <= most:
+        raise ConfigError(f"dns.{key}: must be more than 0 s and at most {most:g} s, not "
+                          f"{seconds:g} s (a bare number means hours: write e.g. \"2s\")")
+    return seconds
+
+
+def _dns_concurrency(dns: Mapping[str, Any]) -> int:
+    value = dns.get("concurrency", 64)
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 10_000:
+        raise ConfigError(f"dns.concurrency: must be a whole number from 1 to 10000, not "
+                          f"{value!r}")
+    return value
 
 
 def _read_file(path: Path) -> dict[str, Any]:
@@ -147,7 +186,7 @@ def load_settings(env: Mapping[str, str] | None = None, cwd: Path | None = None)
     elif (cwd / "delistbot.toml").is_file():
         config_path = cwd / "delistbot.toml"
     data = _read_file(config_path) if config_path else {}
-    dns = data.get("dns", {})
+    dns = _dns_table(data)
     port_text = env.get("DELISTBOT_PORT", "3000")
     if not port_text.isdigit():
         raise ConfigError(f"DELISTBOT_PORT must be a port number, not {port_text!r}")
@@ -157,9 +196,9 @@ def load_settings(env: Mapping[str, str] | None = None, cwd: Path | None = None)
         nameservers=_nameservers(env.get("DELISTBOT_NAMESERVERS", "")),
         dqs_key=env.get("DELISTBOT_DQS_KEY") or None,
         abusix_key=env.get("DELISTBOT_ABUSIX_KEY") or None,
-        dns_timeout=parse_duration(dns.get("timeout", "2s"), "dns.timeout"),
-        dns_deadline=parse_duration(dns.get("deadline", "6s"), "dns.deadline"),
-        dns_concurrency=int(dns.get("concurrency", 64)),
+        dns_timeout=_dns_seconds(dns, "timeout", "2s", 60),
+        dns_deadline=_dns_seconds(dns, "deadline", "6s", 600),
+        dns_concurrency=_dns_concurrency(dns),
         dns_recheck=_at_least(parse_duration(dns.get("recheck", "30m"), "dns.recheck"), 1,
                               "dns.recheck"),
         port=int(port_text),

@@ -255,3 +255,34 @@ def test_a_list_that_does_not_list_127_0_0_2_is_not_trusted_when_it_says_clean()
     problem = dnsbl.health_problem(SPAMCOP, NX, NX)
     assert problem and "always listed" in problem
     assert dnsbl.distrust(dnsbl.interpret(SPAMCOP, NX), problem).status is ListingStatus.UNKNOWN
+
+
+def test_a_list_whose_test_point_lists_an_error_code_is_not_trusted() -> None:
+    problem = dnsbl.health_problem(ZEN, ok("127.255.255.254"), NX)
+    assert problem and "always listed" in problem and "127.255.255.254" in problem
+
+
+@pytest.mark.parametrize("failed", [DnsStatus.TIMEOUT, DnsStatus.SERVFAIL, DnsStatus.REFUSED])
+def test_a_test_point_without_an_answer_makes_the_list_unanswered_not_believed(
+        failed: DnsStatus) -> None:
+    health = dnsbl.health(SPAMCOP, DnsAnswer(failed), NX)
+    assert health.unanswered and health.problem and "“always listed” test point failed" \
+        in health.problem
+    said_clean = dnsbl.distrust(dnsbl.interpret(SPAMCOP, NX), health)
+    assert said_clean.status is ListingStatus.UNKNOWN
+    assert said_clean.detail.startswith("not trustworthy right now")
+    assert said_clean.detail.endswith("it said not listed")
+
+
+def test_a_lookup_that_failed_like_its_test_points_keeps_its_own_reason() -> None:
+    health = dnsbl.health(SPAMCOP, DnsAnswer(DnsStatus.TIMEOUT), DnsAnswer(DnsStatus.TIMEOUT))
+    assert health.problem and "test points failed" in health.problem
+    own = dnsbl.interpret(SPAMCOP, DnsAnswer(DnsStatus.TIMEOUT, detail="2 s per query"))
+    assert dnsbl.distrust(own, health) == own
+    assert own.status is ListingStatus.UNKNOWN and "timeout" in own.detail
+
+
+def test_a_healthy_list_is_believed_as_it_answered() -> None:
+    health = dnsbl.health(SPAMCOP, ok("127.0.0.2"), NX)
+    listing = dnsbl.interpret(SPAMCOP, ok("127.0.0.2"))
+    assert health == dnsbl.Health() and dnsbl.distrust(listing, health) == listing

@@ -205,6 +205,41 @@ def test_a_sweep_distrusts_a_zone_failing_its_test_points_for_every_address(
         assert psbl.detail.startswith("not trustworthy right now")
 
 
+def test_a_sweep_asks_a_zone_that_never_answers_only_for_its_test_points(dns: DnsTestServer):
+    dns.behave("psbl.surriel.com", Drop())
+    # 48 addresses, 8 queries in flight: one dead zone's 48 timeouts (0.3 s each) would hold
+    # the slots for 1.8 s, past the deadline, and every other list's answers would be lost.
+    resolver = DnsResolver([("127.0.0.1", dns.port)], timeout=TIMEOUT, concurrency=8)
+    ips = [LISTED_IP] + [f"85.10.21.{i}" for i in range(47)]
+    results = asyncio.run(service(dns, deadline=1.5, resolver=resolver).check_ips(ips))
+    assert dns.asked("psbl.surriel.com") == 2  # "always listed" and "never listed"
+    for result in results:
+        psbl = by_list(result)["PSBL"]
+        assert psbl.status is ListingStatus.UNKNOWN
+        assert psbl.detail.startswith("the list is not answering") and "timeout" in psbl.detail
+        others = [x for x in result.listings if x.list != "PSBL"]
+        assert all(x.status is not ListingStatus.UNKNOWN for x in others)
+    assert by_list(results[0])["SpamCop"].status is ListingStatus.LISTED
+
+
+def test_a_zone_whose_always_listed_test_point_is_gone_is_not_believed(dns: DnsTestServer):
+    dns.remove(reverse("127.0.0.2", "bl.spamcop.net"))  # a lapsed or emptied zone
+    result = asyncio.run(service(dns).check_ip(LISTED_IP))
+    spamcop = by_list(result)["SpamCop"]
+    assert spamcop.status is ListingStatus.UNKNOWN
+    assert "“always listed” test point answers not listed" in spamcop.detail
+    assert spamcop.detail.endswith("it said listed (127.0.0.2)")
+    assert by_list(result)["Spamhaus ZEN"].status is ListingStatus.LISTED
+
+
+def test_a_zone_whose_test_points_time_out_is_unknown_even_when_the_ip_answers(
+        dns: DnsTestServer):
+    dns.behave(reverse("127.0.0.2", "bl.spamcop.net"), Drop())
+    spamcop = by_list(asyncio.run(service(dns).check_ip(LISTED_IP)))["SpamCop"]
+    assert spamcop.status is ListingStatus.UNKNOWN
+    assert "“always listed” test point failed: no answer in time" in spamcop.detail
+
+
 def test_the_overall_deadline_cuts_off_a_sweep_cleanly(dns: DnsTestServer):
     dns.behave("psbl.surriel.com", Delay(1.0))
     resolver = DnsResolver([("127.0.0.1", dns.port)], timeout=2.0)
@@ -290,3 +325,49 @@ def test_evidence_for_a_private_ip_asks_no_list(dns: DnsTestServer):
     assert evidence.check and evidence.check.private and not evidence.check.listings
     assert evidence.ptr is None and evidence.spf is None
     assert dns.asked("spamcop.net") == 0
+
+
+@pytest.mark.parametrize(("mx", "provider"), [
+    ("contoso-com.mail.protection.outlook.com", "microsoft_eop"),
+    ("mail.messaging.microsoft.com", "microsoft_eop"),  # the seed bounce's FOPE-era host
+    ("contoso-com.olc.protection.outlook.com", "outlook_com"),
+    ("aspmx.l.google.com", "google_gmail"),
+    ("alt1.aspmx.l.google.com", "google_gmail"),
+    ("mta7.am0.yahoodns.net", "yahoo_aol"),
+    ("mx0a-00123401.pphosted.com", "proofpoint"),
+    ("eu-smtp-inbound-1.mimecast.com", "mimecast"),
+    ("mx1.hc1234-56.iphmx.com", "cisco_talos"),
+    ("d123456a.ess.barracudanetworks.com", "barracuda"),
+    ("d123456b.ess.de.barracudanetworks.com", "barracuda"),
+    ("mx.unknown-host.example", None),
+])
+def test_the_receiver_is_named_from_the_recipient_domains_mx(dns: DnsTestServer, mx: str,
+                                                              provider: str | None):
+    dns.add("customer.example", "MX", f"10 {mx}.", "20 backup.unknown-host.example.")
+    found = asyncio.run(service(dns).mx("customer.example"))
+    assert found["provider"] == provider and found["hosts"][0] == mx
+    assert found["status"] == "ok"
+
+
+def test_the_preferred_mx_decides_whatever_order_the_records_come_in(dns: DnsTestServer):
+    dns.add("customer.example", "MX", "30 mx.unknown-host.example.",
+            "5 mx0b-00123401.pphosted.com.", "10 customer.mail.protection.outlook.com.")
+    found = asyncio.run(service(dns).mx("customer.example"))
+    assert found["provider"] == "proofpoint"
+    assert found["hosts"] == ["mx0b-00123401.pphosted.com",
+                              "customer.mail.protection.outlook.com", "mx.unknown-host.example"]
+
+
+def test_a_recipient_domain_without_mx_names_no_receiver(dns: DnsTestServer):
+    svc = service(dns)
+    assert asyncio.run(svc.mx("gone.example")) == {
+        "domain": "gone.example", "status": "nxdomain", "hosts": [], "provider": None}
+    dns.behave("broken.example", Rcode("SERVFAIL"))
+    assert asyncio.run(svc.mx("broken.example"))["status"] == "servfail"
+
+
+def test_a_recipient_domain_that_cannot_exist_is_not_asked(dns: DnsTestServer):
+    domain = "a" * 64 + ".example"
+    assert asyncio.run(service(dns).mx(domain)) == {
+        "domain": domain, "status": "invalid", "hosts": [], "provider": None}
+    assert sum(dns.queries.values()) == 0

@@ -1,17 +1,20 @@
-"""SPF (RFC 7208) evaluation and DMARC lookup, with DNS answered from an in-memory table.
-
-The table is a fake of the `Resolver` port by behaviour (names that exist, names that fail);
-the same code runs against the loopback server in test_dnsbl_network.py.
+"""SPF (RFC 7208) evaluation and DMARC lookup, each case in two worlds: DNS answered from an
+in-memory table (a fake of the `Resolver` port by behaviour: names that exist, names that fail),
+and the same table served by the loopback DNS server (TXT, A, AAAA, MX, PTR records; a failing
+name never answers) and asked through the production resolver over UDP, as in production.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
 
 import pytest
 
+from bot.adapters.dns import DnsResolver
 from bot.core import spf
 from bot.core.ports import DnsAnswer, DnsStatus
+from tests.dnsserver import DnsTestServer, Drop
 
 IP = "192.0.2.10"
 
@@ -36,9 +39,58 @@ class TableDns:
         return DnsAnswer(DnsStatus.NODATA if exists else DnsStatus.NXDOMAIN, ttl=60)
 
 
+class LoopbackDns:
+    """The same table served by the loopback DNS server, asked with the production resolver;
+    names in `failing` (and below them) never answer."""
+
+    def __init__(self, server: DnsTestServer, records: dict[tuple[str, str], list[str]],
+                 failing: set[str] | None = None) -> None:
+        server.reset()
+        for (name, rdtype), values in records.items():
+            for value in values:
+                if rdtype == "TXT":
+                    server.add_txt(name, value)
+                else:
+                    server.add(name, rdtype, value)
+        for name in failing or ():
+            server.behave(name, Drop())
+        self.resolver = DnsResolver([("127.0.0.1", server.port)], timeout=0.3)
+        self.asked: list[tuple[str, str]] = []
+
+    async def query(self, name: str, rdtype: str) -> DnsAnswer:
+        self.asked.append((name.rstrip(".").lower(), rdtype))
+        return await self.resolver.query(name, rdtype)
+
+
+@pytest.fixture(scope="module")
+def loopback() -> Iterator[DnsTestServer]:
+    server = DnsTestServer().start()
+    yield server
+    server.stop()
+
+
+WORLD: list[object] = []  # the loopback server, when the test runs in that world
+
+
+@pytest.fixture(params=["table", "loopback"], autouse=True)
+def world(request: pytest.FixtureRequest) -> Iterator[str]:
+    WORLD[:] = [request.getfixturevalue("loopback")] if request.param == "loopback" else []
+    yield request.param
+    WORLD.clear()
+
+
+def make_dns(records: dict[tuple[str, str], list[str]],
+             failing: set[str] | None = None) -> TableDns | LoopbackDns:
+    if WORLD:
+        server = WORLD[0]
+        assert isinstance(server, DnsTestServer)
+        return LoopbackDns(server, records, failing)
+    return TableDns(records, failing)
+
+
 def check(records: dict[tuple[str, str], list[str]], ip: str = IP, domain: str = "example.com",
           failing: set[str] | None = None, sender: str | None = None) -> spf.SpfResult:
-    return asyncio.run(spf.check_host(TableDns(records, failing), ip, domain, sender))
+    return asyncio.run(spf.check_host(make_dns(records, failing), ip, domain, sender))
 
 
 def txt(record: str, name: str = "example.com") -> dict[tuple[str, str], list[str]]:
@@ -215,7 +267,7 @@ def test_ipv6_i_macro_is_dotted_nibbles() -> None:
 
 def dmarc(records: dict[tuple[str, str], list[str]], domain: str = "example.com",
           failing: set[str] | None = None) -> spf.DmarcResult:
-    return asyncio.run(spf.dmarc_policy(TableDns(records, failing), domain))
+    return asyncio.run(spf.dmarc_policy(make_dns(records, failing), domain))
 
 
 def test_dmarc_policy_at_the_domain() -> None:
@@ -232,7 +284,7 @@ def test_dmarc_tree_walk_finds_the_parent_and_applies_its_subdomain_policy() -> 
 
 
 def test_dmarc_tree_walk_never_asks_the_tld() -> None:
-    dns = TableDns({})
+    dns = make_dns({})
     asyncio.run(spf.dmarc_policy(dns, "a.b.example.com"))
     assert [n for n, _ in dns.asked] == ["_dmarc.a.b.example.com", "_dmarc.b.example.com",
                                          "_dmarc.example.com"]
@@ -245,3 +297,25 @@ def test_dmarc_none_invalid_and_temperror() -> None:
     assert dmarc({}, failing={"_dmarc.example.com"}).status == "temperror"
     two = {("_dmarc.example.com", "TXT"): ["v=DMARC1; p=none", "v=DMARC1; p=reject"]}
     assert dmarc(two).status == "invalid"
+
+
+@pytest.mark.parametrize("domain", ["a" * 64 + ".example", "two..dots.example", "example",
+                                    "x." * 127 + "example"])
+def test_a_domain_that_cannot_exist_is_said_so_and_nothing_is_asked(domain: str) -> None:
+    dns = make_dns({})
+    result = asyncio.run(spf.check_host(dns, IP, domain))
+    assert result.result == "none" and result.detail.startswith("not a valid domain name")
+    policy = asyncio.run(spf.dmarc_policy(dns, domain))
+    assert policy.status == "invalid" and policy.detail.startswith("not a valid domain name")
+    assert dns.asked == []
+
+
+def test_an_internationalised_domain_is_asked_in_its_idna_form() -> None:
+    records = txt("v=spf1 ip4:192.0.2.0/24 -all", "xn--bcher-kva.example")
+    assert check(records, domain="bücher.example").result == "pass"
+
+
+def test_an_internationalised_domain_gets_its_own_dmarc_policy_not_the_subdomain_one() -> None:
+    records = txt("v=DMARC1; p=reject; sp=none", "_dmarc.xn--bcher-kva.example")
+    result = dmarc(records, "bücher.example")
+    assert (result.found_at, result.policy) == ("xn--bcher-kva.example", "reject")

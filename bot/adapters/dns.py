@@ -181,7 +181,7 @@ class DnsResolver:
             finally:
                 channel.forget(query_id, future)  # when cancelled (the overall deadline)
         except OSError as exc:
-            return DnsAnswer(DnsStatus.ERROR, detail=f"{_where(server)}: {exc.strerror or exc}")
+            return DnsAnswer(DnsStatus.ERROR, detail=f"failed: {exc.strerror or exc}")
         if wire is None:
             return DnsAnswer(DnsStatus.TIMEOUT)
         answer = read_answer(wire, question)
@@ -198,7 +198,7 @@ class DnsResolver:
         except dns.exception.Timeout:
             return DnsAnswer(DnsStatus.TIMEOUT)
         except (OSError, EOFError, dns.exception.DNSException) as exc:
-            return DnsAnswer(DnsStatus.ERROR, detail=f"{_where(server)} over TCP: {exc}")
+            return DnsAnswer(DnsStatus.ERROR, detail=f"over TCP: {exc}")
         return answer_of(response)
 
     def _failure(self, failures: list[tuple[Server, DnsAnswer]]) -> DnsAnswer:

@@ -128,7 +128,8 @@ def render_several(results: list[CheckResult], know: Knowledge) -> list[str]:
     if shown and clean:
         lines += ["", f"The other {clean} addresses are not listed anywhere."]
     notes = next((r.notes for r in results if r.notes), ())
-    lines += [f"\nNote: {note}" for note in notes]
+    for note in notes:
+        lines += ["", f"Note: {note}"]
     return lines
 
 
@@ -160,7 +161,8 @@ def render_check(result: CheckResult, know: Knowledge) -> list[str]:
         lines += ["", "NOT LISTED", "  " + ", ".join(x.list for x in clean)]
     if result.skipped:
         lines += ["", "NOT ASKED"] + [f"  {s.list} ({s.zone}): {s.why}" for s in result.skipped]
-    lines += [f"\nNote: {note}" for note in result.notes]
+    for note in result.notes:
+        lines += ["", f"Note: {note}"]
     return lines
 
 
@@ -210,4 +212,6 @@ def render_evidence(evidence: Evidence, know: Knowledge) -> list[str]:
         lines.append(f"  DMARC of {d.domain}: {d.policy or d.status}{at}"
                      + (f": {d.detail}" if d.detail else ""))
     lines += [f"  note: {n}" for n in evidence.notes]
+    if len(lines) == 1:
+        lines.append("  nothing to look up: the bounce names no sending IP and no domain")
     return lines

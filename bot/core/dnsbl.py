@@ -309,17 +309,37 @@ def _txt_reason(txt: DnsAnswer | None) -> str:
     return " | ".join(txt.records)
 
 
-def health_problem(zone: Zone, listed: DnsAnswer, clean: DnsAnswer) -> str | None:
-    """Why the zone cannot be believed right now, or None when both test points answer right."""
+@dataclass(frozen=True)
+class Health:
+    """What a zone's RFC 5782 test points say about it right now."""
+
+    problem: str | None = None  # why the zone cannot be believed; None when it can
+    unanswered: bool = False  # a test point got no answer: the zone (or the way to it) is down
+
+
+def health(zone: Zone, listed: DnsAnswer, clean: DnsAnswer) -> Health:
+    """Judge a zone by its test points: 127.0.0.2 must answer listed, 127.0.0.1 not listed."""
+    failed = [(what, a) for what, a in (("“always listed”", listed), ("“never listed”", clean))
+              if a.failed]
+    if failed:
+        which = " and ".join(what for what, _ in failed)
+        points = "points" if len(failed) > 1 else "point"
+        return Health(f"its {which} test {points} failed: {_failure(failed[0][1])}",
+                      unanswered=True)
     if interpret(zone, clean).status is not ListingStatus.NOT_LISTED:
-        return f"its “never listed” test point answers {_said(zone, clean)}"
+        return Health(f"its “never listed” test point answers {_said(zone, clean)}")
     # Any 127/8 answer that is not an error code will do for 127.0.0.2: some lists answer their
     # test point with a code of their own (RFC 5782 only requires that it is listed).
     said_listed = listed.status is DnsStatus.OK and all(
         _CODE.match(r) and r not in zone.errors for r in listed.records)
     if not said_listed:
-        return f"its “always listed” test point answers {_said(zone, listed)}"
-    return None
+        return Health(f"its “always listed” test point answers {_said(zone, listed)}")
+    return Health()
+
+
+def health_problem(zone: Zone, listed: DnsAnswer, clean: DnsAnswer) -> str | None:
+    """Why the zone cannot be believed right now, or None when both test points answer right."""
+    return health(zone, listed, clean).problem
 
 
 def _said(zone: Zone, answer: DnsAnswer) -> str:
@@ -330,14 +350,30 @@ def _said(zone: Zone, answer: DnsAnswer) -> str:
     return _failure(answer)
 
 
-def distrust(listing: Listing, problem: str) -> Listing:
-    """A listing from a list that failed its test points: reported as unknown, with the reason."""
+def distrust(listing: Listing, problem: str | Health) -> Listing:
+    """A listing from a list that failed its test points: reported as unknown, with the reason.
+    When the test points got no answer and the listing is unknown anyway, its own reason stands
+    (the zone is simply not answering)."""
+    if isinstance(problem, Health):
+        if problem.problem is None:
+            return listing
+        if problem.unanswered and listing.status is ListingStatus.UNKNOWN:
+            return listing
+        problem = problem.problem
     said = {ListingStatus.LISTED: f"it said listed ({listing.code})",
             ListingStatus.NOT_LISTED: "it said not listed",
             ListingStatus.UNKNOWN: listing.detail}[listing.status]
     return Listing(listing.list, listing.zone, listing.provider, ListingStatus.UNKNOWN,
                    listing.code, listing.meaning,
                    f"not trustworthy right now: {problem}; {said}")
+
+
+def not_asked(zone: Zone, shown: str, health: Health) -> Listing:
+    """The answer for an address not asked because the zone's test points got no answer (a
+    sweep does not send a dead zone one query per address)."""
+    return Listing(zone.name, shown, zone.provider, ListingStatus.UNKNOWN,
+                   detail=f"the list is not answering: {health.problem}; not asked for this "
+                          "address")
 
 
 # ----------------------------------------------------------------------------- data

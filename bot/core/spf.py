@@ -226,9 +226,11 @@ async def check_host(dns: Resolver, ip: str, domain: str, sender: str | None = N
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
         address = address.ipv4_mapped
     domain = domain.rstrip(".").lower()
+    if not valid_domain(domain):
+        return SpfResult(domain, "none", detail="not a valid domain name: nothing looked up")
     state = _State(address, sender or f"postmaster@{domain}", dns)
     try:
-        result, record, matched = await _evaluate(state, domain, top=True)
+        result, record, matched = await _evaluate(state, ascii_domain(domain) or domain, top=True)
     except SpfError as exc:
         record = state.trail[0] if state.trail else None
         return SpfResult(domain, exc.result, record, None, state.lookups, exc.detail)
@@ -237,7 +239,7 @@ async def check_host(dns: Resolver, ip: str, domain: str, sender: str | None = N
 
 async def _evaluate(state: _State, domain: str, top: bool = False) -> tuple[str, str | None,
                                                                               str | None]:
-    if not _valid_domain(domain):
+    if not valid_domain(domain):
         return "none", None, None
     text = await _fetch(state, domain)
     if text is None:
@@ -258,10 +260,24 @@ async def _evaluate(state: _State, domain: str, top: bool = False) -> tuple[str,
     return "neutral", text, None
 
 
-def _valid_domain(domain: str) -> bool:
-    labels = domain.split(".")
-    return (len(labels) > 1 and len(domain) <= 253
+def ascii_domain(domain: str) -> str | None:
+    """The name as DNS carries it (IDNA A-labels, lower case), or None if it has no such form."""
+    try:
+        return domain.rstrip(".").encode("idna").decode("ascii").lower()
+    except UnicodeError:
+        return None
+
+
+def valid_domain(domain: str) -> bool:
+    """Whether `domain` can be looked up at all: two labels or more, each of 1 to 63 octets
+    (internationalised names counted in their IDNA form), 253 octets in all."""
+    wire = ascii_domain(domain)
+    if wire is None:
+        return False
+    labels = wire.split(".")
+    return (len(labels) > 1 and len(wire) <= 253
             and all(0 < len(label) <= 63 for label in labels))
+
 
 
 async def _fetch(state: _State, domain: str) -> str | None:
@@ -410,6 +426,9 @@ def dmarc_targets(domain: str) -> list[str]:
 async def dmarc_policy(dns: Resolver, domain: str) -> DmarcResult:
     """The DMARC policy that applies to mail from `domain`."""
     domain = domain.rstrip(".").lower()
+    if not valid_domain(domain):
+        return DmarcResult(domain, "invalid", detail="not a valid domain name: nothing looked up")
+    domain = ascii_domain(domain) or domain  # the policy's own domain, as DNS spells it
     for target in dmarc_targets(domain):
         answer = await dns.query(f"_dmarc.{target}", "TXT")
         if answer.failed:

@@ -100,7 +100,7 @@ class EvidenceService:
         self.resolver = resolver
         self.keys = dict(keys)
         self.deadline = deadline
-        self._health_checks: dict[str, asyncio.Task[str | None]] = {}
+        self._health_checks: dict[str, asyncio.Task[dnsbl.Health]] = {}
 
     # ------------------------------------------------------------------ block lists
 
@@ -113,7 +113,11 @@ class EvidenceService:
                         providers: Collection[str] | None = None) -> list[CheckResult]:
         """Several IPs at once (a sweep of a range): every lookup in flight together, under
         one overall deadline. A zone's RFC 5782 test points are asked once for all of them,
-        and once for every check running at the same time (the bot's concurrent checks)."""
+        and once for every check running at the same time (the bot's concurrent checks).
+
+        With more than one address, each zone is asked only once its test points have answered:
+        a zone that does not answer them is not sent a query per address (each would hold a
+        slot of the concurrency bound for the whole timeout, and starve the other lists)."""
         started = time.monotonic()
         zones = self.zones if providers is None else self.zones_of(providers)
         targets = [dnsbl.parse_target(text) for text in texts]
@@ -122,7 +126,10 @@ class EvidenceService:
                  for t in targets]
         asked = [p for plan in plans for p in plan.queries]
         health = {p.test_listed: self._health(p) for p in asked if p.test_listed}
-        jobs: list[Awaitable[object]] = [self._listing(p) for p in asked]
+        sweep = sum(1 for plan in plans if plan.queries) > 1
+        jobs: list[Awaitable[object]] = [
+            self._listing(p, health[p.test_listed] if sweep and p.test_listed else None)
+            for p in asked]
         jobs += [asyncio.shield(task) for task in health.values()]  # shared: never cancelled
         done = await _within(jobs, self.deadline, lambda _: _LATE)
         problems = dict(zip(health, done[len(asked):], strict=True))
@@ -134,7 +141,7 @@ class EvidenceService:
                             notes if plan.queries else (), seconds)
                 for text, t, plan in zip(texts, targets, plans, strict=True)]
 
-    def _health(self, p: Planned) -> asyncio.Task[str | None]:
+    def _health(self, p: Planned) -> asyncio.Task[dnsbl.Health]:
         """The zone's test-point check: the one in flight, if another check started it."""
         assert p.test_listed and p.test_clean
         loop = asyncio.get_running_loop()
@@ -144,21 +151,26 @@ class EvidenceService:
             task.add_done_callback(lambda done: self._health_done(p.test_listed or "", done))
         return task
 
-    def _health_done(self, name: str, task: asyncio.Task[str | None]) -> None:
+    def _health_done(self, name: str, task: asyncio.Task[dnsbl.Health]) -> None:
         if self._health_checks.get(name) is task:
             del self._health_checks[name]  # the next check asks again (the resolver caches)
 
-    async def _ask_health(self, p: Planned) -> str | None:
-        """Why the zone cannot be believed right now (its test points answer wrong), or None."""
+    async def _ask_health(self, p: Planned) -> dnsbl.Health:
+        """Whether the zone can be believed right now (its test points answer right)."""
         assert p.test_listed and p.test_clean
         listed, clean = await asyncio.gather(self.resolver.query(p.test_listed, "A"),
                                              self.resolver.query(p.test_clean, "A"))
-        return dnsbl.health_problem(p.zone, listed, clean)
+        return dnsbl.health(p.zone, listed, clean)
 
     def zones_of(self, providers: Collection[str]) -> tuple[Zone, ...]:
         return tuple(z for z in self.zones if z.provider in providers)
 
-    async def _listing(self, p: Planned) -> Listing:
+    async def _listing(self, p: Planned,
+                       gate: asyncio.Task[dnsbl.Health] | None = None) -> Listing:
+        if gate is not None:  # a sweep: ask only a zone that answers its test points
+            health = await asyncio.shield(gate)
+            if health.unanswered:
+                return dnsbl.not_asked(p.zone, p.shown, health)
         a = await self.resolver.query(p.name, "A")
         listing = dnsbl.interpret(p.zone, a, None, p.shown)
         if listing.status is ListingStatus.LISTED:  # the reason text only matters when listed
@@ -172,7 +184,7 @@ class EvidenceService:
         problem = problems.get(p.test_listed) if p.test_listed else None
         if not isinstance(listing, Listing) or problem is _LATE:
             return self._late(p)
-        return dnsbl.distrust(listing, problem) if isinstance(problem, str) else listing
+        return dnsbl.distrust(listing, problem) if isinstance(problem, dnsbl.Health) else listing
 
     def _late(self, p: Planned) -> Listing:
         return Listing(p.zone.name, p.shown, p.zone.provider, ListingStatus.UNKNOWN,
@@ -217,6 +229,8 @@ class EvidenceService:
             notes=tuple(f"{n}: no answer within the overall deadline" for n in late))
 
     async def mx(self, domain: str) -> dict[str, Any]:
+        if not spf.valid_domain(domain):
+            return {"domain": domain, "status": "invalid", "hosts": [], "provider": None}
         answer = await self.resolver.query(domain, "MX")
         hosts = [h for _, h in sorted(_mx_pairs(answer.records))]
         status = {DnsStatus.OK: "ok", DnsStatus.NXDOMAIN: "nxdomain",
