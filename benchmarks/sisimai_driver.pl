@@ -2,7 +2,8 @@
 # Peer driver for benchmarks/engine_throughput.py: decode every file named on standard input
 # with Sisimai (Debian's libsisimai-perl), PASSES times, the way Sisimai->make does
 # (Sisimai::Mail -> Sisimai::Message -> Sisimai::Data). Prints
-# "messages=<read per pass> records=<per pass> steady_seconds=<passes after the first>".
+# "messages=<read per pass> records=<per pass> steady_seconds=<passes after the first>
+# steady_cpu_seconds=<the CPU time, user + system, of those passes>".
 use strict;
 use warnings;
 use Time::HiRes qw(time);
@@ -30,6 +31,10 @@ sub one_pass {
 
 my ($messages, $records) = one_pass();    # the first pass warms up (module loading, caches)
 my $start = time;
+my ($user, $system) = times;
 one_pass() for 2 .. $passes;
 my $steady = time - $start;
-printf "messages=%d records=%d steady_seconds=%.6f\n", $messages, $records, $steady;
+my ($user_end, $system_end) = times;
+my $cpu = ($user_end - $user) + ($system_end - $system);
+printf "messages=%d records=%d steady_seconds=%.6f steady_cpu_seconds=%.6f\n", $messages, $records,
+    $steady, $cpu;
