@@ -9,6 +9,7 @@ computed before and after a restart is the same string.
 
 from __future__ import annotations
 
+import difflib
 import email
 import email.policy
 from collections.abc import Callable, Iterable, Mapping
@@ -20,7 +21,7 @@ from bot.adapters.render import Draft
 from bot.adapters.store import OutboxRow, Store
 from bot.config import Contact, Settings
 from bot.core import replies
-from bot.core.errors import DelistbotError
+from bot.core.errors import ConfigError, DelistbotError
 from bot.core.knowledge import Knowledge, Provider, ReplyMarkers
 from bot.core.model import SENDER_REASONS, Diagnosis
 from bot.core.replies import Reply, ReplyKind
@@ -677,8 +678,21 @@ def build(settings: Settings, knowledge: Knowledge | None = None) -> TicketServi
     from bot.adapters.render import Renderer as JinjaRenderer
     from bot.core.knowledge import load
 
+    knowledge = knowledge or load()
+    check_overrides(settings, knowledge)
     store = Store(settings.db_path)
     renderer = JinjaRenderer()
     return TicketService(
-        store, knowledge or load(), overrides_from(settings), settings.contact, renderer.render
+        store, knowledge, overrides_from(settings), settings.contact, renderer.render
     )
+
+
+def check_overrides(settings: Settings, knowledge: Knowledge) -> None:
+    """A [providers.X] table for a provider delistbot does not know would be ignored in silence
+    (a typo keeps the published wait): refuse it, naming the closest ids."""
+    for provider_id in settings.providers:
+        if provider_id not in knowledge.providers:
+            close = difflib.get_close_matches(provider_id, list(knowledge.providers), n=3)
+            hint = f" (did you mean {' or '.join(close)}?)" if close else ""
+            where = f" in {settings.config_path}" if settings.config_path else ""
+            raise ConfigError(f"[providers.{provider_id}]{where}: no such provider{hint}")
