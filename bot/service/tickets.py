@@ -339,8 +339,12 @@ class TicketService:
         thread_ts: str | None = None,
         actor: str = "cli",
     ) -> Applied:
-        """Record a provider reply on its ticket: a move when recognised, else a note."""
+        """Record a provider reply on its ticket: a move when recognised, else a note.
+
+        Only the first `replies.REPLY_LIMIT` characters of a longer paste are read and kept; the
+        note says how much was left out."""
         now = normalise(now)
+        text, dropped = replies.clip(text)
         with self.store.write():
             ticket = self.get(ref) if ref is not None else None
             reply = self.classify(text, ticket)
@@ -349,8 +353,16 @@ class TicketService:
                 ticket, matched_by, why = self._match(reply, channel, thread_ts)
                 if ticket is None:
                     return Applied(reply, message=why)
-            reply = self.classify(text, ticket)
-            return self._record_reply(ticket, reply, text, matched_by, now, actor)
+                reply = self.classify(text, ticket)  # now with that ticket's markers first
+            if dropped:
+                text += f"\n[… {dropped:,} more characters not kept]"
+            applied = self._record_reply(ticket, reply, text, matched_by, now, actor)
+        if dropped:
+            kept = f"{replies.REPLY_LIMIT:,}"
+            applied = replace(
+                applied, message=f"{applied.message} (only the first {kept} characters were read)"
+            )
+        return applied
 
     def _record_reply(
         self,
