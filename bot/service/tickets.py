@@ -12,9 +12,11 @@ from __future__ import annotations
 import difflib
 import email
 import email.policy
+import email.utils
+import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from bot.adapters.render import Draft
@@ -622,7 +624,7 @@ class TicketService:
             "evidence": ticket.evidence or "",
             "bounce_text": ticket.bounce_text.strip(),
             "expected_hours": acting.wait_hours if acting else None,
-            "first_seen": ticket.opened_at.strftime("%Y-%m-%d %H:%M UTC"),
+            "first_seen": first_seen(ticket),
             "fixed": (fixed or "").strip() or None,
             "contact": {
                 "name": contact.name,
@@ -679,6 +681,44 @@ _REPLY_EVENTS = {
     ReplyKind.ESCALATED: Kind.ESCALATED,
     ReplyKind.VERIFICATION: Kind.VERIFICATION,
 }
+
+
+_DATE_HEADER = re.compile(r"^(Date|Sent):[ \t]*(.+?)\s*$", re.IGNORECASE | re.MULTILINE)
+# Outlook's forward header: "Sent: Monday, March 25, 2013 2:58 PM" (the sender's local time).
+_OUTLOOK_SENT = ("%A, %B %d, %Y %I:%M %p", "%A, %B %d, %Y %H:%M", "%d %B %Y %H:%M")
+_HEADER_CHARS = 4096  # the bounce's own headers; a Date further down is the returned message's
+_EARLIEST = date(1990, 1, 1)  # a bounce dated before this has a broken clock or a forged header
+
+
+def bounce_date(text: str) -> datetime | date | None:
+    """When the bounce was written, from its Date header (or an Outlook forward's "Sent:" line,
+    which has no zone, so only its day is trusted); None when it names no readable date."""
+    for match in _DATE_HEADER.finditer(text[:_HEADER_CHARS]):
+        name, value = match.group(1).lower(), match.group(2)
+        if name == "date":
+            try:
+                when = email.utils.parsedate_to_datetime(value)
+            except (TypeError, ValueError, IndexError):
+                continue
+            return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
+        for layout in _OUTLOOK_SENT:
+            try:
+                return datetime.strptime(value, layout).date()
+            except ValueError:
+                continue
+    return None
+
+
+def first_seen(ticket: Ticket) -> str:
+    """The date a draft gives for the first rejection: the bounce's own, or else when the ticket
+    was opened (a bounce dated after that, or before 1990, is not believed)."""
+    when = bounce_date(ticket.bounce_text)
+    if isinstance(when, datetime):
+        if when.date() >= _EARLIEST and when <= ticket.opened_at:
+            return when.strftime("%Y-%m-%d %H:%M UTC")
+    elif when is not None and _EARLIEST <= when <= (ticket.opened_at + timedelta(days=1)).date():
+        return when.isoformat()  # a day without a zone may run ahead of UTC by one
+    return ticket.opened_at.strftime("%Y-%m-%d %H:%M UTC")
 
 
 def _iso(value: datetime | None) -> str | None:
