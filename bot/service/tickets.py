@@ -302,8 +302,10 @@ class TicketService:
         return {p: self.kb.providers[p].replies for p in order}
 
     def classify(self, text: str, ticket: Ticket | None = None) -> Reply:
+        """What a reply says (its first `replies.REPLY_LIMIT` characters), the ticket's own
+        providers' markers first."""
         first = (ticket.blocklist, ticket.receiver) if ticket else ()
-        return replies.classify(text, self._markers(first))
+        return replies.classify(replies.clip(text)[0], self._markers(first))
 
     def _match(
         self, reply: Reply, channel: str | None, thread_ts: str | None
