@@ -162,7 +162,9 @@ def _read_file(path: Path) -> dict[str, Any]:
         raise ConfigError(f"settings file {path}: {exc}") from None
 
 
-def _overrides(data: Mapping[str, Any]) -> dict[str, ProviderOverride]:
+def _overrides(data: Any) -> dict[str, ProviderOverride]:
+    if not isinstance(data, dict):
+        raise ConfigError("[providers] must hold one table per provider, e.g. [providers.spamhaus]")
     out = {}
     for provider_id, values in data.items():
         if not isinstance(values, dict):
@@ -174,6 +176,22 @@ def _overrides(data: Mapping[str, Any]) -> dict[str, ProviderOverride]:
             **{k: parse_duration(v, f"providers.{provider_id}.{k}") for k, v in values.items()}
         )
     return out
+
+
+def _contact(data: Any) -> Contact:
+    """The [contact] table: name, organisation, email, phone, each a string."""
+    if not isinstance(data, dict):
+        raise ConfigError("[contact] must be a table (name, organisation, email, phone)")
+    known = Contact.__dataclass_fields__
+    unknown = sorted(set(data) - set(known))
+    if unknown:
+        raise ConfigError(
+            f"[contact]: unknown key(s) {', '.join(unknown)} (known: {', '.join(known)})"
+        )
+    for key, value in data.items():
+        if not isinstance(value, str):
+            raise ConfigError(f"contact.{key}: expected a string, not {value!r}")
+    return Contact(**data)
 
 
 def load_settings(env: Mapping[str, str] | None = None, cwd: Path | None = None) -> Settings:
@@ -207,6 +225,6 @@ def load_settings(env: Mapping[str, str] | None = None, cwd: Path | None = None)
         slack_signing_secret=env.get("SLACK_SIGNING_SECRET") or None,
         slack_api_base_url=env.get("SLACK_API_BASE_URL") or "https://slack.com/api/",
         providers=_overrides(data.get("providers", {})),
-        contact=Contact(**data.get("contact", {})),
+        contact=_contact(data.get("contact", {})),
         raw=data,
     )

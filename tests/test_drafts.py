@@ -7,6 +7,7 @@ Regenerate the golden files after a deliberate template change with
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -15,7 +16,7 @@ from bot.adapters.render import Renderer, TemplateError
 from bot.core.knowledge import Provider
 from bot.core.model import DelistMethod
 from bot.service.tickets import TicketService
-from tests.test_tickets_kit import KB, REPO, T0, diagnosis, service
+from tests.test_tickets_kit import KB, REPO, T0, diagnosis, seed, service
 
 GOLDEN = REPO / "tests" / "golden" / "drafts"
 ROUTES = [(p, name) for p in KB.providers.values() for name in p.routes]
@@ -131,3 +132,26 @@ def test_a_missing_value_fails_loudly_naming_the_template(svc: TicketService) ->
         Renderer().render("email_request", context)
     with pytest.raises(TemplateError, match=r"no draft template nope\.txt\.j2"):
         Renderer().render("nope", context)
+
+
+@pytest.mark.parametrize(
+    ("bounce", "shown"),
+    [
+        # The seed: forwarded from Outlook, "Sent:" in the sender's local time, so only the day.
+        ("seed", "2013-03-25"),
+        ("Date: Mon, 25 Mar 2013 14:58:03 +0900\nSubject: failure notice\n\n550 blocked\n",
+         "2013-03-25 05:58 UTC"),
+        ("Subject: failure notice\n\n550 blocked\n", "2013-03-25 07:58 UTC"),  # no date: opened
+        ("Date: Fri, 1 Jan 2100 00:00:00 +0000\n\n550 blocked\n", "2013-03-25 07:58 UTC"),
+        ("Date: not a date at all\n\n550 blocked\n", "2013-03-25 07:58 UTC"),
+    ],
+)
+def test_the_draft_dates_the_first_rejection_by_the_bounce_itself(
+    svc: TicketService, bounce: str, shown: str
+) -> None:
+    text = seed("qmail-microsoft-blocklist1.txt") if bounce == "seed" else bounce
+    opened_later = T0 + timedelta(hours=2)  # pasted two hours after the bounce arrived
+    diag = diagnosis(receiver="att_legacy", evidence="550 5.7.1 blocked by AT&T")
+    opened = svc.open_from_diagnosis(diag, text, opened_later)
+    assert opened.ticket is not None
+    assert f"- First rejection seen: {shown}\n" in svc.draft(opened.ticket.id).text

@@ -212,3 +212,26 @@ def test_concurrent_writers_never_duplicate_a_ticket_or_lose_a_bounce(tmp_path: 
     keys = [row.key for row in svc.store.outbox(unsent_only=False)]
     assert len(keys) == len(set(keys)) == 40
     assert json.loads(json.dumps(svc.to_json(tickets[0])))["state"] == "requested"
+
+
+def test_the_file_reads_with_the_sqlite_utils_tool_as_plain_tables(tmp_path: Path) -> None:
+    path = tmp_path / "d.db"
+    svc = service(path)
+    svc.open_from_diagnosis(diagnosis(), "the bounce", T0)
+    svc.mark_sent("DL-1", T0 + H)
+    svc.store.close()
+    tool = Path(sys.executable).with_name("sqlite-utils")
+    if not tool.exists():
+        pytest.skip("the sqlite-utils command is not installed beside this Python")
+
+    def rows(sql: str) -> list[dict[str, object]]:
+        out = subprocess.run([str(tool), "query", str(path), sql], capture_output=True,
+                             text=True, timeout=60, check=True)
+        return json.loads(out.stdout)  # type: ignore[no-any-return]
+
+    assert rows("SELECT id, ip, state, provider_ticket_ids FROM tickets") == [
+        {"id": "DL-1", "ip": "11.22.33.44", "state": "requested", "provider_ticket_ids": "[]"}
+    ]
+    assert [(e["kind"], e["to_state"]) for e in rows("SELECT * FROM ticket_events")] == [
+        ("opened", "open"), ("sent", "requested")]
+

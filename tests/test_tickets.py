@@ -116,7 +116,11 @@ def test_every_move_from_every_state_is_accepted_or_refused_as_the_lifecycle_say
 def test_an_illegal_move_says_what_is_allowed_instead() -> None:
     with pytest.raises(IllegalMove) as err:
         transition(ticket(State.CLOSED), Event(Kind.SENT), NOW)
-    assert "allowed now: reopened" in str(err.value)
+    assert "allowed now: reopened)" in str(err.value)
+    with pytest.raises(IllegalMove) as err:
+        transition(ticket(State.OPEN), Event(Kind.VERIFIED), NOW)
+    # The moves, in lifecycle order; not the notes, snoozes and evidence every state takes.
+    assert "(allowed now: sent, acknowledged, delisted, refused, closed)" in str(err.value)
 
 
 def test_the_happy_path_stamps_the_time_of_every_step() -> None:

@@ -4,6 +4,7 @@ real mails, exit codes and JSON as scripts read them."""
 from __future__ import annotations
 
 import json
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -121,3 +122,67 @@ def test_a_refusal_then_an_escalation_from_a_shell(run) -> None:  # type: ignore
     assert after["state"] == "escalated" and after["overdue_at"] is not None
     assert after["events"][-1]["text"] == "asked the Escalations Team by the portal"
     assert run("escalate", "DL-1").returncode == 5  # already escalated: a clear refusal
+
+
+def test_without_delistbot_db_the_tickets_live_in_delistbot_db_in_the_working_directory(
+    tmp_path: Path,
+) -> None:
+    if not SEED.is_dir():
+        pytest.skip(f"seed corpus not found at {SEED}")
+    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO)}
+    opened = subprocess.run(
+        [sys.executable, "-m", "bot", "open", str(SEED / "qmail-microsoft-blocklist1.txt")],
+        env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60,
+    )
+    assert (opened.returncode, opened.stdout) == (0, "DL-1\n"), opened.stderr
+    conn = sqlite3.connect(tmp_path / "delistbot.db")
+    assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+    assert conn.execute("SELECT id, ip FROM tickets").fetchall() == [("DL-1", "11.22.33.44")]
+    conn.close()
+
+
+def test_a_five_megabyte_paste_is_read_to_its_first_100000_characters(run) -> None:  # type: ignore[no-untyped-def]
+    run("open", str(SEED / "qmail-microsoft-blocklist1.txt"))
+    reply = seed("microsoft-autoreply.txt")
+    flood = (reply + "\n") * (5 * 1024 * 1024 // len(reply))
+    ack = run("update", "DL-1", "-", stdin=flood.encode())
+    assert ack.returncode == 0 and "open -> acknowledged" in ack.stdout, ack.stderr
+    assert "only the first 100,000 characters were read" in ack.stdout
+    noise = run("update", "DL-1", "-", stdin=b"Hello\n" * 900_000)
+    assert noise.returncode == 3 and "kept as a note" in noise.stderr
+    data = json.loads(run("ticket", "DL-1", "--json").stdout)
+    assert data["state"] == "acknowledged"
+    note = data["events"][-1]
+    assert note["kind"] == "note" and note["text"].endswith("[… 5,300,000 more characters not kept]")
+    assert len(note["text"]) < 100_100
+
+
+@pytest.mark.parametrize(
+    ("args", "stdin", "code", "message"),
+    [
+        (("update", "DL-9", "-"), b"We have received your request.", 5, "no ticket DL-9"),
+        (("ticket", "garbage"), b"", 5, "no ticket garbage (ids look like DL-42)"),
+        (("draft", "DL-99999999999999999999"), b"", 5, "no ticket DL-99999999999999999999"),
+        (("open", "-"), b"\xff\xfe\x00\x00" * 1000, 4, "looks binary"),
+        (("open", "-"), b"   \n\n", 4, "standard input is empty"),
+        (("verified", "DL-1"), b"", 5,
+         "DL-1 is open: cannot record verified (allowed now: sent, acknowledged, delisted,"
+         " refused, closed)"),
+        (("snooze", "DL-1", "forever"), b"", 2, "expected a duration like 90s, 30m, 24h or 3d"),
+    ],
+)
+def test_hostile_input_gets_a_message_and_an_exit_code_never_a_traceback(  # type: ignore[no-untyped-def]
+    run, args, stdin, code, message
+) -> None:
+    run("open", str(SEED / "qmail-microsoft-blocklist1.txt"))
+    result = run(*args, stdin=stdin)
+    assert (result.returncode, "Traceback" in result.stderr) == (code, False), result.stderr
+    assert message in result.stderr
+    assert json.loads(run("ticket", "DL-1", "--json").stdout)["state"] == "open"
+
+
+def test_a_settings_file_with_a_typo_stops_every_ticket_command_with_its_name(run, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    (tmp_path / "delistbot.toml").write_text('[contact]\nnmae = "Aiko"\n')
+    result = run("tickets")
+    assert (result.returncode, "Traceback" in result.stderr) == (2, False)
+    assert "[contact]: unknown key(s) nmae" in result.stderr

@@ -258,3 +258,30 @@ def test_a_confirmation_naming_the_ticket_by_its_bare_number_says_the_id_the_tic
     assert applied.ticket is not None and applied.ticket.state is State.DELISTED
     assert applied.reply.ticket_ids == ("SRX1234567890ID",)
     assert applied.ticket.provider_ticket_ids == ("SRX1234567890ID",)
+
+
+def test_a_reply_pasted_without_a_ticket_id_is_read_only_to_its_first_100000_characters(
+    svc: TicketService,
+) -> None:
+    svc.open_from_diagnosis(diagnosis(ip="203.0.113.5"), "b", T0)
+    svc.mark_sent("DL-1", T0)
+    late = "x " * 60_000 + "Your IP 203.0.113.5 has been delisted."  # the outcome past the limit
+    assert not svc.classify(late).recognised
+    applied = svc.apply_reply(late, T0 + H, ref="DL-1")
+    assert (applied.changed, svc.get("DL-1").state) == (False, State.REQUESTED)
+    assert "only the first 100,000 characters were read" in applied.message
+
+
+def test_a_reply_is_matched_by_its_provider_ticket_id_before_the_ip_it_mentions(
+    svc: TicketService,
+) -> None:
+    svc.open_from_diagnosis(diagnosis(ip="203.0.113.5"), "b", T0)
+    svc.apply_reply("Subject: SRX1111111111ID\n\nWe have received your request.", T0, ref="DL-1")
+    svc.open_from_diagnosis(diagnosis(ip="198.51.100.9"), "b", T0)
+    svc.mark_sent("DL-2", T0)
+    # The confirmation for DL-1's provider ticket also names DL-2's IP (a second IP it checked).
+    reply = "Subject: SRX1111111111ID\n\n198.51.100.9 and 203.0.113.5 have been delisted."
+    applied = svc.apply_reply(reply, T0 + H)
+    assert applied.ticket is not None
+    assert (applied.matched_by, applied.ticket.id) == ("provider ticket id", "DL-1")
+    assert (svc.get("DL-1").state, svc.get("DL-2").state) == (State.DELISTED, State.REQUESTED)

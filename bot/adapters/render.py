@@ -127,7 +127,8 @@ class Renderer:
         if "Subject" not in headers:
             raise TemplateError(f"template {name}{SUFFIX} must extend _base{SUFFIX} (no Subject)")
         to = headers.get("To") or headers.get("Form") or headers.get("See") or ""
-        return Draft(name, headers["Subject"], to, text, tuple(_TODO.findall(text)))
+        todo = tuple(dict.fromkeys(_TODO.findall(text)))  # one prompt, however often it appears
+        return Draft(name, headers["Subject"], to, text, todo)
 
 
 def _tidy(text: str) -> str:

@@ -34,6 +34,9 @@ class ReplyKind(StrEnum):
 
 
 OUTCOMES = (ReplyKind.RESOLVED, ReplyKind.REFUSED, ReplyKind.ESCALATED)
+# A provider's answer is a page or two; a forwarded thread a few dozen. Past this many characters
+# a paste is a mistake (a mailbox export, a log): only its head is read and kept.
+REPLY_LIMIT = 100_000
 
 
 def _compile(*patterns: str) -> tuple[re.Pattern[str], ...]:
@@ -122,6 +125,11 @@ class Reply:
     @property
     def recognised(self) -> bool:
         return self.kind is not ReplyKind.UNKNOWN
+
+
+def clip(text: str, limit: int = REPLY_LIMIT) -> tuple[str, int]:
+    """The first `limit` characters of a pasted reply, and how many characters were left out."""
+    return (text, 0) if len(text) <= limit else (text[:limit], len(text) - limit)
 
 
 def own_text(text: str) -> str:

@@ -233,7 +233,13 @@ def new_ticket(ip: str, now: datetime, waits: Waits, **facts: Any) -> tuple[Tick
 
 
 def allowed(state: State) -> list[str]:
-    return sorted(str(kind) for kind, moves in TRANSITIONS.items() if state in moves)
+    """The moves the table allows from `state`, in lifecycle order. Annotations (a note, a snooze,
+    evidence) are allowed in every state but a closed one, so naming them tells nobody anything."""
+    return [
+        str(kind)
+        for kind, moves in TRANSITIONS.items()
+        if state in moves and kind not in _ANNOTATIONS
+    ]
 
 
 def transition(ticket: Ticket, event: Event, now: datetime) -> tuple[Ticket, tuple[LogEntry, ...]]:

@@ -9,18 +9,21 @@ computed before and after a restart is the same string.
 
 from __future__ import annotations
 
+import difflib
 import email
 import email.policy
+import email.utils
+import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from bot.adapters.render import Draft
 from bot.adapters.store import OutboxRow, Store
 from bot.config import Contact, Settings
 from bot.core import replies
-from bot.core.errors import DelistbotError
+from bot.core.errors import ConfigError, DelistbotError
 from bot.core.knowledge import Knowledge, Provider, ReplyMarkers
 from bot.core.model import SENDER_REASONS, Diagnosis
 from bot.core.replies import Reply, ReplyKind
@@ -299,8 +302,10 @@ class TicketService:
         return {p: self.kb.providers[p].replies for p in order}
 
     def classify(self, text: str, ticket: Ticket | None = None) -> Reply:
+        """What a reply says (its first `replies.REPLY_LIMIT` characters), the ticket's own
+        providers' markers first."""
         first = (ticket.blocklist, ticket.receiver) if ticket else ()
-        return replies.classify(text, self._markers(first))
+        return replies.classify(replies.clip(text)[0], self._markers(first))
 
     def _match(
         self, reply: Reply, channel: str | None, thread_ts: str | None
@@ -338,8 +343,12 @@ class TicketService:
         thread_ts: str | None = None,
         actor: str = "cli",
     ) -> Applied:
-        """Record a provider reply on its ticket: a move when recognised, else a note."""
+        """Record a provider reply on its ticket: a move when recognised, else a note.
+
+        Only the first `replies.REPLY_LIMIT` characters of a longer paste are read and kept; the
+        note says how much was left out."""
         now = normalise(now)
+        text, dropped = replies.clip(text)
         with self.store.write():
             ticket = self.get(ref) if ref is not None else None
             reply = self.classify(text, ticket)
@@ -348,8 +357,16 @@ class TicketService:
                 ticket, matched_by, why = self._match(reply, channel, thread_ts)
                 if ticket is None:
                     return Applied(reply, message=why)
-            reply = self.classify(text, ticket)
-            return self._record_reply(ticket, reply, text, matched_by, now, actor)
+                reply = self.classify(text, ticket)  # now with that ticket's markers first
+            if dropped:
+                text += f"\n[… {dropped:,} more characters not kept]"
+            applied = self._record_reply(ticket, reply, text, matched_by, now, actor)
+        if dropped:
+            kept = f"{replies.REPLY_LIMIT:,}"
+            applied = replace(
+                applied, message=f"{applied.message} (only the first {kept} characters were read)"
+            )
+        return applied
 
     def _record_reply(
         self,
@@ -609,7 +626,7 @@ class TicketService:
             "evidence": ticket.evidence or "",
             "bounce_text": ticket.bounce_text.strip(),
             "expected_hours": acting.wait_hours if acting else None,
-            "first_seen": ticket.opened_at.strftime("%Y-%m-%d %H:%M UTC"),
+            "first_seen": first_seen(ticket),
             "fixed": (fixed or "").strip() or None,
             "contact": {
                 "name": contact.name,
@@ -668,6 +685,44 @@ _REPLY_EVENTS = {
 }
 
 
+_DATE_HEADER = re.compile(r"^(Date|Sent):[ \t]*(.+?)\s*$", re.IGNORECASE | re.MULTILINE)
+# Outlook's forward header: "Sent: Monday, March 25, 2013 2:58 PM" (the sender's local time).
+_OUTLOOK_SENT = ("%A, %B %d, %Y %I:%M %p", "%A, %B %d, %Y %H:%M", "%d %B %Y %H:%M")
+_HEADER_CHARS = 4096  # the bounce's own headers; a Date further down is the returned message's
+_EARLIEST = date(1990, 1, 1)  # a bounce dated before this has a broken clock or a forged header
+
+
+def bounce_date(text: str) -> datetime | date | None:
+    """When the bounce was written, from its Date header (or an Outlook forward's "Sent:" line,
+    which has no zone, so only its day is trusted); None when it names no readable date."""
+    for match in _DATE_HEADER.finditer(text[:_HEADER_CHARS]):
+        name, value = match.group(1).lower(), match.group(2)
+        if name == "date":
+            try:
+                when = email.utils.parsedate_to_datetime(value)
+            except (TypeError, ValueError, IndexError):
+                continue
+            return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
+        for layout in _OUTLOOK_SENT:
+            try:
+                return datetime.strptime(value, layout).date()
+            except ValueError:
+                continue
+    return None
+
+
+def first_seen(ticket: Ticket) -> str:
+    """The date a draft gives for the first rejection: the bounce's own, or else when the ticket
+    was opened (a bounce dated after that, or before 1990, is not believed)."""
+    when = bounce_date(ticket.bounce_text)
+    if isinstance(when, datetime):
+        if when.date() >= _EARLIEST and when <= ticket.opened_at:
+            return when.strftime("%Y-%m-%d %H:%M UTC")
+    elif when is not None and _EARLIEST <= when <= (ticket.opened_at + timedelta(days=1)).date():
+        return when.isoformat()  # a day without a zone may run ahead of UTC by one
+    return ticket.opened_at.strftime("%Y-%m-%d %H:%M UTC")
+
+
 def _iso(value: datetime | None) -> str | None:
     return value.astimezone(UTC).isoformat().replace("+00:00", "Z") if value else None
 
@@ -677,8 +732,21 @@ def build(settings: Settings, knowledge: Knowledge | None = None) -> TicketServi
     from bot.adapters.render import Renderer as JinjaRenderer
     from bot.core.knowledge import load
 
+    knowledge = knowledge or load()
+    check_overrides(settings, knowledge)
     store = Store(settings.db_path)
     renderer = JinjaRenderer()
     return TicketService(
-        store, knowledge or load(), overrides_from(settings), settings.contact, renderer.render
+        store, knowledge, overrides_from(settings), settings.contact, renderer.render
     )
+
+
+def check_overrides(settings: Settings, knowledge: Knowledge) -> None:
+    """A [providers.X] table for a provider delistbot does not know would be ignored in silence
+    (a typo keeps the published wait): refuse it, naming the closest ids."""
+    for provider_id in settings.providers:
+        if provider_id not in knowledge.providers:
+            close = difflib.get_close_matches(provider_id, list(knowledge.providers), n=3)
+            hint = f" (did you mean {' or '.join(close)}?)" if close else ""
+            where = f" in {settings.config_path}" if settings.config_path else ""
+            raise ConfigError(f"[providers.{provider_id}]{where}: no such provider{hint}")
