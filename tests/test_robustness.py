@@ -7,6 +7,7 @@ from pathlib import Path
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from bot.core.bounce import MAX_DIAGNOSTIC
 from bot.service.diagnose import diagnose_bytes
 
 QMAIL = (b"Hi. This is the qmail-send program at mx.example.net.\n"
@@ -51,6 +52,23 @@ def test_five_megabyte_paste_is_answered():
     paste = QMAIL + b"x" * (5 * 1024 * 1024)
     (d,) = diagnose_bytes(paste, "huge")
     assert d.is_bounce and str(d.reason) == "userunknown"
+
+
+def test_a_runaway_paste_of_smtp_like_chatter_gets_a_readable_evidence_line():
+    # Megabytes of words with reply codes in them, no blank line: read as one long "reply".
+    words = b"550 mail host blocked delivery status the user example.com error "
+    paste = b"Delivery failed:\n" + b"\n".join([words * 4] * 20000)
+    (d,) = diagnose_bytes(paste, "runaway")
+    assert d.is_bounce
+    assert len(d.evidence or "") <= MAX_DIAGNOSTIC + 2 and (d.evidence or "").endswith(" …")
+    assert all(len(r.diagnostic) <= MAX_DIAGNOSTIC + 2 for r in d.recipients)
+
+
+def test_a_rejection_followed_by_megabytes_of_chatter_still_names_its_list():
+    paste = (b"550 5.7.1 Service unavailable; Client host [203.0.113.5] blocked using "
+             b"b.barracudacentral.org\n" + b"and then the thread went on and on\n" * 150000)
+    (d,) = diagnose_bytes(paste, "long")
+    assert d.blocklist == "barracuda" and d.sending_ip == "203.0.113.5"
 
 
 def test_hostile_text_is_kept_as_data():

@@ -32,6 +32,9 @@ from bot.core.bounce.text import clean_paste, command_of, find_reply, may_name_c
 from bot.core.model import Bounce, Reason, RecipientRecord
 
 MAX_INPUT_BYTES = 8 * 1024 * 1024  # beyond this the tail is not read; bounces are small
+# A diagnostic is an SMTP reply (RFC 5321 §4.5.3.1.5: 512 octets a line), a few lines at most;
+# text past this is a paste gone wrong, and reading it would only slow every rule down.
+MAX_DIAGNOSTIC = 2000
 NOT_A_BOUNCE = "no SMTP error or delivery-status part found"
 EMPTY = "the input is empty"
 BINARY = "the input is binary, not mail text"
@@ -66,14 +69,29 @@ def read(data: bytes, source: str = "-") -> list[Bounce]:
     if events.looks_like_json(data):
         found = events.parse(data)
         if found is not None:
-            return _from_events(found, source)
+            return [_bounded(b) for b in _from_events(found, source)]
     data = normalise_newlines(data)
     chunks = split_mbox(data)
     bounces = []
     for index, chunk in enumerate(chunks, 1):
         name = source if len(chunks) == 1 else f"{source}#{index}"
-        bounces.append(read_one(chunk, name))
+        bounces.append(_bounded(read_one(chunk, name)))
     return bounces
+
+
+def _bounded(bounce: Bounce) -> Bounce:
+    """Diagnostics cut to MAX_DIAGNOSTIC characters, at a word, marked with an ellipsis."""
+    if all(len(r.diagnostic) <= MAX_DIAGNOSTIC for r in bounce.recipients):
+        return bounce
+    return replace(bounce, recipients=tuple(
+        replace(r, diagnostic=_cut(r.diagnostic)) if len(r.diagnostic) > MAX_DIAGNOSTIC else r
+        for r in bounce.recipients))
+
+
+def _cut(text: str) -> str:
+    head = text[:MAX_DIAGNOSTIC]
+    space = head.rfind(" ", MAX_DIAGNOSTIC // 2)
+    return (head[:space] if space > 0 else head).rstrip() + " …"
 
 
 def _from_events(found: list[events.Event], source: str) -> list[Bounce]:

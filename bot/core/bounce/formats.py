@@ -125,6 +125,9 @@ def _with_header_patterns() -> tuple[int, ...]:
 
 _LAST_BODY: tuple[str, int] | None = None  # the marker answer for the last body (readers ask twice)
 _CACHE_LIMIT = 256 * 1024
+# An MTA's markers stand in its notice, at the top of the bounce; the head is enough to name it,
+# and screening megabytes of a runaway paste with every format's markers took seconds.
+_MARKER_HEAD = 256 * 1024
 
 
 def _first_by_markers(body: str) -> int:
@@ -134,8 +137,9 @@ def _first_by_markers(body: str) -> int:
     if last is not None and last[0] == body:
         return last[1]
     table = load_formats()
-    low = lowered(body)
-    first = next((i for i, fmt in enumerate(table) if fmt.marker_screen.search(body, low)), len(table))
+    head = body[:_MARKER_HEAD]
+    low = lowered(head)
+    first = next((i for i, fmt in enumerate(table) if fmt.marker_screen.search(head, low)), len(table))
     if len(body) <= _CACHE_LIMIT:
         _LAST_BODY = (body, first)
     return first
