@@ -94,3 +94,14 @@ def test_delivered_replies_are_forgotten_after_a_week_undelivered_ones_never(tmp
     assert store.prune_replies(now=time.time() + 3 * 86400) == 0  # not a week yet
     assert store.prune_replies(now=time.time() + 8 * 86400) == 1
     assert [r.group for r in store.pending_replies()] == ["waiting"]
+
+
+def test_the_warm_up_report_runs_the_whole_engine_before_slack_is_served():
+    """`serve` diagnoses this report before it listens, so the engine's lazy preparation is not
+    paid by the first commands; it must stay a report the engine reads all the way through."""
+    from bot.service.diagnose import diagnose_bytes
+    from bot.slack.wiring import _WARM_UP
+
+    [d] = diagnose_bytes(_WARM_UP, "warm-up")
+    assert d.is_bounce and d.sending_ip == "192.0.2.1"
+    assert str(d.reason) == "blocked" and d.receiver == "microsoft_eop"

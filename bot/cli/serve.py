@@ -149,11 +149,16 @@ def _console(
 
 
 def _run_slack(settings: Settings, mode: str, args: argparse.Namespace) -> int:
+    import time
+
     from bot.slack.ports import ThreadRunner
-    from bot.slack.wiring import build
+    from bot.slack.wiring import build, warm_up
 
     runner = ThreadRunner()
     bot = build(settings, runner)
+    started = time.monotonic()
+    warm_up(bot.handlers.services)
+    log.info("diagnosis engine ready (%.1f s)", time.monotonic() - started)
     bot.pinger.start()
     bot.replies.start()
     if mode == "socket":
