@@ -85,6 +85,11 @@ def run(args: argparse.Namespace) -> int:
         print(f"delistbot serve: {exc}", file=sys.stderr)
         return EXIT_USAGE
     if mode == "console":
+        if args.mode is None and settings.slack_bot_token:
+            # A half-configured Slack setup must not pass for a working one.
+            print("delistbot serve: SLACK_BOT_TOKEN is set but neither SLACK_APP_TOKEN (Socket "
+                  "Mode) nor SLACK_SIGNING_SECRET (HTTP): running the console, not connecting "
+                  "to Slack", file=sys.stderr)
         # The console's output is the conversation; only real problems go to stderr.
         logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
         logging.getLogger("slack_bolt").setLevel(logging.ERROR)
