@@ -13,6 +13,7 @@ import pytest
 
 from bot.slack.demo import DEMO_ACK, DEMO_DELISTED
 from tests.fakeslack import APP_TOKEN, FakeSlack, bot_env, event_body
+from tests.slackbot import card_state
 
 BOUNCE = Path(__file__).parents[1] / "examples" / "seed-bounce.txt"
 
@@ -137,7 +138,7 @@ def test_a_card_button_and_a_provider_reply_over_the_socket_move_the_ticket(bot,
     })
     fake.wait_for_ack("env-press")
     sent = fake.wait_for("chat.update", where=lambda c: c.args.get("ts") == card_ts)[0]
-    assert "requested" in json.dumps(sent.args["blocks"])
+    assert card_state(sent) == "requested"
     fake.wait_for("chat.postMessage", where=lambda c: c.args.get("thread_ts") == card_ts
                   and "<@U0BOB> marked the request sent" in c.args.get("text", ""))
     # Microsoft's auto-reply pasted in the card's thread, delivered twice (Slack's retry).
@@ -151,7 +152,7 @@ def test_a_card_button_and_a_provider_reply_over_the_socket_move_the_ticket(bot,
                             "retry_attempt": attempt, "retry_reason": "timeout" if attempt else ""})
         fake.wait_for_ack(f"env-reply-{attempt}")
     acked = fake.wait_for("chat.update", 2, where=lambda c: c.args.get("ts") == card_ts)[-1]
-    assert "acknowledged" in json.dumps(acked.args["blocks"])
+    assert card_state(acked) == "acknowledged"
     assert "SRX1234567890ID" in json.dumps(acked.args["blocks"])
     # The provider's confirmation, pasted later in the same thread, has been handled since:
     # the retried auto-reply had its chance to act, and was not handled twice.
