@@ -135,6 +135,11 @@ class ConsoleSurface:
                 self.out.write(f"  {line}\n" if line else "\n")
             self.out.flush()
 
+    def next_ts(self) -> str:
+        """The next message's ts, the bot's or the user's: one clock, as in a Slack channel."""
+        with self._lock:
+            return f"{next(self._ts)}.000100"
+
     def post(
         self,
         channel: str,
@@ -143,7 +148,7 @@ class ConsoleSurface:
         broadcast: bool = False,
         metadata: dict[str, Any] | None = None,
     ) -> str:
-        ts = f"{next(self._ts)}.000100"
+        ts = self.next_ts()
         if metadata:
             payload = str(metadata.get("event_payload"))
             self.metadata[(thread_ts or ts, payload)] = ts
@@ -197,7 +202,6 @@ class Console:
         self.thread_of = thread_of  # DL-n -> the ticket's thread
         self.tick = tick  # the ping loop's tick: due pings show right after each input
         self._ids = itertools.count(1)
-        self._user_ts = itertools.count(1)
 
     # ------------------------------------------------------------ requests
 
@@ -227,7 +231,11 @@ class Console:
         })
 
     def message(self, text: str, thread_ts: str | None = None) -> str:
-        ts = f"{next(self._user_ts)}.000200"
+        ts = self.surface.next_ts()
+        lines = len(text.splitlines())
+        where = f"in thread {thread_ts}" if thread_ts else "in #console"
+        self.surface.out.write(f"  (you: message {ts} {where}, {lines} line"
+                               f"{'s' if lines != 1 else ''})\n")
         event: dict[str, Any] = {
             "type": "message", "channel": CHANNEL, "user": USER, "text": text, "ts": ts,
             "channel_type": "channel",
@@ -346,9 +354,8 @@ class Console:
     def _echo(self, pasted: str) -> None:
         """What was pasted, in brief: the transcript should show what the bot is answering."""
         lines = [line for line in pasted.splitlines() if line.strip()]
-        if lines:
-            more = f" (+{len(lines) - 1} lines)" if len(lines) > 1 else ""
-            self.surface.out.write(f"  | {_first_line(lines[0].strip())}{more}\n")
+        if lines:  # how many lines it was, `message` says
+            self.surface.out.write(f"  | {_first_line(lines[0].strip())}\n")
 
     def _thread(self, ref: str) -> str:
         if ref.upper().startswith("DL-"):
