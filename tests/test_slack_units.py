@@ -9,7 +9,7 @@ import pytest
 
 from bot.core.errors import ConfigError
 from bot.slack.blocks import duration
-from bot.slack.listeners import parse_command
+from bot.slack.listeners import parse_command, word_answer
 from bot.slack.store import SlackStore
 from bot.slack.text import escape, from_slack
 from bot.slack.ticket_flows import snooze_length
@@ -40,15 +40,31 @@ def test_escape_makes_mentions_and_links_inert():
         ("  help ", "help", ""),
         ("list", "list", ""),
         ("status DL-42", "status", "DL-42"),
+        ("dl-42", "status", "dl-42"),
         ("status 203.0.113.44", "status", "203.0.113.44"),
         ("203.0.113.44", "ip", "203.0.113.44"),
         ("2001:db8::25", "ip", "2001:db8::25"),
-        ("999.1.1.1", "bounce", "999.1.1.1"),
+        ("999.1.1.1", "word", "999.1.1.1"),
+        ("lsit", "word", "lsit"),
         ("550 5.7.1 blocked", "bounce", "550 5.7.1 blocked"),
     ],
 )
 def test_delist_command_words(text, verb, arg):
     assert parse_command(text) == (verb, arg)
+
+
+@pytest.mark.parametrize(
+    ("word", "answer"),
+    [
+        ("999.1.1.1", "'999.1.1.1' is not an IP address. `/delist help`"),
+        ("mail.example.com", "is a host name, not an IP address; block lists are keyed by IP"),
+        ("status", "`/delist status` needs a ticket id or an IP"),
+        ("lsit", "I do not know `/delist lsit`. `/delist help` shows what I can do"),
+        ("<!channel>", "I do not know `/delist &lt;!channel&gt;`"),
+    ],
+)
+def test_one_word_that_is_no_command_is_answered_at_once(word, answer):
+    assert answer in word_answer(word)
 
 
 def test_an_event_claimed_before_a_restart_stays_claimed(tmp_path):
