@@ -153,6 +153,15 @@ def button_value(call: Call) -> str:
                     for e in b["elements"]))
 
 
+def card_state(call: Call) -> str | None:
+    """The state a posted or updated ticket card shows (its "State:" field), None if no card."""
+    for block in call.args.get("blocks") or []:
+        for field in block.get("fields") or []:
+            if field["text"].startswith("*State:* "):
+                return str(field["text"].removeprefix("*State:* "))
+    return None
+
+
 def posted_in(fake: FakeSlack, channel: str, text: str = "") -> list[dict]:
     """What the channel really holds (the fake's messages), whatever the bot heard back."""
     return [m for m in fake.messages if m["channel"] == channel and text in m["text"]]

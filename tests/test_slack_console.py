@@ -150,3 +150,19 @@ def test_the_readme_quick_start_shows_what_make_run_prints(tmp_path):
 def _seconds(text: str) -> str:
     """A young ticket's age in seconds depends on when the clock ticked over: "0 s" or "1 s"."""
     return re.sub(r"\b\d+ s since", "N s since", text)
+
+
+def test_mistakes_in_the_console_get_a_plain_answer_and_no_traceback(tmp_path):
+    script = ("/delist status DL-999\n/delist 999.1.1.1\n/delist lsit\n"
+              ":thread DL-5 hello\n:thread 9.000100 hello\n:bogus\n")
+    result = run_console(script, tmp_path)
+    assert result.returncode == 0
+    out = result.stdout
+    assert "Sorry, I could not do that: no ticket DL-999 (ids look like DL-42)" in out
+    assert "'999.1.1.1' is not an IP address" in out
+    assert "I do not know `/delist lsit`" in out
+    assert "No ticket DL-5" in out
+    assert "There is no message 9.000100 here" in out
+    assert "There is no console command :bogus" in out
+    assert "(you: message" not in out  # none of those reached the bot as a message
+    assert result.stderr == ""

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from bot.core import dnsbl, knowledge
 from tests.dnsserver import LISTED_IP, SPAMCOP_TXT, DnsTestServer, Drop, reverse, seed
 from tests.fakeslack import FakeSlack, command_body
-from tests.slackbot import FORM, Bot, cards_in, click, running
+from tests.slackbot import FORM, Bot, card_state, cards_in, click, running
 
 ZONES = dnsbl.load_zones(knowledge.load().providers)
 SILENT_ZONE = "psbl.surriel.com"
@@ -30,6 +31,7 @@ def dns() -> Iterator[DnsTestServer]:
 def bot(fake, dns, tmp_path_factory) -> Iterator[Bot]:
     settings = ('[dns]\ntimeout = "0.3s"\ndeadline = "1.5s"\nrecheck = "1s"\n'
                 '[providers.spamcop]\npropagation = "1s"\n'
+                '[providers.microsoft_eop]\npropagation = "1s"\n'
                 '[slack]\nping_interval = "0.5s"\n')
     with running(fake, tmp_path_factory.mktemp("dns"), settings,
                  DELISTBOT_NAMESERVERS=dns.address) as bot:
@@ -88,7 +90,7 @@ def test_a_list_dropping_the_ip_is_seen_in_dns_pinged_in_the_thread_then_verifie
     assert bot.send(click("C0SEEN", "request_sent", ticket, user="U0ERIN",
                           block_id=f"ticket:{ticket}", message_ts=card["ts"]), FORM)[0] == 200
     fake.wait_for("chat.update", where=lambda c: c.args.get("ts") == card["ts"]
-                  and "requested" in json.dumps(c.args.get("blocks")))
+                  and card_state(c) == "requested")
     dns.remove(reverse(ip, "bl.spamcop.net"))
 
     def on_card(text: str):
@@ -98,12 +100,12 @@ def test_a_list_dropping_the_ip_is_seen_in_dns_pinged_in_the_thread_then_verifie
     assert ping.args["reply_broadcast"] is True and ping.args["thread_ts"] == card["ts"]
     assert ping.args["text"].startswith(f"<@U0ERIN> {ticket} ({ip}): delisted, seen in DNS")
     fake.wait_for("chat.update", where=lambda c: c.args.get("ts") == card["ts"]
-                  and "delisted" in json.dumps(c.args.get("blocks")))
+                  and card_state(c) == "delisted")
     # SpamCop's propagation window is 1 s in the settings: the next look-up verifies it.
     done = fake.wait_for("chat.postMessage", timeout=20, where=on_card("DNS agrees"))[0]
     assert done.args["thread_ts"] == card["ts"] and done.args["text"].startswith("<@U0ERIN> ")
     fake.wait_for("chat.update", where=lambda c: c.args.get("ts") == card["ts"]
-                  and "verified" in json.dumps(c.args.get("blocks")))
+                  and card_state(c) == "verified")
     assert len(fake.of("chat.postMessage", where=on_card("seen in DNS"))) == 1
 
 
@@ -124,3 +126,36 @@ def test_the_dns_picture_waits_out_a_slack_outage_and_comes_once(bot, fake):
     assert bot.send(command_body("list", fake, channel="C0DNSDOWN"), FORM)[0] == 200
     fake.wait_for("response_url", where=lambda c: "open ticket" in json.dumps(c.args))
     assert len([m for m in fake.messages if m["channel"] == "C0DNSDOWN"]) == 1
+
+
+def seed_bounce(ip: str) -> str:
+    """The repo's sample bounce (Microsoft's block list), naming `ip`."""
+    sample = Path(__file__).parents[1] / "examples" / "seed-bounce.txt"
+    return sample.read_text().replace("203.0.113.44", ip)
+
+
+def asked_about(dns: DnsTestServer, ip: str) -> int:
+    """DNS queries for `ip` on any list so far."""
+    prefix = ".".join(reversed(ip.split("."))) + "."
+    return sum(n for (name, _), n in dns.queries.items() if name.startswith(prefix))
+
+
+def test_the_recheck_ping_of_a_list_without_a_zone_asks_dns_nothing(bot, fake, dns):
+    """Microsoft's own block has no DNS zone: its re-check ping goes out without a DNS sweep
+    (which, with a list never answering, would hold every later ping back by its deadline)."""
+    ip = "85.10.20.50"
+    assert bot.send(command_body(seed_bounce(ip), fake, channel="C0MSRECHECK"), FORM)[0] == 200
+    fake.wait_for("chat.postMessage", where=lambda c: c.args.get("channel") == "C0MSRECHECK"
+                  and f"DNS picture for {ip}" in c.args.get("text", "") + json.dumps(
+                      c.args.get("blocks")))
+    card = cards_in(fake, "C0MSRECHECK")[0]
+    ticket = card["text"].split(":")[0]
+    before = asked_about(dns, ip)
+    assert before  # the DNS picture under the new card asked every list
+    assert bot.send(click("C0MSRECHECK", "delisted", ticket, user="U0FRAN",
+                          block_id=f"ticket:{ticket}", message_ts=card["ts"]), FORM)[0] == 200
+    ping = fake.wait_for("chat.postMessage", timeout=20, where=lambda c: c.args.get(
+        "channel") == "C0MSRECHECK" and "propagation window is over" in c.args.get("text", ""))[0]
+    assert ping.args["thread_ts"] == card["ts"] and ping.args["text"].startswith("<@U0ALICE> ")
+    assert "send a test message" in ping.args["text"]
+    assert asked_about(dns, ip) == before

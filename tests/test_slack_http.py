@@ -26,6 +26,32 @@ def test_help_is_answered_in_the_ack(bot):
     assert "/delist 203.0.113.44" in answer["text"] + json.dumps(answer["blocks"])
 
 
+@pytest.mark.parametrize(
+    ("text", "answer"),
+    [
+        ("lsit", "I do not know `/delist lsit`"),
+        ("999.1.1.1", "'999.1.1.1' is not an IP address"),
+        ("mail.example.com", "is a host name, not an IP address"),
+    ],
+)
+def test_one_word_that_is_no_command_is_answered_in_the_ack(bot, fake, text, answer):
+    status, body = bot.send(command_body(text, fake, channel="C0WORD"), FORM)
+    assert status == 200
+    assert answer in json.loads(body)["text"]
+
+
+def test_an_unknown_ticket_is_answered_privately(bot, fake):
+    for text in ("status DL-9999", "DL-9998"):
+        status, _ = bot.send(command_body(text, fake, channel="C0NOTICKET"), FORM)
+        assert status == 200
+        ticket = text.split()[-1]
+        said = fake.wait_for("response_url", where=lambda c, t=ticket: f"no ticket {t}" in
+                             json.dumps(c.args))[0]
+        assert said.args["response_type"] == "ephemeral"
+    assert not fake.of("chat.postMessage", where=in_channel("C0NOTICKET"))
+    assert not fake.of("chat.postMessage", where=in_channel("C0WORD"))
+
+
 def test_delist_alone_opens_the_paste_form(bot, fake):
     status, _ = bot.send(command_body("", fake, channel="C0MODAL", trigger="trig-modal"), FORM)
     assert status == 200

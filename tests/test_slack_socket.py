@@ -11,7 +11,11 @@ from pathlib import Path
 
 import pytest
 
+from bot.slack.demo import DEMO_ACK, DEMO_DELISTED
 from tests.fakeslack import APP_TOKEN, FakeSlack, bot_env, event_body
+from tests.slackbot import card_state
+
+BOUNCE = Path(__file__).parents[1] / "examples" / "seed-bounce.txt"
 
 
 @pytest.fixture(scope="module")
@@ -99,3 +103,69 @@ def test_a_bounce_through_the_socket_opens_a_ticket_with_its_card(bot, fake):
                          and "thread_ts" not in c.args)[0]
     assert "request_sent" in json.dumps(card.args["blocks"])
     assert "203.0.113.44" in card.args["text"]
+
+
+def open_over_socket(fake: FakeSlack, channel: str, ip: str) -> tuple[str, str]:
+    """/delist <bounce> as a Socket Mode envelope: (ticket id, card ts)."""
+    bounce = BOUNCE.read_text().replace("203.0.113.44", ip)
+    fake.send_envelope({
+        "envelope_id": f"env-open-{channel}", "type": "slash_commands",
+        "accepts_response_payload": True,
+        "payload": {"command": "/delist", "text": bounce, "channel_id": channel,
+                    "user_id": "U0ALICE", "team_id": "T0FAKE", "trigger_id": "t3",
+                    "response_url": fake.response_url("sock")},
+    })
+    fake.wait_for_ack(f"env-open-{channel}")
+    card = fake.wait_for("chat.postMessage", where=lambda c: c.args.get("channel") == channel
+                         and "thread_ts" not in c.args)[0]
+    ts = next(m["ts"] for m in fake.messages if m["channel"] == channel and "thread_ts" not in m)
+    fake.wait_for("chat.postMessage", where=lambda c: c.args.get("thread_ts") == ts)
+    return card.args["text"].split(":")[0], ts
+
+
+def test_a_card_button_and_a_provider_reply_over_the_socket_move_the_ticket(bot, fake):
+    ticket, card_ts = open_over_socket(fake, "C0SOCKBTN", "85.12.0.1")
+    fake.send_envelope({
+        "envelope_id": "env-press", "type": "interactive", "accepts_response_payload": False,
+        "payload": {
+            "type": "block_actions", "team": {"id": "T0FAKE"}, "user": {"id": "U0BOB"},
+            "api_app_id": "A0FAKE", "trigger_id": "t4", "channel": {"id": "C0SOCKBTN"},
+            "container": {"type": "message", "channel_id": "C0SOCKBTN", "message_ts": card_ts},
+            "message": {"ts": card_ts, "type": "message"},
+            "actions": [{"action_id": "request_sent", "block_id": f"ticket:{ticket}",
+                         "value": ticket, "type": "button", "action_ts": "1.1"}],
+        },
+    })
+    fake.wait_for_ack("env-press")
+    sent = fake.wait_for("chat.update", where=lambda c: c.args.get("ts") == card_ts)[0]
+    assert card_state(sent) == "requested"
+    fake.wait_for("chat.postMessage", where=lambda c: c.args.get("thread_ts") == card_ts
+                  and "<@U0BOB> marked the request sent" in c.args.get("text", ""))
+    # Microsoft's auto-reply pasted in the card's thread, delivered twice (Slack's retry).
+    reply = json.loads(event_body(
+        {"type": "message", "channel": "C0SOCKBTN", "user": "U0ALICE", "text": DEMO_ACK,
+         "ts": "1700003000.000200", "thread_ts": card_ts, "channel_type": "channel",
+         "event_ts": "1700003000.000200"}, "Ev-sock-reply"))
+    for attempt in (0, 1):
+        fake.send_envelope({"envelope_id": f"env-reply-{attempt}", "type": "events_api",
+                            "payload": reply, "accepts_response_payload": False,
+                            "retry_attempt": attempt, "retry_reason": "timeout" if attempt else ""})
+        fake.wait_for_ack(f"env-reply-{attempt}")
+    acked = fake.wait_for("chat.update", 2, where=lambda c: c.args.get("ts") == card_ts)[-1]
+    assert card_state(acked) == "acknowledged"
+    assert "SRX1234567890ID" in json.dumps(acked.args["blocks"])
+    # The provider's confirmation, pasted later in the same thread, has been handled since:
+    # the retried auto-reply had its chance to act, and was not handled twice.
+    confirmation = json.loads(event_body(
+        {"type": "message", "channel": "C0SOCKBTN", "user": "U0ALICE",
+         "text": DEMO_DELISTED.format(ip="85.12.0.1"), "ts": "1700003000.000300",
+         "thread_ts": card_ts, "channel_type": "channel", "event_ts": "1700003000.000300"},
+        "Ev-sock-confirm"))
+    fake.send_envelope({"envelope_id": "env-confirm", "type": "events_api",
+                        "payload": confirmation, "accepts_response_payload": False})
+    ping = fake.wait_for("chat.postMessage", where=lambda c: c.args.get("thread_ts") == card_ts
+                         and "delisted, the provider confirmed it" in c.args.get("text", ""))[0]
+    assert ping.args["reply_broadcast"] is True and ping.args["text"].startswith("<@U0ALICE> ")
+    said = [c for c in fake.of("chat.postMessage", where=lambda c: c.args.get("thread_ts")
+                               == card_ts) if "recognised as acknowledged" in c.args["text"]]
+    assert len(said) == 1

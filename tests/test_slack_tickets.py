@@ -21,6 +21,7 @@ from tests.slackbot import (
     Bot,
     action_ids,
     button_value,
+    card_state,
     click,
     in_channel,
     message,
@@ -139,7 +140,7 @@ def test_request_sent_updates_the_card_and_says_so_in_the_thread(bot, fake):
     ticket, card_ts = open_by_command(bot, fake, "C0SENT", "11.23.1.1")
     press(bot, "C0SENT", "request_sent", ticket, card_ts)
     update = fake.wait_for("chat.update", where=lambda c: c.args.get("ts") == card_ts)[0]
-    assert "requested" in shown(update)
+    assert card_state(update) == "requested"
     note = fake.wait_for("chat.postMessage", where=lambda c: c.args.get("thread_ts") == card_ts
                          and "marked the request sent" in c.args.get("text", ""))
     assert note
@@ -148,7 +149,11 @@ def test_request_sent_updates_the_card_and_says_so_in_the_thread(bot, fake):
 def test_a_move_the_ticket_cannot_make_is_explained_privately(bot, fake):
     ticket, card_ts = open_by_command(bot, fake, "C0ILLEGAL", "11.23.2.1")
     press(bot, "C0ILLEGAL", "close", ticket, card_ts)
-    fake.wait_for("chat.update", where=lambda c: c.args.get("ts") == card_ts)
+    closed = fake.wait_for("chat.update", where=lambda c: c.args.get("ts") == card_ts)[0]
+    assert card_state(closed) == "closed" and not any(b["type"] == "actions"
+                                                 for b in closed.args["blocks"])
+    fake.wait_for("chat.postMessage", where=lambda c: c.args.get("thread_ts") == card_ts
+                  and "<@U0ALICE> closed it" in c.args.get("text", ""))
     press(bot, "C0ILLEGAL", "request_sent", ticket, card_ts)
     said = fake.wait_for("chat.postEphemeral", where=in_channel("C0ILLEGAL"))[0]
     assert ticket in said.args["text"] and said.args["user"] == "U0ALICE"
@@ -162,7 +167,7 @@ def test_provider_autoreply_in_the_thread_moves_the_ticket(bot, fake):
                                      reply("microsoft-autoreply.txt", "11.23.3.1")), "Ev-ack-1")
     assert bot.send(body, JSON)[0] == 200
     update = fake.wait_for("chat.update", 2, where=lambda c: c.args.get("ts") == card_ts)[-1]
-    assert "acknowledged" in shown(update) and "SRX1123310000ID" in shown(update)
+    assert card_state(update) == "acknowledged" and "SRX1123310000ID" in shown(update)
 
 
 def ticket_json(home: Path, ticket: str) -> dict:
@@ -189,7 +194,7 @@ def test_a_plain_note_in_the_thread_moves_nothing(bot, fake, home):
                                      reply("microsoft-autoreply.txt", "11.23.4.1")), "Ev-note-2")
     assert bot.send(body, JSON)[0] == 200
     updates = fake.wait_for("chat.update", where=lambda c: c.args.get("ts") == card_ts)
-    assert len(updates) == 1 and "acknowledged" in shown(updates[0])
+    assert len(updates) == 1 and card_state(updates[0]) == "acknowledged"
     notes = [e for e in events_of(home, ticket) if e["kind"] == "note"]
     assert [n["text"].strip() for n in notes] == ["called them, will retry tomorrow"]
     assert notes[0]["actor"] == "slack:U0ALICE"
@@ -220,7 +225,7 @@ def test_confirmation_pasted_in_the_thread_pings_the_owner(bot, fake):
     assert ping.args["thread_ts"] == card_ts
     assert ping.args["text"].startswith("<@U0ALICE> ")
     update = fake.wait_for("chat.update", where=lambda c: c.args.get("ts") == card_ts)[-1]
-    assert "delisted" in shown(update)
+    assert card_state(update) == "delisted"
 
 
 def test_a_ping_slack_refuses_stays_in_the_outbox_and_goes_out_once(bot, fake):
@@ -324,7 +329,7 @@ def test_a_provider_confirmation_emailed_to_the_channel_moves_its_ticket(bot, fa
     ping = wait_ping(fake, "C0FWD", "delisted, the provider confirmed it")
     assert ping.args["thread_ts"] == card_ts and ticket in ping.args["text"]
     update = fake.wait_for("chat.update", where=lambda c: c.args.get("ts") == card_ts)[-1]
-    assert "delisted" in shown(update)
+    assert card_state(update) == "delisted"
 
 
 def test_a_second_click_on_open_ticket_opens_nothing_more(bot, fake):
@@ -408,7 +413,7 @@ def test_delisted_button_moves_the_ticket_and_pings_the_owner(bot, fake):
                          and "<@U0BOB> marked it delisted" in c.args.get("text", ""))
     assert said
     update = fake.wait_for("chat.update", 2, where=lambda c: c.args.get("ts") == card_ts)[-1]
-    assert "delisted" in shown(update)
+    assert card_state(update) == "delisted"
 
 
 def test_hostile_text_in_a_tickets_bounce_replies_and_commands_never_notifies(bot, fake):
@@ -427,7 +432,7 @@ def test_hostile_text_in_a_tickets_bounce_replies_and_commands_never_notifies(bo
                           f"Ev-hosttkt-{n}")
         assert bot.send(body, JSON)[0] == 200
     fake.wait_for("chat.update", where=lambda c: c.args.get("ts") == card_ts
-                  and "acknowledged" in shown(c))
+                  and card_state(c) == "acknowledged")
     status, answered = bot.send(command_body(f"status {HOSTILE.split()[0]}", fake,
                                              channel="C0HOSTTKT"), FORM)
     assert status == 200
@@ -463,3 +468,45 @@ def test_a_ping_the_tickets_channel_refuses_goes_to_the_fallback_channel_once(bo
     tried = fake.of("chat.postMessage", where=lambda c: "longer than" in c.args.get("text", "")
                     and ticket in c.args.get("text", ""))
     assert [c.args["channel"] for c in tried] == ["C0KICKED", "C0FALLBACK"]
+
+
+def test_a_provider_mail_forwarded_to_the_channel_is_matched_by_its_ticket_id(bot, fake):
+    ticket, card_ts = open_by_command(bot, fake, "C0FWDID", "11.23.20.1")
+    body = event_body(thread_message("C0FWDID", card_ts, "1700002100.000200",
+                                     reply("microsoft-autoreply.txt", "11.23.20.1")), "Ev-fwdid-1")
+    assert bot.send(body, JSON)[0] == 200
+    fake.wait_for("chat.update", where=lambda c: c.args.get("ts") == card_ts
+                  and "SRX1123201000ID" in shown(c))
+    # Microsoft's confirmation without the IP: only its ticket number ties it to the ticket.
+    mail = reply("microsoft-delisted.txt", "11.23.20.1").replace(" for 11.23.20.1.", ".")
+    assert "11.23.20.1" not in mail
+    fake.add_email("F0FWDID", mail.encode(), subject="RE: SRX1123201000ID - FW: failure notice")
+    event = {
+        "type": "message", "subtype": "file_share", "text": "", "user": "USLACKBOT",
+        "bot_id": "B0EMAILAPP", "channel": "C0FWDID", "channel_type": "channel",
+        "ts": "1700002100.000300", "event_ts": "1700002100.000300",
+        "files": [{"id": "F0FWDID", "filetype": "email", "mode": "email", "name": "RE"}],
+    }
+    assert bot.send(event_body(event, "Ev-fwdid-2"), JSON)[0] == 200
+    ping = wait_ping(fake, "C0FWDID", "delisted, the provider confirmed it")
+    assert ping.args["thread_ts"] == card_ts and ticket in ping.args["text"]
+    update = fake.wait_for("chat.update", 2, where=lambda c: c.args.get("ts") == card_ts)[-1]
+    assert card_state(update) == "delisted"
+    # The forwarded mail is not a bounce: nothing is said under it.
+    assert not fake.of("chat.postMessage", where=in_channel("C0FWDID",
+                                                            thread_ts="1700002100.000300"))
+
+
+def test_a_reply_in_a_tickets_thread_belongs_to_that_ticket_whatever_ip_it_quotes(bot, fake):
+    mine, mine_ts = open_by_command(bot, fake, "C0BELONG", "11.23.21.1")
+    other, other_ts = open_by_command(bot, fake, "C0BELONG", "11.23.21.2")
+    # Pasted under the first ticket's card, a confirmation that names the second one's IP.
+    body = event_body(thread_message("C0BELONG", mine_ts, "1700002200.000200",
+                                     reply("microsoft-delisted.txt", "11.23.21.2")), "Ev-belong")
+    assert bot.send(body, JSON)[0] == 200
+    ping = wait_ping(fake, "C0BELONG", "delisted, the provider confirmed it")
+    assert ping.args["thread_ts"] == mine_ts and mine in ping.args["text"]
+    assert other not in ping.args["text"]
+    moved = fake.wait_for("chat.update", where=lambda c: c.args.get("ts") == mine_ts)[-1]
+    assert card_state(moved) == "delisted"
+    assert not fake.of("chat.update", where=lambda c: c.args.get("ts") == other_ts)

@@ -9,7 +9,7 @@ import pytest
 
 from bot.core.errors import ConfigError
 from bot.slack.blocks import duration
-from bot.slack.listeners import parse_command
+from bot.slack.listeners import parse_command, word_answer
 from bot.slack.store import SlackStore
 from bot.slack.text import escape, from_slack
 from bot.slack.ticket_flows import snooze_length
@@ -40,15 +40,31 @@ def test_escape_makes_mentions_and_links_inert():
         ("  help ", "help", ""),
         ("list", "list", ""),
         ("status DL-42", "status", "DL-42"),
+        ("dl-42", "status", "dl-42"),
         ("status 203.0.113.44", "status", "203.0.113.44"),
         ("203.0.113.44", "ip", "203.0.113.44"),
         ("2001:db8::25", "ip", "2001:db8::25"),
-        ("999.1.1.1", "bounce", "999.1.1.1"),
+        ("999.1.1.1", "word", "999.1.1.1"),
+        ("lsit", "word", "lsit"),
         ("550 5.7.1 blocked", "bounce", "550 5.7.1 blocked"),
     ],
 )
 def test_delist_command_words(text, verb, arg):
     assert parse_command(text) == (verb, arg)
+
+
+@pytest.mark.parametrize(
+    ("word", "answer"),
+    [
+        ("999.1.1.1", "'999.1.1.1' is not an IP address. `/delist help`"),
+        ("mail.example.com", "is a host name, not an IP address; block lists are keyed by IP"),
+        ("status", "`/delist status` needs a ticket id or an IP"),
+        ("lsit", "I do not know `/delist lsit`. `/delist help` shows what I can do"),
+        ("<!channel>", "I do not know `/delist &lt;!channel&gt;`"),
+    ],
+)
+def test_one_word_that_is_no_command_is_answered_at_once(word, answer):
+    assert answer in word_answer(word)
 
 
 def test_an_event_claimed_before_a_restart_stays_claimed(tmp_path):
@@ -94,3 +110,14 @@ def test_delivered_replies_are_forgotten_after_a_week_undelivered_ones_never(tmp
     assert store.prune_replies(now=time.time() + 3 * 86400) == 0  # not a week yet
     assert store.prune_replies(now=time.time() + 8 * 86400) == 1
     assert [r.group for r in store.pending_replies()] == ["waiting"]
+
+
+def test_the_warm_up_report_runs_the_whole_engine_before_slack_is_served():
+    """`serve` diagnoses this report before it listens, so the engine's lazy preparation is not
+    paid by the first commands; it must stay a report the engine reads all the way through."""
+    from bot.service.diagnose import diagnose_bytes
+    from bot.slack.wiring import _WARM_UP
+
+    [d] = diagnose_bytes(_WARM_UP, "warm-up")
+    assert d.is_bounce and d.sending_ip == "192.0.2.1"
+    assert str(d.reason) == "blocked" and d.receiver == "microsoft_eop"

@@ -85,6 +85,11 @@ def run(args: argparse.Namespace) -> int:
         print(f"delistbot serve: {exc}", file=sys.stderr)
         return EXIT_USAGE
     if mode == "console":
+        if args.mode is None and settings.slack_bot_token:
+            # A half-configured Slack setup must not pass for a working one.
+            print("delistbot serve: SLACK_BOT_TOKEN is set but neither SLACK_APP_TOKEN (Socket "
+                  "Mode) nor SLACK_SIGNING_SECRET (HTTP): running the console, not connecting "
+                  "to Slack", file=sys.stderr)
         # The console's output is the conversation; only real problems go to stderr.
         logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
         logging.getLogger("slack_bolt").setLevel(logging.ERROR)
@@ -149,11 +154,16 @@ def _console(
 
 
 def _run_slack(settings: Settings, mode: str, args: argparse.Namespace) -> int:
+    import time
+
     from bot.slack.ports import ThreadRunner
-    from bot.slack.wiring import build
+    from bot.slack.wiring import build, warm_up
 
     runner = ThreadRunner()
     bot = build(settings, runner)
+    started = time.monotonic()
+    warm_up(bot.handlers.services)
+    log.info("diagnosis engine ready (%.1f s)", time.monotonic() - started)
     bot.pinger.start()
     bot.replies.start()
     if mode == "socket":

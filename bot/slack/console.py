@@ -135,6 +135,11 @@ class ConsoleSurface:
                 self.out.write(f"  {line}\n" if line else "\n")
             self.out.flush()
 
+    def next_ts(self) -> str:
+        """The next message's ts, the bot's or the user's: one clock, as in a Slack channel."""
+        with self._lock:
+            return f"{next(self._ts)}.000100"
+
     def post(
         self,
         channel: str,
@@ -143,7 +148,7 @@ class ConsoleSurface:
         broadcast: bool = False,
         metadata: dict[str, Any] | None = None,
     ) -> str:
-        ts = f"{next(self._ts)}.000100"
+        ts = self.next_ts()
         if metadata:
             payload = str(metadata.get("event_payload"))
             self.metadata[(thread_ts or ts, payload)] = ts
@@ -197,7 +202,6 @@ class Console:
         self.thread_of = thread_of  # DL-n -> the ticket's thread
         self.tick = tick  # the ping loop's tick: due pings show right after each input
         self._ids = itertools.count(1)
-        self._user_ts = itertools.count(1)
 
     # ------------------------------------------------------------ requests
 
@@ -227,7 +231,12 @@ class Console:
         })
 
     def message(self, text: str, thread_ts: str | None = None) -> str:
-        ts = f"{next(self._user_ts)}.000200"
+        ts = self.surface.next_ts()
+        self.surface.threads[ts] = thread_ts or ts  # `:thread <ts>` may answer it too
+        lines = len(text.splitlines())
+        where = f"in thread {thread_ts}" if thread_ts else "in #console"
+        self.surface.out.write(f"  (you: message {ts} {where}, {lines} line"
+                               f"{'s' if lines != 1 else ''})\n")
         event: dict[str, Any] = {
             "type": "message", "channel": CHANNEL, "user": USER, "text": text, "ts": ts,
             "channel_type": "channel",
@@ -330,8 +339,11 @@ class Console:
                 return True
             text = parts[2] if len(parts) == 3 else ""
             follow = _read_paste(more) if not text else ""
+            thread = self._thread(parts[1])
+            if thread is None:
+                return True
             self._echo(follow)
-            self.message((text + "\n" + follow).strip(), thread_ts=self._thread(parts[1]))
+            self.message((text + "\n" + follow).strip(), thread_ts=thread)
         elif stripped.startswith(":click"):
             _, _, number = stripped.partition(" ")
             self.click(int(number) if number.strip().isdigit() else 0)
@@ -339,6 +351,8 @@ class Console:
             self.home()
         elif stripped.startswith(":later"):
             self.later(stripped[len(":later"):])
+        elif stripped.startswith(":") and " " not in stripped:
+            self.surface.out.write(f"\nThere is no console command {stripped}: {_COMMANDS}\n")
         else:
             self.message((line + "\n" + _read_paste(more)).strip("\n"))
         return True
@@ -346,19 +360,29 @@ class Console:
     def _echo(self, pasted: str) -> None:
         """What was pasted, in brief: the transcript should show what the bot is answering."""
         lines = [line for line in pasted.splitlines() if line.strip()]
-        if lines:
-            more = f" (+{len(lines) - 1} lines)" if len(lines) > 1 else ""
-            self.surface.out.write(f"  | {_first_line(lines[0].strip())}{more}\n")
+        if lines:  # how many lines it was, `message` says
+            self.surface.out.write(f"  | {_first_line(lines[0].strip())}\n")
 
-    def _thread(self, ref: str) -> str:
+    def _thread(self, ref: str) -> str | None:
+        """The thread `:thread` names (a ticket's, or a message's), None after saying why not."""
         if ref.upper().startswith("DL-"):
             try:
-                return self.thread_of(ref) or ref
-            except DelistbotError:
-                return ref
-        return self.surface.threads.get(ref, ref)
+                thread = self.thread_of(ref)
+            except DelistbotError as exc:
+                said = str(exc)
+                self.surface.out.write(f"\n{said[:1].upper()}{said[1:]}.\n")
+                return None
+            if thread is None:
+                self.surface.out.write(f"\n{ref} has no thread yet (its card was not posted).\n")
+            return thread
+        if ref not in self.surface.threads:
+            self.surface.out.write(f"\nThere is no message {ref} here; give a DL-n or the ts "
+                                   "of a message above.\n")
+            return None
+        return self.surface.threads[ref]
 
 
+_COMMANDS = ":thread <DL-n|ts> <text>, :click N, :later 1d, :home, :quit"
 _PASTE_START = re.compile(r"^(from|received|return-path|subject|date|delivered-to):", re.I)
 
 

@@ -20,6 +20,7 @@ from typing import Any
 from slack_bolt import Ack, App, BoltResponse
 from slack_sdk.errors import SlackApiError
 
+from bot.core.dnsbl import parse_target
 from bot.core.errors import DelistbotError
 from bot.core.model import Diagnosis
 from bot.slack import blocks
@@ -34,6 +35,7 @@ log = logging.getLogger(__name__)
 
 CARD_ACTION_IDS = blocks.CARD_ACTION_IDS
 _STATUS = re.compile(r"^status\s+(\S+)$", re.IGNORECASE)
+_TICKET = re.compile(r"^DL-\d+$", re.IGNORECASE)
 # Files read as mail: Slack's forwarded e-mails ("email"), and saved messages dropped in ("eml").
 _EMAIL_TYPES = {"email", "eml"}
 # Errors meaning "I cannot post there": tell the user privately instead of failing silently.
@@ -41,7 +43,8 @@ _NOT_POSTABLE = {"not_in_channel", "channel_not_found", "is_archived"}
 
 
 def parse_command(text: str) -> tuple[str, str]:
-    """`/delist` text -> (verb, argument). Verbs: modal, help, ip, list, status, bounce."""
+    """`/delist` text -> (verb, argument). Verbs: modal, help, ip, list, status, bounce, and
+    word (one word that is none of these)."""
     stripped = text.strip()
     if not stripped:
         return "modal", ""
@@ -53,10 +56,26 @@ def parse_command(text: str) -> tuple[str, str]:
     status = _STATUS.match(stripped)
     if status:
         return "status", status.group(1)
+    if _TICKET.match(stripped):  # `/delist DL-42`: that ticket, as `status DL-42` shows it
+        return "status", stripped
     try:
         return "ip", str(ipaddress.ip_address(stripped.strip("[]")))
     except ValueError:
-        return "bounce", stripped
+        pass
+    if not any(c.isspace() for c in stripped):
+        return "word", stripped  # one word is never a bounce: a typo, a host name, a bad IP
+    return "bounce", stripped
+
+
+def word_answer(word: str) -> str:
+    """The ack for `/delist <one word>` that is neither a verb nor an IP address."""
+    if word.lower() == "status":
+        return "`/delist status` needs a ticket id or an IP: `/delist status DL-42`."
+    if any(c in word for c in ".:/") or word.isdigit():  # meant as an address
+        problem = parse_target(word).problem or f"{word!r} is not an IP address"
+        return f"{escape(problem)}. `/delist help` shows what I can do."
+    return (f"I do not know `/delist {escape(word)}`. `/delist help` shows what I can do; "
+            "a bounce is pasted whole, headers included.")
 
 
 @dataclass
@@ -139,6 +158,8 @@ class Handlers:
         elif verb == "status":
             ack(text="Looking up the ticket…")
             self.runner.submit(self.ticket_status, ctx, arg)
+        elif verb == "word":
+            ack(**_ack_kwargs(blocks.notice(word_answer(arg))))
         else:
             ack(text="Diagnosing the bounce you pasted…")
             self.runner.submit(self.diagnose_pasted, ctx, arg.encode(), "slack:/delist")
@@ -345,9 +366,9 @@ class Handlers:
         """Tell the user once, privately, when their request failed; the runner logs the rest."""
         try:
             yield
-        except DelistbotError as exc:
+        except DelistbotError as exc:  # the request cannot be done (no such ticket…): say why
             self._tell_failure(ctx, f"Sorry, I could not do that: {escape(str(exc))}")
-            raise
+            log.info("told %s: %s", ctx.user, exc)
         except SlackApiError as err:
             if err.response.get("error") in _NOT_POSTABLE and ctx.respond:
                 # Only the response_url still reaches the user; tell them how to fix it.

@@ -345,7 +345,17 @@ class TicketFlows:
         return ""
 
     def _recheck(self, ticket: Ticket) -> str:
-        """For the propagation re-check ping: what the list's DNS says about the IP right now."""
+        """For the propagation re-check ping: what the list's DNS says about the IP now."""
+        if self.recheck is not None and ticket.number is not None:
+            # The tick's DNS re-checks ran just before this ping: a DNS list that answered
+            # moved the ticket or replaced this reminder, so only "no answer" is left to say.
+            # Lists without a zone (Microsoft's) are not looked up at all: sweeping every list
+            # here, for each ping in turn, held the later pings back by a DNS deadline each.
+            checked, status, detail = self.tickets.store.dns_state(ticket.number)
+            delisted = ticket.delisted_at
+            if status == "unknown" and checked and delisted and checked >= delisted:
+                return f"DNS re-check: the list did not answer ({detail})."
+            return ""
         if self.check_ip is None:
             return ""
         picture = self.check_ip(ticket.ip)
