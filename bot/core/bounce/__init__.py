@@ -32,9 +32,10 @@ from bot.core.bounce.text import clean_paste, command_of, find_reply, may_name_c
 from bot.core.model import Bounce, Reason, RecipientRecord
 
 MAX_INPUT_BYTES = 8 * 1024 * 1024  # beyond this the tail is not read; bounces are small
-# A diagnostic is an SMTP reply (RFC 5321 §4.5.3.1.5: 512 octets a line), a few lines at most;
-# text past this is a paste gone wrong, and reading it would only slow every rule down.
-MAX_DIAGNOSTIC = 2000
+# A diagnostic is an SMTP reply (RFC 5321 §4.5.3.1.5: 512 octets a line), a few lines, or an
+# NDR's paragraph; thirty full reply lines is past any real one. Text past this is a paste gone
+# wrong: every rule would read all of it (a 6 MB one took over a minute) and echo it as evidence.
+MAX_DIAGNOSTIC = 16_000
 NOT_A_BOUNCE = "no SMTP error or delivery-status part found"
 EMPTY = "the input is empty"
 BINARY = "the input is binary, not mail text"
