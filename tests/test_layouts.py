@@ -256,7 +256,8 @@ CASES = {
     "uceprotect": ("bob@example.org", "mail.example.org", "192.0.2.4",
                    "554 5.7.1 Service unavailable; Client host [198.51.100.23] blocked using "
                    "dnsbl-2.uceprotect.net; Net 198.51.100.0/24 is UCEPROTECT-Level2 listed",
-                   ("blocked", "198.51.100.23", None, "uceprotect", "auto_expiry")),
+                   # Level 2 lists the neighbourhood: only the receiver can stop using it (B4).
+                   ("blocked", "198.51.100.23", None, "uceprotect", "contact_recipient")),
     "sorbs-defunct": ("bob@example.org", "mail.example.org", "192.0.2.4",
                       "554 5.7.1 Service unavailable; Client host [198.51.100.23] blocked using "
                       "dnsbl.sorbs.net; Currently Sending Spam",

@@ -40,6 +40,7 @@ NOT_A_BOUNCE = "no SMTP error or delivery-status part found"
 EMPTY = "the input is empty"
 BINARY = "the input is binary, not mail text"
 NO_FAILED_EVENT = "JSON with no failed delivery in it (no recipient next to an SMTP error)"
+NO_FAILED_RECORD = "PowerMTA accounting file with no bounce or transient record in it"
 UNREADABLE = frozenset({EMPTY, BINARY})
 
 _AUTO_REPLY_SUBJECT = re.compile(
@@ -71,6 +72,8 @@ def read(data: bytes, source: str = "-") -> list[Bounce]:
         found = events.parse(data)
         if found is not None:
             return [_bounded(b) for b in _from_events(found, source)]
+    if events.looks_like_accounting(data):
+        return [_bounded(b) for b in _from_events(events.parse_accounting(data), source, NO_FAILED_RECORD)]
     data = normalise_newlines(data)
     chunks = split_mbox(data)
     bounces = []
@@ -95,10 +98,10 @@ def _cut(text: str) -> str:
     return (head[:space] if space > 0 else head).rstrip() + " …"
 
 
-def _from_events(found: list[events.Event], source: str) -> list[Bounce]:
-    """ESP webhook events (JSON): one Bounce per failed delivery."""
+def _from_events(found: list[events.Event], source: str, why: str = NO_FAILED_EVENT) -> list[Bounce]:
+    """ESP webhook events (JSON) or MTA accounting records: one Bounce per failed delivery."""
     if not found:
-        return [_not_bounce(source, NO_FAILED_EVENT)]
+        return [_not_bounce(source, why)]
     return [
         Bounce(
             source=source if len(found) == 1 else f"{source}#{index}",
@@ -256,6 +259,12 @@ def _from_failed_header(parts: Parts, source: str, subject: str, from_header: st
                   subject=subject, text=parts.body, **common)
 
 
+def _sole_recipient(original: str) -> str | None:
+    """The returned message's one To address; None if it had several (which of them failed?)."""
+    to = [address for _, address in getaddresses([_original_field(original, "To") or ""]) if address]
+    return to[0] if len(to) == 1 and not _original_field(original, "Cc") else None
+
+
 def _looks_like_bounce(parts: Parts, subject: str, from_header: str, bounce: Bounce) -> bool:
     """A headered message with recipient-shaped text is a bounce only if it says it is one."""
     return bool(
@@ -311,6 +320,10 @@ def _from_report(parts: Parts, source: str, subject: str, from_header: str,
         text_records = plaintext.extract(report_text)
         text_commands = {r.address.lower(): r.command for r in text_records if r.address}
     merged = _merge(records, text_records, text_commands, body)
+    if any(not _delivered(r) for r in merged):
+        # A report on several recipients where some were delivered (NOTIFY=SUCCESS, Courier's
+        # "DELIVERED RECIPIENTS"): the bounce is about the others.
+        merged = [r for r in merged if not _delivered(r)]
     if not merged:
         bounce = _from_text(body, source, subject=subject, from_header=from_header, **common)
         to = getaddresses([_original_field(str(common["original_headers"]), "To") or ""])
@@ -342,6 +355,9 @@ def _merge(records: list[RecipientRecord], text_records: list[RecipientRecord],
     for record in records:
         key = (record.address or "").lower()
         match = by_address.get(key)
+        if _delivered(record) and not (match and match.diagnostic):
+            out.append(record)  # delivered: another recipient's failure is not its diagnostic
+            continue
         if record.diagnostic:
             command = text_commands.get(key)
             out.append(replace(record, command=command or _command_in(body, len(records))))
@@ -360,6 +376,14 @@ def _merge(records: list[RecipientRecord], text_records: list[RecipientRecord],
             command=(match.command if match else None) or _command_in(body, len(records)),
         ))
     return out
+
+
+_DELIVERED_ACTIONS = frozenset({"delivered", "relayed", "expanded"})
+
+
+def _delivered(record: RecipientRecord) -> bool:
+    """RFC 3464 §2.3.3: delivered, relayed and expanded recipients did not fail."""
+    return (record.action or "").lower() in _DELIVERED_ACTIONS
 
 
 def _command_in(body: str, recipients: int) -> str | None:
@@ -383,5 +407,9 @@ def _from_text(text: str, source: str, *, subject: str, from_header: str, **comm
         records = [replace(r, hint=r.hint or Reason(stated)) for r in records]
     if "original_headers" not in common:
         common["original_headers"] = text[len(report):]
+    if len(records) == 1 and not records[0].address:
+        # The notice names only the domain (MailEnable: "Your message addressed to the target
+        # domain (b) could not be delivered"): the returned message says whom it was for.
+        records = [replace(records[0], address=_sole_recipient(str(common["original_headers"])))]
     return Bounce(source=source, format=fmt.id if fmt else None, recipients=tuple(records),
                   subject=subject or None, text=text, **common)

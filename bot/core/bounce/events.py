@@ -2,16 +2,23 @@
 
 ESPs and their customers meet bounces as events more often than as mails: Amazon SES (SNS
 notifications, with or without the SNS envelope), SendGrid, Mailgun, Postmark and SparkPost each
-post their own JSON. Rather than one reader per service, this walks the document for objects that
+post their own JSON, and bulk MTAs log one record per attempt (KumoMTA's JSON log records).
+Rather than one reader per service, this walks the document for objects that
 hold a recipient address next to the remote server's words, under the names those services use,
 and keeps what else the event says: the service's sending IP, the remote host, the SMTP code.
 
 A paste of one event, a JSON array of events (SendGrid posts batches) or JSON Lines are read; an
 event that is not a failure (delivered, opened, clicked) is not a bounce.
+
+PowerMTA writes its accounting file as CSV (RFC 4180) under a header line naming the columns
+("type,timeLogged,...,rcpt,...,dsnStatus,dsnDiag,dsnMta,..."); rows of type b (bounced), t and tq
+(transient) are failures, d (delivered) and r (received) are not.
 """
 
 from __future__ import annotations
 
+import csv
+import io
 import ipaddress
 import json
 from collections.abc import Iterator
@@ -28,6 +35,9 @@ _MAX_DEPTH = 12
 _RECIPIENT = ("emailaddress", "email", "recipient", "rcptto", "to")
 _DIAGNOSTIC = ("diagnosticcode", "rawreason", "reason", "details", "smtpresponse", "response",
                "message", "description", "bouncemessage")
+# In a nested response object the words may also be its "content" (KumoMTA: {"code": 550,
+# "enhanced_code": {...}, "content": "..."}): only there, since elsewhere it is the message body.
+_NESTED_DIAGNOSTIC = (*_DIAGNOSTIC, "content")
 _STATUS = ("status", "enhancedcode", "enhancedstatus")
 _CODE = ("code", "errorcode", "smtpcode", "statuscode")
 # The service's own outbound IP. Not SES's mail.sourceIp: that is whoever called the SES API.
@@ -36,7 +46,7 @@ _REMOTE = ("mxhost", "remotemta", "remotemtaip")
 _KIND = ("event", "eventtype", "notificationtype", "recordtype", "type", "bouncetype")
 # Event kinds that are not a failure to deliver.
 _NOT_FAILURES = frozenset({"delivered", "delivery", "open", "opened", "click", "clicked",
-                           "processed", "send", "sent", "accepted", "injection", "reject_policy",
+                           "processed", "send", "sent", "accepted", "injection", "reject_policy", "reception",
                            "unsubscribe", "unsubscribed", "subscriptionchange", "group_unsubscribe",
                            "group_resubscribe", "spamreport", "complaint", "renderingfailure"})
 _SERVICES = (("amazonses", "amazon_ses"), ("sendgrid", "sendgrid"), ("mailgun", "mailgun"),
@@ -44,7 +54,8 @@ _SERVICES = (("amazonses", "amazon_ses"), ("sendgrid", "sendgrid"), ("mailgun", 
 
 _SHAPES = (('"bouncedrecipients"', "amazon_ses"), ('"sgeventid"', "sendgrid"),
            ('"deliverystatus"', "mailgun"), ('"recordtype"', "postmark"),
-           ('"messageevent"', "sparkpost"))
+           ('"messageevent"', "sparkpost"), ('"egresssource"', "kumomta"))
+_DELAYED_KINDS = frozenset({"deferred", "delayed", "softbounce", "transientfailure"})
 
 
 @dataclass(frozen=True)
@@ -179,12 +190,23 @@ def _diagnostic(fields: dict[str, Any]) -> str | None:
     for value in fields.values():
         if isinstance(value, dict):
             sub = _fields(value)
-            words = _first(sub, _DIAGNOSTIC)
+            words = _first(sub, _NESTED_DIAGNOSTIC)
             if isinstance(words, str) and words.strip():
-                code, status = _first(sub, _CODE), _first(sub, _STATUS)
+                code, status = _first(sub, _CODE), _enhanced(_first(sub, _STATUS))
                 prefix = " ".join(str(p) for p in (code, status) if p and str(p) not in words)
                 return f"{prefix} {words}".strip()
     return None
+
+
+def _enhanced(status: Any) -> Any:
+    """An enhanced status code given as its parts ({"class": 5, "subject": 7, "detail": 1})."""
+    if isinstance(status, dict):
+        parts = _fields(status)
+        digits = [parts.get(name) for name in ("class", "subject", "detail")]
+        if all(isinstance(d, int) for d in digits):
+            return ".".join(str(d) for d in digits)
+        return None
+    return status
 
 
 def _says_smtp(text: str) -> bool:
@@ -212,8 +234,7 @@ def _event(address: str, diagnostic: str, fields: dict[str, Any], context: dict[
         record=RecipientRecord(
             address=address, diagnostic=text, status=reply.status or status_text,
             reply_code=reply.reply_code, remote_mta=_host(remote[0]) if remote else None,
-            action="delayed" if _key((context.get("kind") or ("",))[0]) in ("deferred", "delayed",
-                                                                            "softbounce") else None,
+            action="delayed" if _key((context.get("kind") or ("",))[0]) in _DELAYED_KINDS else None,
         ),
         service=service,
         sending_ip=ip[0] if ip else None,
@@ -235,3 +256,50 @@ def _is_ip(text: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+# PowerMTA accounting records: the header line names the columns; these are the ones read.
+_ACCT_HEADER = b"type,"
+_ACCT_FAILED = {"b": None, "bounce": None, "t": "delayed", "transient": "delayed", "tq": "delayed"}
+
+
+def looks_like_accounting(data: bytes) -> bool:
+    """A PowerMTA accounting CSV: a header line that starts with "type," and names the DSN fields."""
+    head = data.lstrip()[:2048]
+    first = head.replace(b"\r", b"\n").split(b"\n", 1)[0]  # CRLF (RFC 4180), LF or CR line ends
+    return first.startswith(_ACCT_HEADER) and b"rcpt" in first and b"dsnDiag" in first
+
+
+def parse_accounting(data: bytes) -> list[Event]:
+    """The failed deliveries (bounce and transient rows) of a PowerMTA accounting CSV."""
+    text = data.decode("utf-8", "replace").lstrip().replace("\r\n", "\n").replace("\r", "\n")
+    found: list[Event] = []
+    try:
+        for row in csv.DictReader(io.StringIO(text)):
+            event = _accounting_event(row)
+            if event is not None:
+                found.append(event)
+                if len(found) >= MAX_EVENTS:
+                    break
+    except csv.Error:  # a row the CSV reader cannot split: what came before it stands
+        pass
+    return found
+
+
+def _accounting_event(row: dict[str | None, Any]) -> Event | None:
+    kind = str(row.get("type") or "").strip().lower()
+    address = str(row.get("rcpt") or "").strip()
+    diagnostic = str(row.get("dsnDiag") or "").strip()
+    if kind not in _ACCT_FAILED or not ADDRESS.fullmatch(address) or not diagnostic:
+        return None
+    fields = {"status": str(row.get("dsnStatus") or "").split(" ", 1)[0]}
+    context: dict[str, Any] = {}
+    remote = str(row.get("dsnMta") or "").strip()
+    if remote:
+        context["remote"] = (remote.split(" ", 1)[0], "dsnMta")  # "mx.example.net (203.0.113.25)"
+    source_ip = str(row.get("dlvSourceIp") or "").strip()
+    if _is_ip(source_ip):
+        context["ip"] = (source_ip, "dlvSourceIp")
+    if _ACCT_FAILED[kind]:
+        context["kind"] = ("deferred", "type")
+    return _event(address, diagnostic, fields, context, "powermta")

@@ -8,11 +8,13 @@ characters, and what is not MIME at all is returned as one plain-text body.
 
 from __future__ import annotations
 
+import binascii
 import codecs
 import email
 import email.header
 import email.message
 import email.policy
+import quopri
 import re
 from dataclasses import dataclass, field
 from html import unescape
@@ -276,6 +278,21 @@ def _raw_text(part: email.message.Message) -> str:
     return ""
 
 
+def _report_text(part: email.message.Message) -> str:
+    """A report part's fields; some gateways send them base64 or quoted-printable encoded
+    (RFC 3464 allows any 7bit-safe transfer encoding), which the parser leaves undecoded."""
+    text = _raw_text(part)
+    encoding = str(part.get("Content-Transfer-Encoding", "")).strip().lower()
+    if encoding not in ("base64", "quoted-printable"):
+        return text
+    raw = text.encode("ascii", "ignore")
+    try:
+        decoded = binascii.a2b_base64(raw) if encoding == "base64" else quopri.decodestring(raw)
+    except (binascii.Error, ValueError):
+        return text
+    return normalise_newlines(decoded).decode("utf-8", "replace")
+
+
 _REPORT_TYPES = frozenset({"message/delivery-status", "message/global-delivery-status"})
 _ORIGINAL_TYPES = frozenset({"message/rfc822", "text/rfc822-headers", "message/global",
                              "message/global-headers", "message/partial"})
@@ -287,7 +304,7 @@ def _walk(part: email.message.Message, parts: Parts, depth: int = 0) -> None:
         return
     ctype = part.get_content_type()
     if ctype in _REPORT_TYPES:
-        parts.delivery_status.append(_raw_text(part))
+        parts.delivery_status.append(_report_text(part))
     elif ctype == "message/feedback-report":
         parts.feedback.append(_raw_text(part))
     elif ctype in _ORIGINAL_TYPES:

@@ -27,7 +27,7 @@ from bot.core.prefilter import lowered, may_match, needles
 
 _ADDR = r"[\w.!#$%&'*+/=?^`{|}~-]+@[\w-]+(?:\.[\w-]+)+"
 _RECIPIENT_LINE = re.compile(
-    rf"^\s*(?:RCPT To:\s*|Recipient(?: address)?:\s*|"
+    rf"^\s*(?:RCPT To:\s*|(?:Failed )?Recipient(?: address)?:\s*|"
     # "Recipient" in the languages localised MTAs and appliances write their notices in.
     rf"(?:宛先|受信者|送信先|收件人|收件者|Empfänger|Destinataire|Destinatario|Ontvanger|Получатель|Odbiorca)"
     rf"\s*[:：]\s*|Original-Recipient:\s*(?:rfc822;)?\s*|"
@@ -49,7 +49,8 @@ _HEADER_FIELD = re.compile(
 _REMOTE_SAID = re.compile(
     r"(?=[rs(td<f])"  # the first letters of the alternatives: most positions fail at once
     r"(?:Remote host said:|\bsaid:|"
-    r"SMTP error from remote (?:mail server|server|mailer) after (?:[^:<]*:?<[^>]*>|[^:]*):|"
+    # Exim names the command answered, with its ESMTP parameters: "after MAIL FROM:<a@b> SIZE=9313:".
+    r"SMTP error from remote (?:mail server|server|mailer) after (?:[^:<]*:?<[^>]*>(?: [A-Z-]+=\S*)*|[^:]*):|"
     r"\(reason:|The (?:response|error that the other server returned) (?:from the remote server )?was:|"
     r"Remote Server returned|Diagnostic-Code:|<<<|Reason:|Failure Reason:)\s*",
     re.IGNORECASE,
@@ -157,6 +158,9 @@ def remote_text(lines: list[str]) -> tuple[str, str | None]:
     if said:
         opened = said.group(0).startswith("(")
         text = text[said.end():]
+        again = _REMOTE_SAID.match(text)
+        if again and not opened:  # "Reason: Remote host said: 554 ..." (SmarterMail)
+            text = text[again.end():]
         if opened and ")" in text:  # Sendmail's "(reason: 550 ...)"
             text = text[: text.rindex(")")]
     else:
