@@ -142,17 +142,73 @@ def test_ticket_card_golden():
     _check_golden("ticket_card", blocks.ticket_card(CARD).as_kwargs())
 
 
+def test_delisted_ticket_card_golden():
+    delisted = blocks.TicketView(**{**CARD.__dict__, "state": "delisted", "expected_hours": None,
+                                    "next_step": "Delisted: wait for propagation, then re-check "
+                                    "the IP."})
+    _check_golden("ticket_card_delisted", blocks.ticket_card(delisted).as_kwargs())
+
+
+def test_recheck_ping_golden():
+    text = ("DL-7 (203.0.113.44 at Microsoft 365): delisted 3 h ago and the 2 h propagation "
+            "window is over: re-check the IP and send a test message, then press *Verified "
+            "(mail flows)* if mail flows again or *Still blocked* if it still bounces (below, "
+            "or on the ticket's card).")
+    ping = blocks.ping_message("U0ALICE", text, "DL-7", blocks.RECHECK_CONTROLS)
+    _check_golden("ping_recheck", ping.as_kwargs())
+
+
 def test_closed_ticket_card_has_no_buttons():
     closed = blocks.ticket_card(blocks.TicketView(**{**CARD.__dict__, "state": "closed",
                                                      "active": False}))
     assert not [b for b in closed.blocks if b["type"] == "actions"]
 
 
-def test_card_buttons_carry_the_ticket_and_the_contract_action_ids():
-    card = blocks.ticket_card(CARD)
-    buttons = [e for b in card.blocks if b["type"] == "actions" for e in b["elements"]]
-    assert [b["action_id"] for b in buttons] == ["request_sent", "delisted", "snooze", "close"]
+def _controls(state: str) -> list[Any]:
+    card = blocks.ticket_card(blocks.TicketView(**{**CARD.__dict__, "state": state}))
+    return [e for b in card.blocks if b["type"] == "actions" for e in b["elements"]]
+
+
+@pytest.mark.parametrize(("state", "offered"), [
+    ("open", ["request_sent", "delisted", "snooze", "close"]),
+    ("requested", ["delisted", "escalated", "snooze", "close"]),
+    ("acknowledged", ["delisted", "escalated", "snooze", "close"]),
+    ("escalated", ["delisted", "snooze", "close"]),
+    ("refused", ["request_sent", "delisted", "escalated", "snooze", "close"]),
+    ("delisted", ["verified", "reopen", "snooze", "close"]),
+    ("verified", ["reopen", "close"]),
+])
+def test_a_card_offers_the_moves_its_state_allows_under_the_contract_action_ids(state, offered):
+    buttons = _controls(state)
+    assert [b["action_id"] for b in buttons] == offered
     assert {b["value"] for b in buttons if b["type"] == "button"} == {"DL-7"}
+
+
+def test_every_button_a_card_offers_is_a_move_the_lifecycle_accepts():
+    from bot.core.tickets import TRANSITIONS, State
+
+    for state in State:
+        for action_id in blocks.card_controls(state):
+            target = TRANSITIONS[blocks.CARD_MOVES[action_id]].get(state)
+            assert target is not None, (state, action_id)
+
+
+def test_after_delisting_the_card_asks_whether_mail_flows():
+    labels = {b["action_id"]: b["text"]["text"] for b in _controls("delisted")
+              if b["type"] == "button"}
+    assert labels == {"verified": "Verified (mail flows)", "reopen": "Still blocked",
+                      "close": "Close"}
+    assert "request_sent" not in json.dumps(_controls("delisted"))
+
+
+def test_the_recheck_ping_carries_the_two_buttons_for_its_ticket():
+    ping = blocks.ping_message("U0ALICE", "DL-7: the window is over", "DL-7",
+                               blocks.RECHECK_CONTROLS)
+    (row,) = [b for b in ping.blocks if b["type"] == "actions"]
+    assert [(e["action_id"], e["text"]["text"], e["value"]) for e in row["elements"]] == [
+        ("verified", "Verified (mail flows)", "DL-7"), ("reopen", "Still blocked", "DL-7")]
+    assert not [b for b in blocks.ping_message("U0ALICE", "x", "DL-7").blocks
+                if b["type"] == "actions"]
 
 
 def test_snooze_offers_a_choice_of_durations_each_naming_the_ticket():

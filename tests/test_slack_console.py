@@ -85,6 +85,36 @@ def test_snooze_menu_and_the_clock_in_the_console(tmp_path):
     assert "expected a duration like 90s, 30m, 24h or 3d" in bad.stdout
 
 
+def test_the_recheck_ping_and_the_card_offer_what_the_lifecycle_allows_in_the_console(tmp_path):
+    bounce = (ROOT / "examples" / "seed-bounce.txt").read_text()
+    # [1] Open ticket; the open card: [2] Request sent [3] Delisted …; once delisted the card
+    # shows [9] Verified (mail flows) [10] Still blocked …, and after `:later 3h` the re-check
+    # ping carries [16] Verified (mail flows) [17] Still blocked; the verified card [18] Still
+    # blocked [19] Close. [16] twice, then the open card's stale [3], then [18].
+    script = bounce + "\n.\n" + "".join(f":{step}\n" for step in [
+        "click 1", "click 3", "later 3h", "click 16", "click 16", "click 3", "click 18"])
+    result = run_console(script, tmp_path)
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    delisted = out.split("> :click 3")[1].split("> :")[0]
+    assert "[9] Verified (mail flows)   [10] Still blocked" in delisted
+    assert "Request sent" not in delisted
+    ping = out.split("> :later 3h")[1].split("> :")[0]
+    assert "propagation window is over" in ping and "`verified`" not in ping
+    assert "press Verified (mail flows) if mail flows again or Still blocked" in ping
+    assert "[16] Verified (mail flows)   [17] Still blocked" in ping
+    first, second = out.split("> :click 16")[1:3]
+    assert "State: verified" in first and "[18] Still blocked   [19] Close" in first
+    assert "@UCONSOLE marked it verified (mail flows): DL-1 is now verified." in first
+    assert "DL-1 is already verified; nothing to change." in second.split("> :")[0]
+    stale = out.split("> :click 3")[2].split("> :")[0]
+    assert "DL-1 is verified now, so “Delisted” no longer applies" in stale
+    reopened = out.split("> :click 18")[1]
+    assert "State: open" in reopened and "Request sent" in reopened
+    assert "@UCONSOLE marked it still blocked: DL-1 is now open." in reopened
+    assert out.count("marked it verified") == 1
+
+
 def test_piped_bounce_is_diagnosed_in_its_thread(tmp_path):
     bounce = (ROOT / "examples" / "seed-bounce.txt").read_text()
     result = run_console(bounce + "\n.\n", tmp_path)

@@ -4,6 +4,8 @@ ticket a button opens. One zone never answers: the picture says so, and the ack 
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,8 +13,8 @@ import pytest
 
 from bot.core import dnsbl, knowledge
 from tests.dnsserver import LISTED_IP, SPAMCOP_TXT, DnsTestServer, Drop, reverse, seed
-from tests.fakeslack import FakeSlack, command_body
-from tests.slackbot import FORM, Bot, card_state, cards_in, click, running
+from tests.fakeslack import FakeSlack, bot_env, command_body
+from tests.slackbot import FORM, Bot, action_ids, card_state, cards_in, click, posted_in, running
 
 ZONES = dnsbl.load_zones(knowledge.load().providers)
 SILENT_ZONE = "psbl.surriel.com"
@@ -28,20 +30,26 @@ def dns() -> Iterator[DnsTestServer]:
 
 
 @pytest.fixture(scope="module")
-def bot(fake, dns, tmp_path_factory) -> Iterator[Bot]:
+def home(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("dns")
+
+
+@pytest.fixture(scope="module")
+def bot(fake, dns, home) -> Iterator[Bot]:
     settings = ('[dns]\ntimeout = "0.3s"\ndeadline = "1.5s"\nrecheck = "1s"\n'
                 '[providers.spamcop]\npropagation = "1s"\n'
+                '[providers.psbl]\npropagation = "1s"\n'
                 '[providers.microsoft_eop]\npropagation = "1s"\n'
                 '[slack]\nping_interval = "0.5s"\n')
-    with running(fake, tmp_path_factory.mktemp("dns"), settings,
-                 DELISTBOT_NAMESERVERS=dns.address) as bot:
+    with running(fake, home, settings, DELISTBOT_NAMESERVERS=dns.address) as bot:
         yield bot
 
 
-def open_from_listing(bot: Bot, fake: FakeSlack, channel: str, ip: str, user: str) -> dict:
+def open_from_listing(bot: Bot, fake: FakeSlack, channel: str, ip: str, user: str,
+                      list_id: str = "spamcop") -> dict:
     """The listing's "Open ticket" button: the ticket's card, once posted."""
-    assert bot.send(click(channel, "open_ticket_ip", f"{ip}|spamcop", user=user,
-                          block_id="listing:spamcop"), FORM)[0] == 200
+    assert bot.send(click(channel, "open_ticket_ip", f"{ip}|{list_id}", user=user,
+                          block_id=f"listing:{list_id}"), FORM)[0] == 200
     fake.wait_for("chat.postMessage", where=lambda c: c.args.get("channel") == channel
                   and "request_sent" in json.dumps(c.args.get("blocks")))
     return cards_in(fake, channel)[0]
@@ -78,8 +86,8 @@ def test_the_propagation_recheck_ping_says_what_dns_sees_now(bot, fake, dns):
     assert "propagation window is over, but DNS re-check: still listed on SpamCop" in ping.args[
         "text"]  # the "still blocked" ping, with the next step
     assert ping.args["text"].startswith(f"<@U0DAVE> {ticket} ({ip}")
-    assert "verified" not in json.dumps([c.args for c in fake.of(
-        "chat.update", where=lambda c: c.args.get("ts") == card["ts"])])
+    assert "verified" not in [card_state(c) for c in fake.of(
+        "chat.update", where=lambda c: c.args.get("ts") == card["ts"])]
 
 
 def test_a_list_dropping_the_ip_is_seen_in_dns_pinged_in_the_thread_then_verified(bot, fake, dns):
@@ -159,3 +167,79 @@ def test_the_recheck_ping_of_a_list_without_a_zone_asks_dns_nothing(bot, fake, d
     assert ping.args["thread_ts"] == card["ts"] and ping.args["text"].startswith("<@U0ALICE> ")
     assert "send a test message" in ping.args["text"]
     assert asked_about(dns, ip) == before
+
+
+def recheck_ping(fake: FakeSlack, channel: str) -> dict:
+    """The propagation re-check ping as the channel holds it (the fake's stored message), once
+    posted in the ticket's thread and also sent to the channel."""
+    call = fake.wait_for("chat.postMessage", timeout=20, where=lambda c: c.ok and c.args.get(
+        "channel") == channel and "propagation window is over" in c.args.get("text", ""))[0]
+    assert call.args["reply_broadcast"] is True
+    (ping,) = posted_in(fake, channel, "propagation window is over")
+    return ping
+
+
+def buttons(message: dict) -> list[tuple[str, str, str]]:
+    return [(e["action_id"], e["text"]["text"], e["value"]) for b in message["blocks"]
+            if b["type"] == "actions" for e in b["elements"]]
+
+
+def test_in_slack_the_recheck_ping_asks_for_its_buttons_not_for_cli_commands(bot, fake, home):
+    ip = "85.10.20.51"  # Microsoft's own block: no DNS zone, the re-check is the person's
+    assert bot.send(command_body(seed_bounce(ip), fake, channel="C0RECHECKBTN"), FORM)[0] == 200
+    fake.wait_for("chat.postMessage", where=lambda c: c.args.get("channel") == "C0RECHECKBTN"
+                  and f"DNS picture for {ip}" in c.args.get("text", "") + json.dumps(
+                      c.args.get("blocks")))
+    card = cards_in(fake, "C0RECHECKBTN")[0]
+    ticket = card["text"].split(":")[0]
+    assert bot.send(click("C0RECHECKBTN", "delisted", ticket, block_id=f"ticket:{ticket}",
+                          message_ts=card["ts"]), FORM)[0] == 200
+    ping = recheck_ping(fake, "C0RECHECKBTN")
+    assert ping["thread_ts"] == card["ts"] and ping["text"].startswith("<@U0ALICE> ")
+    assert "`verified`" not in ping["text"] and "`reopen`" not in ping["text"]
+    assert ("send a test message, then press *Verified (mail flows)* if mail flows again or "
+            "*Still blocked* if it still bounces") in ping["text"]
+    assert buttons(ping) == [("verified", "Verified (mail flows)", ticket),
+                             ("reopen", "Still blocked", ticket)]
+    # The CLI words the same reminder with its own commands.
+    due = subprocess.run([sys.executable, "-m", "bot", "due", "--at", "2999-01-01T00:00:00Z"],
+                         env=bot_env(fake, home), capture_output=True, text=True, timeout=60)
+    (line,) = [x for x in due.stdout.splitlines() if f"{ticket} ({ip}" in x]
+    assert "send a test message, then `verified` or `reopen`." in line
+    # "Verified (mail flows)" pressed on the ping itself: the card follows.
+    assert bot.send(click("C0RECHECKBTN", "verified", ticket, user="U0GINA",
+                          block_id=f"ping:{ticket}", message_ts=ping["ts"]), FORM)[0] == 200
+    verified = fake.wait_for("chat.update", where=lambda c: c.args.get("ts") == card["ts"]
+                             and card_state(c) == "verified")[-1]
+    assert action_ids(verified) == {"reopen", "close"}
+    fake.wait_for("chat.postMessage", where=lambda c: c.args.get("thread_ts") == card["ts"]
+                  and f"<@U0GINA> marked it verified (mail flows): {ticket} is now verified"
+                  in c.args.get("text", ""))
+
+
+def test_a_recheck_the_list_never_answers_tells_the_channel_so(bot, fake, dns):
+    """PSBL's zone drops every query: the re-check ping says the list did not answer, and
+    leaves the decision to the person, with the buttons for it."""
+    ip = "85.10.20.60"
+    card = open_from_listing(bot, fake, "C0SILENT", ip, "U0HANK", list_id="psbl")
+    ticket = card["text"].split(":")[0]
+    assert "PSBL" in card["text"]
+    fake.wait_for("chat.postMessage", where=lambda c: c.args.get("thread_ts") == card["ts"])
+    assert bot.send(click("C0SILENT", "delisted", ticket, user="U0HANK",
+                          block_id=f"ticket:{ticket}", message_ts=card["ts"]), FORM)[0] == 200
+    ping = recheck_ping(fake, "C0SILENT")
+    assert ping["thread_ts"] == card["ts"] and ping["text"].startswith(f"<@U0HANK> {ticket}")
+    said = ping["text"].split("DNS re-check: ", 1)[1]
+    assert said.startswith("the list did not answer (PSBL: ")
+    assert "`verified`" not in ping["text"]
+    assert [b[0] for b in buttons(ping)] == ["verified", "reopen"]
+    # Nothing moved on DNS's word: the card still asks, and "Still blocked" starts over.
+    assert not fake.of("chat.update", where=lambda c: c.args.get("ts") == card["ts"]
+                       and card_state(c) == "verified")
+    assert bot.send(click("C0SILENT", "reopen", ticket, user="U0HANK", block_id=f"ping:{ticket}",
+                          message_ts=ping["ts"]), FORM)[0] == 200
+    reopened = fake.wait_for("chat.update", where=lambda c: c.args.get("ts") == card["ts"]
+                             and card_state(c) == "open")[-1]
+    assert "request_sent" in action_ids(reopened)
+    fake.wait_for("chat.postMessage", where=lambda c: c.args.get("thread_ts") == card["ts"]
+                  and "<@U0HANK> marked it still blocked" in c.args.get("text", ""))

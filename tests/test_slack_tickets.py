@@ -510,3 +510,77 @@ def test_a_reply_in_a_tickets_thread_belongs_to_that_ticket_whatever_ip_it_quote
     moved = fake.wait_for("chat.update", where=lambda c: c.args.get("ts") == mine_ts)[-1]
     assert card_state(moved) == "delisted"
     assert not fake.of("chat.update", where=lambda c: c.args.get("ts") == other_ts)
+
+
+def card_updates(fake: FakeSlack, card_ts: str, state: str) -> list[Call]:
+    return [c for c in fake.of("chat.update", where=lambda c: c.args.get("ts") == card_ts)
+            if card_state(c) == state]
+
+
+def wait_card(fake: FakeSlack, card_ts: str, state: str) -> Call:
+    """The card's update to `state` (the latest, when there are several)."""
+    return fake.wait_for("chat.update", where=lambda c: c.args.get("ts") == card_ts
+                         and card_state(c) == state)[-1]
+
+
+def said(fake: FakeSlack, card_ts: str, text: str) -> list[Call]:
+    return [c for c in fake.of("chat.postMessage", where=lambda c: c.args.get("thread_ts")
+                               == card_ts) if c.ok and text in c.args.get("text", "")]
+
+
+def test_a_delisted_card_asks_verified_or_still_blocked_and_each_button_works(bot, fake):
+    ticket, card_ts = open_by_command(bot, fake, "C0VERIFY", "11.23.30.1")
+    press(bot, "C0VERIFY", "request_sent", ticket, card_ts)
+    requested = wait_card(fake, card_ts, "requested")
+    assert action_ids(requested) == {"delisted", "escalated", "snooze", "close"}
+    press(bot, "C0VERIFY", "delisted", ticket, card_ts)
+    delisted = wait_card(fake, card_ts, "delisted")
+    assert action_ids(delisted) == {"verified", "reopen", "snooze", "close"}
+    labels = [e["text"]["text"] for b in delisted.args["blocks"] if b["type"] == "actions"
+              for e in b["elements"] if e["type"] == "button"]
+    assert labels == ["Verified (mail flows)", "Still blocked", "Close"]
+
+    verified_press = click("C0VERIFY", "verified", ticket, user="U0BOB",
+                           block_id=f"ticket:{ticket}", message_ts=card_ts, action_ts="7.1")
+    assert bot.send(verified_press, FORM)[0] == 200
+    verified = wait_card(fake, card_ts, "verified")
+    assert action_ids(verified) == {"reopen", "close"}
+    fake.wait_for("chat.postMessage", where=lambda c: c.args.get("thread_ts") == card_ts and
+                  "<@U0BOB> marked it verified (mail flows)" in c.args.get("text", ""))
+    # Slack delivering that press again changes nothing and says nothing; a second click (a new
+    # action_ts) is told privately that it is done already.
+    assert bot.send(verified_press, FORM)[0] == 200
+    assert bot.send(click("C0VERIFY", "verified", ticket, user="U0BOB",
+                          block_id=f"ticket:{ticket}", message_ts=card_ts, action_ts="7.2"),
+                    FORM)[0] == 200
+    already = fake.wait_for("chat.postEphemeral", where=in_channel("C0VERIFY"))
+    assert f"{ticket} is already verified" in already[0].args["text"]
+
+    press(bot, "C0VERIFY", "reopen", ticket, card_ts)
+    reopened = wait_card(fake, card_ts, "open")
+    assert action_ids(reopened) == {"request_sent", "delisted", "snooze", "close"}
+    fake.wait_for("chat.postMessage", where=lambda c: c.args.get("thread_ts") == card_ts and
+                  f"<@U0ALICE> marked it still blocked: {ticket} is now open" in c.args.get(
+                      "text", ""))
+    assert len(said(fake, card_ts, "marked it verified")) == 1
+    assert len(fake.of("chat.postEphemeral", where=in_channel("C0VERIFY"))) == 1
+    assert len(card_updates(fake, card_ts, "verified")) == 1
+
+
+def test_escalated_button_moves_a_waiting_ticket_and_a_stale_button_is_told_so(bot, fake):
+    ticket, card_ts = open_by_command(bot, fake, "C0ESCAL", "11.23.31.1")
+    press(bot, "C0ESCAL", "request_sent", ticket, card_ts)
+    wait_card(fake, card_ts, "requested")
+    press(bot, "C0ESCAL", "escalated", ticket, card_ts)
+    escalated = wait_card(fake, card_ts, "escalated")
+    assert action_ids(escalated) == {"delisted", "snooze", "close"}
+    fake.wait_for("chat.postMessage", where=lambda c: c.args.get("thread_ts") == card_ts and
+                  f"<@U0ALICE> marked it escalated: {ticket} is now escalated" in c.args.get(
+                      "text", ""))
+    # "Verified" from a card that still showed it elsewhere: refused, explained, card redrawn.
+    press(bot, "C0ESCAL", "verified", ticket, card_ts)
+    told = fake.wait_for("chat.postEphemeral", where=in_channel("C0ESCAL"))[0]
+    assert f"{ticket} is escalated now" in told.args["text"]
+    assert "Verified (mail flows)" in told.args["text"]
+    fake.wait_for("chat.update", 2, where=lambda c: c.args.get("ts") == card_ts
+                  and card_state(c) == "escalated")

@@ -449,6 +449,11 @@ def schedule(ticket: Ticket, waits: Waits) -> Schedule:
     return Schedule()
 
 
+# What the propagation re-check asks of the operator, in CLI commands; a front end with its own
+# controls (the Slack app's buttons) says it in its own words in place of this sentence.
+RECHECK_STEP = "re-check the IP and send a test message, then `verified` or `reopen`."
+
+
 def due(ticket: Ticket, waits: Waits, now: datetime, provider_name: str = "") -> tuple[Ping, ...]:
     """The pings due at `now`; overdue supersedes the reminder of the same cycle."""
     plan = schedule(ticket, waits)
@@ -462,8 +467,7 @@ def due(ticket: Ticket, waits: Waits, now: datetime, provider_name: str = "") ->
                 plan.recheck_at,
                 ticket.delisted_at,
                 f"{head}: delisted {_ago(ticket.delisted_at, now)} ago and the "
-                f"{duration(waits.propagation_hours)} propagation window is over:"
-                " re-check the IP and send a test message, then `verified` or `reopen`.",
+                f"{duration(waits.propagation_hours)} propagation window is over: {RECHECK_STEP}",
             ),
         )
     start = _clock_start(ticket)

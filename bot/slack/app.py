@@ -114,6 +114,7 @@ def build_app(
     flows = TicketFlows(tickets, surface, store, services.names, wake_pinger=pinger.wake,
                         clock=clock, check_ip=services.check_ip, replies=replies)
     pinger.annotate = flows.ping_note
+    pinger.words, pinger.offer = flows.ping_words, flows.ping_offer
     if services.recheck is not None:
         flows.recheck = services.recheck
         pinger.before_tick = flows.dns_recheck

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bot.core.model import DelistMethod, Diagnosis
+from bot.core.tickets import TRANSITIONS, Kind, State
 from bot.slack.text import escape
 
 Block = dict[str, Any]
@@ -332,15 +333,24 @@ def ip_report(ip: str, listings: Sequence[Listing], note: str = "") -> list[Mess
 
 # ---------------------------------------------------------------- tickets
 
-# The card's controls; action ids are part of the contract with the listeners. "snooze" is a
-# menu of durations (its option values are "<ticket id>|<duration>"), the others are buttons.
+# The card's controls: (label, action id, style, the lifecycle move it records). Action ids are
+# part of the contract with the listeners. "snooze" is a menu of durations (its option values are
+# "<ticket id>|<duration>"), the others are buttons whose value is the ticket id. A card shows
+# only the controls its ticket's state allows (`card_controls`).
 CARD_ACTIONS = (
-    ("Request sent", "request_sent", "primary"),
-    ("Delisted", "delisted", None),
-    ("Snooze…", "snooze", None),
-    ("Close", "close", "danger"),
+    ("Request sent", "request_sent", "primary", Kind.SENT),
+    ("Delisted", "delisted", None, Kind.DELISTED),
+    ("Verified (mail flows)", "verified", "primary", Kind.VERIFIED),
+    ("Still blocked", "reopen", None, Kind.REOPENED),
+    ("Escalated", "escalated", None, Kind.ESCALATED),
+    ("Snooze…", "snooze", None, Kind.SNOOZED),
+    ("Close", "close", "danger", Kind.CLOSED),
 )
-CARD_ACTION_IDS = tuple(action_id for _, action_id, _ in CARD_ACTIONS)
+CARD_ACTION_IDS = tuple(action_id for _, action_id, _, _ in CARD_ACTIONS)
+CARD_MOVES = {action_id: kind for _, action_id, _, kind in CARD_ACTIONS}
+CARD_LABELS = {action_id: label.rstrip("…") for label, action_id, _, _ in CARD_ACTIONS}
+# What the propagation re-check asks of a person: does mail flow again, or is it still blocked?
+RECHECK_CONTROLS = ("verified", "reopen")
 SNOOZE_CHOICES = (("4 hours", "4h"), ("1 day", "1d"), ("3 days", "3d"), ("1 week", "7d"))
 
 
@@ -356,6 +366,37 @@ def menu(placeholder: str, action_id: str, options: Sequence[tuple[str, str]]) -
             for label, value in options
         ],
     }
+
+
+def card_controls(state: str) -> tuple[str, ...]:
+    """The action ids a card offers in `state`: each move the lifecycle table allows from there,
+    except a move that leaves the state as it is (a second "Delisted"), "Still blocked" where
+    "Request sent" asks again anyway (refused), a snooze where no ping is left to hold
+    (verified), and anything at all on a closed ticket."""
+    now = State(state)
+    if now is State.CLOSED:
+        return ()
+    offered = []
+    for _, action_id, _, kind in CARD_ACTIONS:
+        target = TRANSITIONS[kind].get(now)
+        if target is None:
+            continue
+        if kind is Kind.SNOOZED:
+            if now is not State.VERIFIED:
+                offered.append(action_id)
+        elif target is not now and not (
+            kind is Kind.REOPENED and now in TRANSITIONS[Kind.SENT]
+        ):
+            offered.append(action_id)
+    return tuple(offered)
+
+
+def controls(block_id: str, ticket_id: str, action_ids: Sequence[str]) -> Block:
+    """An actions block of ticket controls, in the card's order."""
+    return actions(block_id, *(
+        _card_control(label, action_id, ticket_id, style)
+        for label, action_id, style, _ in CARD_ACTIONS if action_id in action_ids
+    ))
 
 
 def _card_control(label: str, action_id: str, ticket_id: str, style: str | None) -> Block:
@@ -416,11 +457,9 @@ def ticket_card(t: TicketView) -> Message:
     ]
     if t.next_step:
         card += section(f"*Next step:* {escape(t.next_step)}")
-    if t.active:
-        card.append(actions(f"ticket:{t.id}", *(
-            _card_control(label, action_id, t.id, style)
-            for label, action_id, style in CARD_ACTIONS
-        )))
+    offered = card_controls(t.state) if t.active else ()
+    if offered:
+        card.append(controls(f"ticket:{t.id}", t.id, offered))
     card.append(context("Replies in this thread belong to this ticket: paste the provider's "
                         "answers here."))
     return Message(f"{t.id}: {t.ip} at {t.provider} is {t.state}", tuple(card))
@@ -443,12 +482,18 @@ def ticket_list(tickets: Sequence[TicketView]) -> list[Message]:
     return paginate(title, [header(title), *ticket_rows(tickets)])
 
 
-def ping_message(owner: str | None, text: str) -> Message:
-    """A ping in a ticket thread: the owner is mentioned on purpose; the text is not markup."""
+def ping_message(
+    owner: str | None, text: str, ticket_id: str | None = None, offered: Sequence[str] = ()
+) -> Message:
+    """A ping in a ticket thread: the owner is mentioned on purpose; the text is not markup.
+    `offered` card controls (action ids) come with it, as buttons for ticket `ticket_id`."""
     prefix = _user(owner) + " " if owner else ""
     if prefix == "nobody yet ":
         prefix = ""
-    return Message(prefix + escape(text), tuple(section(prefix + escape(text))))
+    body = list(section(prefix + escape(text)))
+    if ticket_id and offered:
+        body.append(controls(f"ping:{ticket_id}", ticket_id, offered))
+    return Message(prefix + escape(text), tuple(body))
 
 
 # ---------------------------------------------------------------- App Home

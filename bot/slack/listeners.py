@@ -332,6 +332,16 @@ class Handlers:
         channel = (body.get("channel") or {}).get("id") or ""
         # Buttons carry "DL-n"; the snooze menu's chosen option carries "DL-n|<duration>".
         value = action.get("value") or (action.get("selected_option") or {}).get("value") or ""
+        # The same press delivered again (Socket Mode redelivers what it thinks was not acked)
+        # carries the same action_ts: act on it once.
+        message_ts = ((body.get("container") or {}).get("message_ts")
+                      or (body.get("message") or {}).get("ts") or "")
+        action_ts = action.get("action_ts")
+        if action_ts and not self.store.claim(
+            f"press:{channel}:{message_ts}:{action['action_id']}:{value}:{action_ts}"
+        ):
+            log.info("dropping repeated delivery of the press %s on %s", action_ts, value)
+            return
         ref, _, choice = value.partition("|")
         self.runner.submit(self.press, action["action_id"], ref, body["user"]["id"], channel,
                            choice)

@@ -20,7 +20,7 @@ import logging
 import socket
 import threading
 import urllib.error
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
@@ -62,6 +62,8 @@ class Pinger:
     ) -> None:
         self.outbox, self.surface, self.owner_of = outbox, surface, owner_of
         self.annotate = annotate  # extra words for a ping, looked up when it goes out
+        self.words: Callable[[Any], str] = lambda row: str(row.text)  # its text in Slack's words
+        self.offer: Callable[[Any], Sequence[str]] = lambda row: ()  # card controls it carries
         self.thread_of = thread_of  # a ticket's (channel, thread ts) now
         # Work that may queue pings, run first in each tick (the tickets' DNS re-checks), so
         # what it finds goes out in the same tick.
@@ -123,6 +125,15 @@ class Pinger:
             log.exception("could not annotate ping %s", row.key)
             return ""
 
+    def _message(self, row: Any, note: str) -> blocks.Message:
+        try:
+            words, offered = self.words(row), tuple(self.offer(row))
+        except Exception:  # the ping matters more than its buttons: it goes out as queued
+            log.exception("could not word ping %s for Slack", row.key)
+            words, offered = str(row.text), ()
+        text = " ".join(filter(None, [words, self._annotation(row), note]))
+        return blocks.ping_message(self.owner_of(row.ticket_id), text, row.ticket_id, offered)
+
     def _deliver(self, row: Any) -> int:
         channel, thread_ts = self._where(row)
         if not channel:
@@ -158,8 +169,7 @@ class Pinger:
         ):
             log.info("ping %s was delivered before a restart; not posting it again", row.key)
             return
-        text = " ".join(filter(None, [row.text, self._annotation(row), note]))
-        message = blocks.ping_message(self.owner_of(row.ticket_id), text)
+        message = self._message(row, note)
         self.surface.post(channel, message, thread_ts=thread_ts, broadcast=True,
                           metadata={"event_type": PING_EVENT, "event_payload": {"key": row.key}})
 

@@ -22,7 +22,7 @@ from slack_sdk.errors import SlackApiError
 from bot.config import parse_duration
 from bot.core.errors import ConfigError, DelistbotError
 from bot.core.model import Diagnosis, Reason
-from bot.core.tickets import Event, Kind, State, Ticket
+from bot.core.tickets import RECHECK_STEP, TRANSITIONS, Event, IllegalMove, Kind, State, Ticket
 from bot.service.recheck import Rechecked
 from bot.service.tickets import Applied, Opened, TicketService, utc_now
 from bot.slack import blocks
@@ -38,11 +38,20 @@ SNOOZE = timedelta(days=1)  # a card posted before the snooze menu existed carri
 MAX_SNOOZE = timedelta(days=30)
 CARD_GROUP = "card:"  # reply outbox groups holding a ticket's card and its story
 _WAIT_OVER = frozenset({State.DELISTED, State.VERIFIED, State.CLOSED})
-_MOVES = {
-    "request_sent": (Kind.SENT, "marked the request sent"),
-    "delisted": (Kind.DELISTED, "marked it delisted"),
-    "close": (Kind.CLOSED, "closed it"),
+# What the thread is told a card button did ("<@U…> marked it delisted: DL-3 is now delisted.").
+_DONE = {
+    "request_sent": "marked the request sent",
+    "delisted": "marked it delisted",
+    "verified": "marked it verified (mail flows)",
+    "reopen": "marked it still blocked",
+    "escalated": "marked it escalated",
+    "close": "closed it",
 }
+_AFTER = {"reopen": " A new cycle: send the request again, then press Request sent."}
+# The re-check ping's request in Slack's words: its buttons come with it (`ping_offer`).
+SLACK_RECHECK_STEP = ("send a test message, then press *Verified (mail flows)* if mail flows "
+                      "again or *Still blocked* if it still bounces (below, or on the ticket's "
+                      "card).")
 
 
 class TicketFlows:
@@ -272,14 +281,28 @@ class TicketFlows:
                 done = (f"snoozed it for {blocks.duration(length.total_seconds() / 3600)} "
                         f"(pings wait until {(now + length).strftime('%Y-%m-%d %H:%M UTC')})")
             else:
-                kind, done = _MOVES[action_id]
+                kind, done = blocks.CARD_MOVES[action_id], _DONE[action_id]
+                current = self.tickets.get(ref)
+                if _already(current, kind):  # pressed twice, or by two people: once is enough
+                    self.surface.ephemeral(channel, user, blocks.notice(
+                        f"{current.id} is already {current.state}; nothing to change."))
+                    return
                 ticket = self.tickets.move(ref, Event(kind, _actor(user)), now)
+        except IllegalMove:
+            # A card (or ping) older than the ticket's last move: say so, and show the card anew.
+            current = self.tickets.get(ref)
+            self.surface.ephemeral(channel, user, blocks.notice(
+                f"{current.id} is {current.state} now, so “{blocks.CARD_LABELS[action_id]}” no "
+                "longer applies; its card shows what it can do now."))
+            self.refresh(current)
+            return
         except DelistbotError as exc:
             self.surface.ephemeral(channel, user, blocks.notice(
                 f"{escape(ref)}: {escape(str(exc))}"))
             return
         self.refresh(ticket)
-        self._say(ticket, f"<@{user}> {done}: {ticket.id} is now {ticket.state}.")
+        self._say(ticket, f"<@{user}> {done}: {ticket.id} is now {ticket.state}."
+                  + _AFTER.get(action_id, ""))
         if action_id == "delisted":
             self.queue_confirmation(ticket, "marked delisted by hand")
 
@@ -344,6 +367,23 @@ class TicketFlows:
             return self._recheck(self.tickets.get(row.ticket_id))
         return ""
 
+    def ping_words(self, row: Any) -> str:
+        """A ping's text as Slack shows it: the re-check asks for the buttons that come with it,
+        not for the CLI's commands."""
+        if row.kind != "recheck":
+            return str(row.text)
+        step = SLACK_RECHECK_STEP if self.ping_offer(row) else "send a test message."
+        return str(row.text).replace(RECHECK_STEP, f"re-check the IP and {step}")
+
+    def ping_offer(self, row: Any) -> tuple[str, ...]:
+        """The card controls a ping carries: the re-check's "Verified (mail flows)" and "Still
+        blocked", while the ticket can still take them."""
+        if row.kind != "recheck":
+            return ()
+        allowed = blocks.card_controls(self.tickets.get(row.ticket_id).state)
+        offered = tuple(a for a in blocks.RECHECK_CONTROLS if a in allowed)
+        return offered if offered == blocks.RECHECK_CONTROLS else ()
+
     def _recheck(self, ticket: Ticket) -> str:
         """For the propagation re-check ping: what the list's DNS says about the IP now."""
         if self.recheck is not None and ticket.number is not None:
@@ -392,6 +432,12 @@ def snooze_length(choice: str) -> timedelta:
     if not timedelta(minutes=1) <= length <= MAX_SNOOZE:
         raise ConfigError(f"snooze: {choice} is not between 1 minute and 30 days")
     return length
+
+
+def _already(ticket: Ticket, kind: Kind) -> bool:
+    """The ticket is where `kind` leads, and making the move again would change nothing."""
+    moves = TRANSITIONS[kind]
+    return ticket.state in moves.values() and moves.get(ticket.state) in (None, ticket.state)
 
 
 def _actor(user: str | None) -> str:
