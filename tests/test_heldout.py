@@ -69,6 +69,9 @@ EXPECTED: dict[str, tuple[str | None, str, str | None, str, str, str | None, str
     "exim-gmail-5726.eml": (
         "exim", "noah@gmail.com", "5.7.26", "550", "authfailure", "203.0.113.71", "google_gmail", None,
         FIX, "https://support.google.com/mail/contact/gmail_bulk_sender_escalation", False),
+    "postfix-timeout-dsn.eml": (
+        "postfix", "m.rossi@yahoo.com", "4.7.0", "421", "badreputation", "198.51.100.140", "yahoo_aol", None,
+        WEB, "https://senders.yahooinc.com/contact/#sender-support-request", True),
     "sendmail-yahoo-tss04-warning.eml": (
         "sendmail", "olivia@yahoo.com", "4.7.0", "421", "badreputation", "203.0.113.88", "yahoo_aol", None,
         WEB, "https://senders.yahooinc.com/contact/#sender-support-request", True),
@@ -528,3 +531,34 @@ def test_mixed_line_ends_read_as_the_same_text_with_lf() -> None:
     assert b"\r\n" in data and b"\r" in data.replace(b"\r\n", b"")
     lf = data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
     assert diagnose_bytes(data, "x")[0].to_json() == diagnose_bytes(lf, "x")[0].to_json()
+
+
+@pytest.mark.parametrize("name", [
+    "outlook-forward-french-exim-free.txt",  # Exim: "This is a permanent error", retry timeout exceeded
+    "outlook-forward-japanese-postfix-google-tls.txt",  # Postfix: "Undelivered Mail Returned to Sender"
+    "postfix-yahoo-ts03.txt",
+    "postfix-timeout-dsn.eml",  # RFC 3464: Action: failed, after a week of 421 4.7.0 deferrals
+])
+def test_a_temporary_refusal_the_queue_gave_up_on_says_to_send_the_message_again(name: str) -> None:
+    d = _diagnose(name)
+    assert d.temporary and d.returned and d.to_json()["returned"] is True
+    assert "until your server gave up" in d.verdict
+    assert d.next_step.endswith("send it again once this is resolved.")
+
+
+def test_a_returned_message_is_not_told_the_queue_will_retry() -> None:
+    d = _diagnose("outlook-forward-french-exim-free.txt")
+    assert "queue" not in d.next_step and "Stop the cause" in d.next_step
+
+
+@pytest.mark.parametrize("name", [
+    "postfix-comcast-rl000001-delayed.txt",  # "THIS IS A WARNING ONLY"
+    "sendmail-orange-ofr999-warning.txt",  # "could not send message for past 4 hours"
+    "exim-dsn-delayed-outlook-as761.eml",  # Action: delayed
+    "postfix-proofpoint-deferred.txt",  # a bare reply: nothing says the queue gave up
+])
+def test_a_delay_warning_says_the_queue_is_still_retrying(name: str) -> None:
+    d = _diagnose(name)
+    assert d.temporary and not d.returned
+    assert "deferred" in d.verdict and "gave up" not in d.verdict
+    assert "send it again" not in d.next_step

@@ -452,7 +452,7 @@ def _conclude(knowledge: Knowledge, bounce: Bounce, record: RecipientRecord,
     verdict, next_step, warnings = describe(
         reason=reason, rule=rule, receiver=receiver, blocklist=blocklist, zone=zone,
         route=route, ip=sending_ip, wait_hours=timers[0], temporary=_is_temporary(record, rule),
-        status=record.status, recipient_domain=_domain(record.address),
+        status=record.status, recipient_domain=_domain(record.address), returned=bounce.returned,
     )
     return Diagnosis(
         source=bounce.source,
@@ -476,6 +476,7 @@ def _conclude(knowledge: Knowledge, bounce: Bounce, record: RecipientRecord,
         next_step=next_step,
         warnings=tuple(warnings),
         temporary=_is_temporary(record, rule),
+        returned=bounce.returned,
         feedback_type=bounce.feedback_type,
         extra={"zone": zone} if zone else {},
     )

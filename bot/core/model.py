@@ -116,6 +116,9 @@ class Bounce:
     # The sending IP as the bounce states it outside the rejection (an ESP event's field), and
     # where it says so, e.g. ("198.51.100.7", "event field (sending-ip)").
     stated_ip: tuple[str, str] | None = None
+    # The notice says the message came back: the sending server gave up (RFC 3464 Action: failed,
+    # or a failure notice's words), as opposed to a delay warning while it still retries.
+    returned: bool = False
 
 
 @dataclass(frozen=True)
@@ -185,6 +188,7 @@ class Diagnosis:
     next_step: str = ""
     warnings: tuple[str, ...] = ()
     temporary: bool = False  # a 4xx deferral rather than a refusal
+    returned: bool = False  # the sending server gave up and returned the message: send it again
     feedback_type: str | None = None
     not_bounce_reason: str | None = None
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
@@ -210,6 +214,7 @@ class Diagnosis:
             "reason": str(self.reason) if self.reason else None,
             "rule": self.rule,
             "temporary": self.temporary,
+            "returned": self.returned,
             "delist": self.delist.to_json(),
             "expected_wait_hours": self.expected_wait_hours,
             "overdue_after_hours": self.overdue_after_hours,

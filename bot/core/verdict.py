@@ -97,13 +97,18 @@ def next_step_for(route: DelistRoute, reason: Reason, ip: str | None,
     return NOTHING_TO_DELIST.get(reason, "read the rejection text below; nothing to delist.")
 
 
+RESEND = "Your server has given up on this message and returned it: send it again once this is resolved."
+
+
 def describe(*, reason: Reason, rule: Rule | None, receiver: Provider | None,
              blocklist: Provider | None, zone: str | None, route: DelistRoute, ip: str | None,
              wait_hours: float | None, temporary: bool, status: str | None,
-             recipient_domain: str | None) -> tuple[str, str, list[str]]:
+             recipient_domain: str | None, returned: bool = False) -> tuple[str, str, list[str]]:
     who = receiver.name if receiver else (f"The server for {recipient_domain}" if recipient_domain
                                           else "The receiving server")
-    verb = "deferred" if temporary else "rejected"
+    # A temporary refusal in a failure notice: the sending server retried until it gave up.
+    gave_up = temporary and returned
+    verb = "kept deferring" if gave_up else "deferred" if temporary else "rejected"
     mail = f"mail from {ip}" if ip else "the mail"
     what = rule.what if rule else WHAT.get(reason, "the reason could not be determined")
     if not rule and reason in (Reason.BLOCKED, Reason.BADREPUTATION):
@@ -116,10 +121,12 @@ def describe(*, reason: Reason, rule: Rule | None, receiver: Provider | None,
                    Reason.FEEDBACK: "This is a spam complaint (feedback report), not a bounce.",
                    Reason.DELIVERED: "This report says the message was delivered."}[reason]
     else:
-        verdict = f"{who} {verb} {mail}: {what}."
+        until = " until your server gave up" if gave_up else ""
+        verdict = f"{who} {verb} {mail}{until}: {what}."
     next_step = rule.next_step if rule and rule.next_step else next_step_for(route, reason, ip, wait_hours)
-    if temporary and reason in (Reason.BLOCKED, Reason.BADREPUTATION, Reason.RATELIMITED,
-                                Reason.TOOMANYCONN, Reason.SPEEDING) and not (rule and rule.next_step):
+    slowed = reason in (Reason.BLOCKED, Reason.BADREPUTATION, Reason.RATELIMITED, Reason.TOOMANYCONN,
+                        Reason.SPEEDING)
+    if temporary and not gave_up and slowed and not (rule and rule.next_step):
         next_step = "slow down and let the queue retry; " + next_step
     warnings = [rule.warning] if rule and rule.warning else []
     if blocklist and blocklist.status == "defunct":
@@ -127,4 +134,6 @@ def describe(*, reason: Reason, rule: Rule | None, receiver: Provider | None,
                         "filter is out of date, so there is nothing to delist.")
     if route.note and route.method is not DelistMethod.NONE and not (rule and rule.next_step):
         next_step = f"{next_step} {route.note}"
+    if gave_up:
+        next_step = f"{next_step.rstrip()} {RESEND}"
     return verdict, next_step[:1].upper() + next_step[1:], warnings

@@ -71,16 +71,57 @@ def read(data: bytes, source: str = "-") -> list[Bounce]:
     if events.looks_like_json(data):
         found = events.parse(data)
         if found is not None:
-            return [_bounded(b) for b in _from_events(found, source)]
+            return [_finished(b) for b in _from_events(found, source)]
     if events.looks_like_accounting(data):
-        return [_bounded(b) for b in _from_events(events.parse_accounting(data), source, NO_FAILED_RECORD)]
+        return [_finished(b) for b in _from_events(events.parse_accounting(data), source, NO_FAILED_RECORD)]
     data = normalise_newlines(data)
     chunks = split_mbox(data)
     bounces = []
     for index, chunk in enumerate(chunks, 1):
         name = source if len(chunks) == 1 else f"{source}#{index}"
-        bounces.append(_bounded(read_one(chunk, name)))
+        bounces.append(_finished(read_one(chunk, name)))
     return bounces
+
+
+def _finished(bounce: Bounce) -> Bounce:
+    bounce = _bounded(bounce)
+    return replace(bounce, returned=True) if _returned(bounce) else bounce
+
+
+def _notice_words(pattern: str) -> re.Pattern[str]:
+    """A case-blind pattern whose spaces match any run of white space (notices wrap anywhere)."""
+    return re.compile(pattern.replace(" ", r"\s+"), re.IGNORECASE)
+
+
+# A notice sent while the sending server still retries (Postfix, Sendmail and Exim delay
+# warnings, Exchange's and Gmail's delay notifications) ...
+_DELAY_NOTICE = _notice_words(
+    r"warning (?:message )?only|do not need to resend|still being retried|will be retried|"
+    r"will (?:keep|continue) (?:on )?trying|will (?:retry|try again)|has not yet been delivered|"
+    r"could not send message for past|delivery (?:is |has been )?delayed|\(delay\)|"
+    r"delay notification|delivery incomplete|delayed \d+ (?:minute|hour|day)"
+)
+# ... and one sent when it gave up: the message is returned and has to be sent again.
+_RETURNED_NOTICE = _notice_words(
+    r"permanent error|retry timeout exceeded|returning message to sender|returned to sender|"
+    r"could(?: no|n')t be delivered|not be delivered|i'?m not going to try again|giving up|gave up|"
+    r"in the queue too long|delivery (?:has )?failed|failed permanently|undeliver(?:able|ed)|"
+    r"mail delivery failed|delivery to the following recipients? failed|\(failure\)"
+)
+_NOTICE_HEAD = 4000  # the notice stands before the diagnostics and the returned message
+
+
+def _returned(bounce: Bounce) -> bool:
+    """Does the notice say the message came back (the sending server gave up retrying)?"""
+    if not bounce.is_bounce:
+        return False
+    actions = {(r.action or "").lower() for r in bounce.recipients}
+    if "delayed" in actions:
+        return False
+    notice = f"{bounce.subject or ''}\n{bounce.text[:_NOTICE_HEAD]}"
+    if _DELAY_NOTICE.search(notice):
+        return False
+    return "failed" in actions or bool(_RETURNED_NOTICE.search(notice))
 
 
 def _bounded(bounce: Bounce) -> Bounce:
