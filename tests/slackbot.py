@@ -108,6 +108,13 @@ def message(channel: str, ts: str, text: str, user: str = "U0ALICE", **extra: An
             "channel_type": "channel", "event_ts": ts, **extra}
 
 
+def emailed(channel: str, ts: str, file_id: str, name: str = "x", **extra: Any) -> dict:
+    """The message Slack posts for a mail sent to a channel's e-mail address: its file is an email."""
+    file = {"id": file_id, "filetype": "email", "mode": "email", "name": name}
+    return {**message(channel, ts, "", user="USLACKBOT", subtype="file_share"), "bot_id": "B0EMAILAPP",
+            "files": [file], **extra}
+
+
 def thread_message(channel: str, thread_ts: str, ts: str, text: str) -> dict:
     return message(channel, ts, text, thread_ts=thread_ts)
 

@@ -16,7 +16,7 @@ from tests.fakeslack import (
     command_body,
     event_body,
 )
-from tests.slackbot import CORPUS, FORM, JSON, Bot, message, need_corpus, running, seed, shown
+from tests.slackbot import CORPUS, FORM, JSON, Bot, emailed, message, need_corpus, running, seed, shown
 
 EMAIL = CORPUS / "sisimai" / "maildir" / "bsd" / "rhost-microsoft-01.eml"
 NOT_BOUNCE = "hello team, is the 10:00 deploy still on?"
@@ -273,12 +273,7 @@ def test_odd_charsets_reach_the_channel_as_written(bot, fake):
             + seed("11.22.10.1").split("\n", 4)[4].replace("mail from IP banned;",
                                                            f"mail from IP banned {japanese};"))
     fake.add_email("F0JIS", mail.encode("iso-2022-jp"), subject="failure notice")
-    event = {
-        "type": "message", "subtype": "file_share", "text": "", "user": "USLACKBOT",
-        "channel": "C0JIS", "channel_type": "channel", "ts": "1700000900.000100",
-        "event_ts": "1700000900.000100",
-        "files": [{"id": "F0JIS", "filetype": "email", "mode": "email", "name": "x"}],
-    }
+    event = emailed("C0JIS", "1700000900.000100", "F0JIS")
     assert bot.send(event_body(event, "Ev-jis-1"), JSON)[0] == 200
     post = wait_posts(fake, "C0JIS")[0]
     assert japanese in code_text([post])  # the rejection line, quoted as the server wrote it

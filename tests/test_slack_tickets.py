@@ -23,6 +23,7 @@ from tests.slackbot import (
     button_value,
     card_state,
     click,
+    emailed,
     in_channel,
     message,
     need_corpus,
@@ -319,12 +320,7 @@ def test_a_provider_confirmation_emailed_to_the_channel_moves_its_ticket(bot, fa
     ticket, card_ts = open_by_command(bot, fake, "C0FWD", "11.23.12.1")
     fake.add_email("F0CONFIRM", reply("microsoft-delisted.txt", "11.23.12.1").encode(),
                    subject="RE: SRX - FW: failure notice")
-    event = {
-        "type": "message", "subtype": "file_share", "text": "", "user": "USLACKBOT",
-        "bot_id": "B0EMAILAPP", "channel": "C0FWD", "channel_type": "channel",
-        "ts": "1700001700.000100", "event_ts": "1700001700.000100",
-        "files": [{"id": "F0CONFIRM", "filetype": "email", "mode": "email", "name": "RE"}],
-    }
+    event = emailed("C0FWD", "1700001700.000100", "F0CONFIRM", name="RE")
     assert bot.send(event_body(event, "Ev-fwd-1"), JSON)[0] == 200
     ping = wait_ping(fake, "C0FWD", "delisted, the provider confirmed it")
     assert ping.args["thread_ts"] == card_ts and ticket in ping.args["text"]
@@ -481,12 +477,7 @@ def test_a_provider_mail_forwarded_to_the_channel_is_matched_by_its_ticket_id(bo
     mail = reply("microsoft-delisted.txt", "11.23.20.1").replace(" for 11.23.20.1.", ".")
     assert "11.23.20.1" not in mail
     fake.add_email("F0FWDID", mail.encode(), subject="RE: SRX1123201000ID - FW: failure notice")
-    event = {
-        "type": "message", "subtype": "file_share", "text": "", "user": "USLACKBOT",
-        "bot_id": "B0EMAILAPP", "channel": "C0FWDID", "channel_type": "channel",
-        "ts": "1700002100.000300", "event_ts": "1700002100.000300",
-        "files": [{"id": "F0FWDID", "filetype": "email", "mode": "email", "name": "RE"}],
-    }
+    event = emailed("C0FWDID", "1700002100.000300", "F0FWDID", name="RE")
     assert bot.send(event_body(event, "Ev-fwdid-2"), JSON)[0] == 200
     ping = wait_ping(fake, "C0FWDID", "delisted, the provider confirmed it")
     assert ping.args["thread_ts"] == card_ts and ticket in ping.args["text"]
