@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -30,9 +30,13 @@ import sqlite_utils
 from sqlite_utils import Migrations
 
 from bot.core.errors import DelistbotError
-from bot.core.tickets import ID_PREFIX, LogEntry, Ping, State, Ticket, Waits
+from bot.core.tickets import ID_PREFIX, WAITING, LogEntry, Ping, PingKind, State, Ticket, Waits
 
 BUSY_TIMEOUT_SECONDS = 30.0
+# `timers_due` compares due times in SQLite's julianday (floating point days, milliseconds at
+# best): it takes in anything due up to this much after `now`, and leaves out a later ping of the
+# cycle only when the earlier one is due this much before `now`, so rounding never hides a ping.
+TIMER_MARGIN_DAYS = 2 / 86400
 MIGRATIONS = Migrations("delistbot")
 
 
@@ -179,6 +183,23 @@ def m005_outbox_refusals(db: sqlite_utils.Database) -> None:
     db.execute("ALTER TABLE outbox ADD COLUMN failed_at TEXT")
     db.execute("ALTER TABLE outbox ADD COLUMN retry_at TEXT")
     db.execute("CREATE INDEX outbox_ticket ON outbox(ticket)")
+
+
+@MIGRATIONS()
+def m006_timer_indexes(db: sqlite_utils.Database) -> None:
+    # The ping loop asks every few seconds which tickets have a ping due that is not yet queued.
+    # A ticket row is about a page (its bounce and diagnosis), so reading the timer columns from
+    # the rows reads the whole table: these two indexes hold just those columns, for tickets not
+    # closed (what is due, and the waits in force) and for closed ones (the learned waits).
+    db.execute(
+        "CREATE INDEX tickets_timers ON tickets(state, list_key, reminder_hours, overdue_hours,"
+        " propagation_hours, waits_basis, requested_at, acknowledged_at, escalated_at,"
+        " delisted_at, snoozed_until, id) WHERE state <> 'closed'"
+    )
+    db.execute(
+        "CREATE INDEX tickets_delisting_times ON tickets(list_key, requested_at, delisted_at)"
+        " WHERE state = 'closed'"
+    )
 
 
 # ---------------------------------------------------------------- conversions
@@ -412,6 +433,92 @@ class Store:
         bounce text (the bulk of a row), so never `save` one of these."""
         return self._query(f"SELECT {_LEAN} FROM tickets WHERE state <> 'closed' ORDER BY number")
 
+    def wait_groups(self) -> list[tuple[str, Waits]]:
+        """The distinct list and stored waits among tickets not closed. The effective waits (the
+        settings file's and learned figures applied) are the same for every ticket of a group."""
+        rows = self.db.execute(
+            "SELECT DISTINCT list_key, reminder_hours, overdue_hours, propagation_hours,"
+            " waits_basis FROM tickets WHERE state <> 'closed' ORDER BY 1, 2, 3, 4, 5"
+        ).fetchall()
+        return [(r[0], Waits(r[1], r[2], r[3], r[4])) for r in rows]
+
+    def timers_due(
+        self,
+        now: datetime,
+        groups: Sequence[tuple[str, Waits, Waits]],
+        unqueued_only: bool = False,
+    ) -> list[Ticket]:
+        """Tickets not closed that may have a ping due at `now`, lean as `timers()` returns them.
+
+        `groups`: (list, stored waits, effective waits), one per `wait_groups()` row. SQLite works
+        out each ticket's reminder, overdue and re-check time the way `bot.core.tickets.schedule`
+        does and keeps the tickets with one that has passed; with `unqueued_only`, only those
+        whose ping of that kind and cycle (the ping the core would choose: overdue supersedes the
+        reminder) is not yet in the outbox. It is a filter, not the judge: it keeps a few too many
+        rather than one too few (a ticket of no known group, a time it cannot read), and
+        `bot.core.tickets.due` decides what is due from each ticket it returns."""
+        if not groups:
+            return self.timers()
+        values = ", ".join("(?, ?, ?, ?, ?, ?, ?, ?)" for _ in groups)
+        params: list[Any] = []
+        for list_key, stored, effective in groups:
+            params += [
+                list_key,
+                stored.reminder_hours,
+                stored.overdue_hours,
+                stored.propagation_hours,
+                stored.basis,
+                effective.reminder_hours,
+                effective.overdue_hours,
+                effective.propagation_hours,
+            ]
+        waiting = ", ".join(f"'{state}'" for state in WAITING)
+
+        def unqueued(kind: PingKind, cycle: str) -> str:
+            if not unqueued_only:
+                return "1"
+            # the key `bot.core.tickets.ping_key` gives: DL-42/overdue/2026-11-01T00:01:00+00:00
+            return (
+                f"NOT EXISTS (SELECT 1 FROM outbox WHERE outbox.key = s.ticket_ref"
+                f" || '/{kind}/' || s.{cycle})"
+            )
+
+        late = "COALESCE({} <= julianday(?) + ?, 1)"  # due by now (or unreadable: keep it)
+        early = "COALESCE({} <= julianday(?) - ?, 0)"  # surely due before now
+        window = [iso(now), TIMER_MARGIN_DAYS]
+        # Only columns of the index `tickets_timers` until the rows of the chosen few are read.
+        sql = f"""
+            WITH w(w_list, w_reminder, w_overdue, w_propagation, w_basis, rem, ovr, prop)
+              AS (VALUES {values}),
+            t AS (
+              SELECT number, state, delisted_at, id AS ticket_ref, w_list IS NULL AS unknown,
+                CASE WHEN state = '{State.ESCALATED}' AND escalated_at IS NOT NULL
+                  THEN escalated_at ELSE COALESCE(requested_at, acknowledged_at) END AS start,
+                COALESCE(julianday(snoozed_until), 0) AS snooze, rem, ovr, prop
+              FROM tickets LEFT JOIN w ON w_list = list_key AND w_reminder IS reminder_hours
+                AND w_overdue IS overdue_hours AND w_propagation IS propagation_hours
+                AND w_basis IS waits_basis
+              WHERE state <> 'closed' AND state IN ({waiting}, '{State.DELISTED}')
+            ),
+            s AS (
+              SELECT *,
+                max(julianday(start) + rem / 24.0, snooze) AS reminder_jd,
+                max(julianday(start) + ovr / 24.0, snooze) AS overdue_jd,
+                max(julianday(delisted_at) + prop / 24.0, snooze) AS recheck_jd
+              FROM t
+            )
+            SELECT {_LEAN} FROM tickets WHERE number IN (SELECT number FROM s
+              WHERE unknown
+              OR (state = '{State.DELISTED}' AND delisted_at IS NOT NULL
+                  AND {late.format("recheck_jd")} AND {unqueued(PingKind.RECHECK, "delisted_at")})
+              OR (state IN ({waiting}) AND start IS NOT NULL AND (
+                  ({late.format("overdue_jd")} AND {unqueued(PingKind.OVERDUE, "start")})
+                  OR ({late.format("reminder_jd")} AND NOT {early.format("overdue_jd")}
+                      AND {unqueued(PingKind.REMINDER, "start")}))))
+            ORDER BY number
+        """
+        return self._query(sql, [*params, *window, *window, *window, *window])
+
     def find_active(self, ip: str, list_key: str) -> Ticket | None:
         found = self._query(
             "SELECT * FROM tickets WHERE ip = ? AND list_key = ? AND state <> 'closed'",
@@ -516,7 +623,7 @@ class Store:
 
     def delisting_hours(self, list_key: str) -> list[float]:
         """Request -> delisted, in hours, over this provider's closed tickets."""
-        rows = self.db.query(
+        rows = self.db.query(  # through the index tickets_delisting_times
             "SELECT requested_at, delisted_at FROM tickets WHERE list_key = ? AND state = 'closed'"
             " AND requested_at IS NOT NULL AND delisted_at IS NOT NULL",
             [list_key],

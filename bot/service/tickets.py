@@ -423,11 +423,23 @@ class TicketService:
 
     def due(self, now: datetime) -> list[tuple[Ticket, Ping]]:
         """Every ping due at `now`, from the stored state alone."""
-        now = normalise(now)
-        out: list[tuple[Ticket, Ping]] = []
+        return self._due(normalise(now), unqueued_only=False)
+
+    def _due(self, now: datetime, unqueued_only: bool) -> list[tuple[Ticket, Ping]]:
+        """The pings due at `now`; with `unqueued_only`, leaving out tickets whose due ping is
+        already in the outbox. The waits are worked out afresh on every call (settings file,
+        learned figures), so a changed threshold counts from the next pass on; SQLite only picks
+        the tickets worth a look (`Store.timers_due`), the core decides what is due."""
         cache: dict[str, Learned] = {}
-        for ticket in self.store.timers():
-            if ticket.list_key not in cache:
+        groups = []
+        for list_key, stored in self.store.wait_groups():
+            if list_key not in cache:
+                cache[list_key] = self.learned(list_key)
+            override = self.overrides.get(list_key)
+            groups.append((list_key, stored, effective_waits(stored, override, cache[list_key])))
+        out: list[tuple[Ticket, Ping]] = []
+        for ticket in self.store.timers_due(now, groups, unqueued_only):
+            if ticket.list_key not in cache:  # a ticket opened since the groups were read
                 cache[ticket.list_key] = self.learned(ticket.list_key)
             waits = self.waits(ticket, cache[ticket.list_key])
             acting = self.provider(ticket.list_key)
@@ -436,10 +448,12 @@ class TicketService:
         return out
 
     def queue_due(self, now: datetime) -> int:
-        """Write due pings to the outbox; each key once, however often this runs."""
+        """Write due pings to the outbox; each key once, however often this runs. A pass with
+        nothing new to queue reads only the tickets SQLite finds due and not yet queued."""
         now = normalise(now)
         with self.store.write():
-            return sum(self.store.enqueue(t, p, now) for t, p in self.due(now))
+            due = self._due(now, unqueued_only=True)
+            return sum(self.store.enqueue(t, p, now) for t, p in due)
 
     def claim_pings(self, worker: str, now: datetime, limit: int = 20) -> list[OutboxRow]:
         now = normalise(now)
