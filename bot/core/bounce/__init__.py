@@ -88,25 +88,23 @@ def _finished(bounce: Bounce) -> Bounce:
     return replace(bounce, returned=True) if _returned(bounce) else bounce
 
 
-def _notice_words(pattern: str) -> re.Pattern[str]:
-    """A case-blind pattern whose spaces match any run of white space (notices wrap anywhere)."""
-    return re.compile(pattern.replace(" ", r"\s+"), re.IGNORECASE)
-
-
-# A notice sent while the sending server still retries (Postfix, Sendmail and Exim delay
+# Words of a notice sent while the sending server still retries (Postfix, Sendmail and Exim delay
 # warnings, Exchange's and Gmail's delay notifications) ...
-_DELAY_NOTICE = _notice_words(
-    r"warning (?:message )?only|do not need to resend|still being retried|will be retried|"
-    r"will (?:keep|continue) (?:on )?trying|will (?:retry|try again)|has not yet been delivered|"
-    r"could not send message for past|delivery (?:is |has been )?delayed|\(delay\)|"
-    r"delay notification|delivery incomplete|delayed \d+ (?:minute|hour|day)"
+_DELAY_WORDS = (
+    "warning only", "warning message only", "do not need to resend", "still being retried",
+    "will be retried", "will keep trying", "will keep on trying", "will continue trying",
+    "will continue on trying", "will retry", "will try again", "has not yet been delivered",
+    "could not send message for past", "delivery delayed", "delivery is delayed",
+    "delivery has been delayed", "(delay)", "delay notification", "delivery incomplete",
 )
-# ... and one sent when it gave up: the message is returned and has to be sent again.
-_RETURNED_NOTICE = _notice_words(
-    r"permanent error|retry timeout exceeded|returning message to sender|returned to sender|"
-    r"could(?: no|n')t be delivered|not be delivered|i'?m not going to try again|giving up|gave up|"
-    r"in the queue too long|delivery (?:has )?failed|failed permanently|undeliver(?:able|ed)|"
-    r"mail delivery failed|delivery to the following recipients? failed|\(failure\)"
+_DELAYED_FOR = re.compile(r"delayed \d+ (?:minute|hour|day)")  # Exim: "message … delayed 24 hours"
+# ... and of one sent when it gave up: the message is returned and has to be sent again.
+_RETURNED_WORDS = (
+    "permanent error", "retry timeout exceeded", "returning message to sender", "returned to sender",
+    "couldn't be delivered", "not be delivered", "not going to try again", "giving up", "gave up",
+    "in the queue too long", "delivery failed", "delivery has failed", "failed permanently",
+    "undeliverable", "undelivered", "delivery to the following recipient failed",
+    "delivery to the following recipients failed", "(failure)",
 )
 _NOTICE_HEAD = 4000  # the notice stands before the diagnostics and the returned message
 
@@ -116,12 +114,15 @@ def _returned(bounce: Bounce) -> bool:
     if not bounce.is_bounce:
         return False
     actions = {(r.action or "").lower() for r in bounce.recipients}
-    if "delayed" in actions:
+    if "delayed" in actions or "failed" in actions:  # RFC 3464 says it outright
+        return "delayed" not in actions
+    # One case and one space: notices wrap their sentences anywhere.
+    notice = " ".join(f"{bounce.subject or ''} {bounce.text[:_NOTICE_HEAD]}".split()).lower()
+    if any(words in notice for words in _DELAY_WORDS):
         return False
-    notice = f"{bounce.subject or ''}\n{bounce.text[:_NOTICE_HEAD]}"
-    if _DELAY_NOTICE.search(notice):
+    if "delayed " in notice and _DELAYED_FOR.search(notice):
         return False
-    return "failed" in actions or bool(_RETURNED_NOTICE.search(notice))
+    return any(words in notice for words in _RETURNED_WORDS)
 
 
 def _bounded(bounce: Bounce) -> Bounce:
