@@ -24,6 +24,7 @@ import ipaddress
 import re
 from collections.abc import Iterable
 
+from bot.core.bounce import says_returned
 from bot.core.bounce.text import IPV4, IPV6, squash
 from bot.core.knowledge import Knowledge, Provider, Rule
 from bot.core.model import (
@@ -427,6 +428,7 @@ def diagnose(knowledge: Knowledge, bounce: Bounce) -> Diagnosis:
 def _conclude(knowledge: Knowledge, bounce: Bounce, record: RecipientRecord,
               recipients: list[Recipient], reason: Reason, rule: Rule | None) -> Diagnosis:
     diagnostic = record.diagnostic
+    returned = says_returned(bounce)
     receiver = knowledge.providers.get(rule.receiver) if rule and rule.receiver else None
     receiver = receiver or find_receiver(knowledge, bounce, record)
     blocklist: Provider | None = None
@@ -452,7 +454,7 @@ def _conclude(knowledge: Knowledge, bounce: Bounce, record: RecipientRecord,
     verdict, next_step, warnings = describe(
         reason=reason, rule=rule, receiver=receiver, blocklist=blocklist, zone=zone,
         route=route, ip=sending_ip, wait_hours=timers[0], temporary=_is_temporary(record, rule),
-        status=record.status, recipient_domain=_domain(record.address), returned=bounce.returned,
+        status=record.status, recipient_domain=_domain(record.address), returned=returned,
     )
     return Diagnosis(
         source=bounce.source,
@@ -476,7 +478,7 @@ def _conclude(knowledge: Knowledge, bounce: Bounce, record: RecipientRecord,
         next_step=next_step,
         warnings=tuple(warnings),
         temporary=_is_temporary(record, rule),
-        returned=bounce.returned,
+        returned=returned,
         feedback_type=bounce.feedback_type,
         extra={"zone": zone} if zone else {},
     )

@@ -116,9 +116,6 @@ class Bounce:
     # The sending IP as the bounce states it outside the rejection (an ESP event's field), and
     # where it says so, e.g. ("198.51.100.7", "event field (sending-ip)").
     stated_ip: tuple[str, str] | None = None
-    # The notice says the message came back: the sending server gave up (RFC 3464 Action: failed,
-    # or a failure notice's words), as opposed to a delay warning while it still retries.
-    returned: bool = False
 
 
 @dataclass(frozen=True)

@@ -71,21 +71,16 @@ def read(data: bytes, source: str = "-") -> list[Bounce]:
     if events.looks_like_json(data):
         found = events.parse(data)
         if found is not None:
-            return [_finished(b) for b in _from_events(found, source)]
+            return [_bounded(b) for b in _from_events(found, source)]
     if events.looks_like_accounting(data):
-        return [_finished(b) for b in _from_events(events.parse_accounting(data), source, NO_FAILED_RECORD)]
+        return [_bounded(b) for b in _from_events(events.parse_accounting(data), source, NO_FAILED_RECORD)]
     data = normalise_newlines(data)
     chunks = split_mbox(data)
     bounces = []
     for index, chunk in enumerate(chunks, 1):
         name = source if len(chunks) == 1 else f"{source}#{index}"
-        bounces.append(_finished(read_one(chunk, name)))
+        bounces.append(_bounded(read_one(chunk, name)))
     return bounces
-
-
-def _finished(bounce: Bounce) -> Bounce:
-    bounce = _bounded(bounce)
-    return replace(bounce, returned=True) if _returned(bounce) else bounce
 
 
 # Words of a notice sent while the sending server still retries (Postfix, Sendmail and Exim delay
@@ -109,8 +104,9 @@ _RETURNED_WORDS = (
 _NOTICE_HEAD = 4000  # the notice stands before the diagnostics and the returned message
 
 
-def _returned(bounce: Bounce) -> bool:
-    """Does the notice say the message came back (the sending server gave up retrying)?"""
+def says_returned(bounce: Bounce) -> bool:
+    """Does the notice say the message came back, the sending server having given up (RFC 3464
+    Action: failed, or a failure notice's words), rather than warn that it is still retrying?"""
     if not bounce.is_bounce:
         return False
     actions = {(r.action or "").lower() for r in bounce.recipients}
