@@ -359,6 +359,9 @@ EXPECTED: dict[str, tuple[str | None, str, str | None, str, str, str | None, str
     "qmail-mixed-line-ends-aol-521.txt": (
         "qmail", "ruth.bell@aol.com", "5.2.1", "521", "spamdetected", None, "yahoo_aol", None,
         WEB, "https://senders.yahooinc.com/contact/#sender-support-request", False),
+    "outlook-forward-microsoft-513-tenant.txt": (
+        "office365", "anna.kowalski@fabrikam.example", "5.7.513", "550", "blocked", "198.51.100.212",
+        "microsoft_eop", None, CONTACT, None, False),
 }
 
 
@@ -562,3 +565,10 @@ def test_a_delay_warning_says_the_queue_is_still_retrying(name: str) -> None:
     assert d.temporary and not d.returned
     assert "deferred" in d.verdict and "gave up" not in d.verdict
     assert "send it again" not in d.next_step
+
+
+def test_a_colleagues_forward_of_an_ndr_is_read_below_its_covering_note() -> None:
+    """"FW: Undeliverable: …" from a person, "-----Original Message-----", then Exchange's NDR."""
+    d = _diagnose("outlook-forward-microsoft-513-tenant.txt")
+    assert [r.address for r in d.recipients] == ["anna.kowalski@fabrikam.example"]
+    assert "it@consulting.example" not in (d.verdict or "")
