@@ -53,8 +53,8 @@ EXPECTED: dict[str, tuple[str | None, str, str | None, str, str, str | None, str
     "exim-spamhaus.eml": (
         "exim", "grace@example.net", None, "550", "blocked", "203.0.113.5", None, "spamhaus",
         WEB, "https://check.spamhaus.org/", False),
-    "exchange-ndr-banned-ip.eml": (
-        "office365", "henry@fabrikam.example", "5.7.606", "550", "blocked", "192.0.2.150", "microsoft_eop",
+    "exchange-ndr-banned-ip.eml": (  # written by on-premises EX01 about an EOP refusal
+        "exchange", "henry@fabrikam.example", "5.7.606", "550", "blocked", "192.0.2.150", "microsoft_eop",
         "microsoft_eop", WEB, "https://sender.office.com/", False),
     "exchange-ndr-outlook-s3150.eml": (
         "office365", "kate@outlook.com", "5.7.1", "550", "blocked", "198.51.100.77", "outlook_com",
@@ -83,7 +83,7 @@ EXPECTED: dict[str, tuple[str | None, str, str | None, str, str, str | None, str
         EMAIL, "icloudadmin@apple.com", False),
     "postfix-gmx-refused.eml": (
         "postfix", "rosa@web.de", None, "554", "blocked", "203.0.113.61", "gmx_webde", "gmx_webde",
-        WEB, "https://postmaster.gmx.net/en/contact", False),
+        WEB, "https://postmaster.web.de/en/contact", False),
     "exim-t-online-bl.eml": (
         "exim", "sven@t-online.de", None, "554", "blocked", "192.0.2.77", "t_online", "t_online",
         EMAIL, "tosa@rx.t-online.de", False),
@@ -572,3 +572,8 @@ def test_a_colleagues_forward_of_an_ndr_is_read_below_its_covering_note() -> Non
     d = _diagnose("outlook-forward-microsoft-513-tenant.txt")
     assert [r.address for r in d.recipients] == ["anna.kowalski@fabrikam.example"]
     assert "it@consulting.example" not in (d.verdict or "")
+
+
+def test_a_web_de_recipient_gets_web_de_s_own_postmaster_form() -> None:
+    d = _diagnose("postfix-gmx-refused.eml")  # rosa@web.de
+    assert d.receiver == "gmx_webde" and d.delist.url == "https://postmaster.web.de/en/contact"
