@@ -9,7 +9,9 @@ policy blocks and deferrals, which no delist form fixes; then lists the corpus r
 more provider codes, Slack and chat pastes, and translated notices in GB2312, KOI8-R, ISO-8859-1
 and Shift_JIS; then bulk MTAs' own records (PowerMTA, KumoMTA), groupware servers (Apache James,
 SmarterMail, MailEnable, CommuniGate Pro, HCL Domino, Zimbra), Exchange and Outlook in German,
-French, Spanish and Japanese, and report shapes few MTAs write). Each row says what an operator
+French, Spanish and Japanese, and report shapes few MTAs write; then the receivers now hosted by
+Yahoo (Verizon, Cox, AT&T), more iCloud, Comcast, United Internet, Orange, NetEase, QQ and au codes,
+small lists with no documented removal, and the traps in other MTAs). Each row says what an operator
 needs from it: who bounced, with which codes and reason, which IP was refused, who refused it,
 on which list, and the delist route (providers.md). IPs are documentation ranges.
 """
@@ -53,8 +55,8 @@ EXPECTED: dict[str, tuple[str | None, str, str | None, str, str, str | None, str
     "exim-spamhaus.eml": (
         "exim", "grace@example.net", None, "550", "blocked", "203.0.113.5", None, "spamhaus",
         WEB, "https://check.spamhaus.org/", False),
-    "exchange-ndr-banned-ip.eml": (
-        "office365", "henry@fabrikam.example", "5.7.606", "550", "blocked", "192.0.2.150", "microsoft_eop",
+    "exchange-ndr-banned-ip.eml": (  # written by on-premises EX01 about an EOP refusal
+        "exchange", "henry@fabrikam.example", "5.7.606", "550", "blocked", "192.0.2.150", "microsoft_eop",
         "microsoft_eop", WEB, "https://sender.office.com/", False),
     "exchange-ndr-outlook-s3150.eml": (
         "office365", "kate@outlook.com", "5.7.1", "550", "blocked", "198.51.100.77", "outlook_com",
@@ -83,7 +85,7 @@ EXPECTED: dict[str, tuple[str | None, str, str | None, str, str, str | None, str
         EMAIL, "icloudadmin@apple.com", False),
     "postfix-gmx-refused.eml": (
         "postfix", "rosa@web.de", None, "554", "blocked", "203.0.113.61", "gmx_webde", "gmx_webde",
-        WEB, "https://postmaster.gmx.net/en/contact", False),
+        WEB, "https://postmaster.web.de/en/contact", False),
     "exim-t-online-bl.eml": (
         "exim", "sven@t-online.de", None, "554", "blocked", "192.0.2.77", "t_online", "t_online",
         EMAIL, "tosa@rx.t-online.de", False),
@@ -359,6 +361,97 @@ EXPECTED: dict[str, tuple[str | None, str, str | None, str, str, str | None, str
     "qmail-mixed-line-ends-aol-521.txt": (
         "qmail", "ruth.bell@aol.com", "5.2.1", "521", "spamdetected", None, "yahoo_aol", None,
         WEB, "https://senders.yahooinc.com/contact/#sender-support-request", False),
+    # Receivers whose mail moved to Yahoo (Verizon 2017, Cox 2024, AT&T consumer 2025 when the MX
+    # is yahoodns.net) answer in Yahoo's codes; AT&T's legacy prodigy.net gateway keeps its own
+    # DNSBL:ATTRBL reply. iCloud's other local-policy codes (HM07, CS02), Comcast's own list,
+    # Vade and dynamic-range codes, mail.com's and WEB.DE's case pages, Orange's connection limit,
+    # NetEase's content filter, QQ's spam-IP refusal and au's reception filter (providers.md A4-A14).
+    "postfix-verizon-yahoo-tss04-returned.txt": (
+        "postfix", "walt.h@verizon.net", "4.7.0", "421", "badreputation", "198.51.100.61", "yahoo_aol", None,
+        WEB, "https://senders.yahooinc.com/contact/#sender-support-request", True),
+    "sendmail-sbcglobal-yahoo-hosted-tss09.eml": (
+        "sendmail", "d.ramirez@sbcglobal.net", "5.7.2", "553", "blocked", "203.0.113.171", "yahoo_aol", None,
+        WEB, "https://senders.yahooinc.com/contact/#sender-support-request", False),
+    "exim-bellsouth-legacy-attrbl.txt": (
+        "exim", "nana.j@bellsouth.net", "5.3.0", "553", "blocked", "198.51.100.226", "att_legacy",
+        "att_legacy", EMAIL, "abuse_rbl@abuse-att.net", False),
+    "postfix-cox-yahoo-ph01.txt": (
+        "postfix", "bob.k@cox.net", None, "554", "policyviolation", None, "yahoo_aol", None,
+        WEB, "https://senders.yahooinc.com/contact/#sender-support-request", False),
+    "exim-icloud-hm07.txt": (
+        "exim", "sophie.l@icloud.com", "5.7.1", "554", "blocked", None, "apple_icloud", "apple_icloud",
+        EMAIL, "icloudadmin@apple.com", False),
+    "postfix-icloud-cs02-macom.txt": (
+        "postfix", "old.friend@mac.com", "5.7.1", "550", "blocked", None, "apple_icloud", "apple_icloud",
+        EMAIL, "icloudadmin@apple.com", False),
+    "exim-comcast-bl000000-internal.txt": (
+        "exim", "ken.w@comcast.net", None, "554", "blocked", "203.0.113.219", "comcast", "comcast",
+        WEB, "https://spa.xfinity.com/help/postmaster", False),
+    "postfix-comcast-vade-bl001000.txt": (
+        "postfix", "linda.p@comcast.net", None, "554", "blocked", "192.0.2.163", "comcast", "vade",
+        WEB, "https://abuse.vadesecure.com", False),
+    "postfix-comcast-es000001-dynamic.txt": (
+        "postfix", "dad@comcast.net", None, "554", "blocked", "198.51.100.248", "comcast", None,
+        FIX, None, False),
+    "postfix-mailcom-policy-sp.txt": (
+        "postfix", "anna.berg@mail.com", None, "554", "spamdetected", "203.0.113.92", "gmx_webde", None,
+        WEB, "https://postmaster.gmx.com/en/contact", False),
+    "exim-webde-rdns.txt": (
+        "exim", "k.schulz@web.de", None, "554", "requireptr", "192.0.2.109", "gmx_webde", None,
+        WEB, "https://postmaster.web.de/en/contact", False),
+    "exim-orange-ofr004-104-delayed.txt": (
+        "exim", "claire.m@wanadoo.fr", None, "421", "toomanyconn", None, "orange", None,
+        FIX, None, True),
+    "postfix-126-dtspm.txt": (
+        "postfix", "chen.wei@126.com", None, "554", "spamdetected", "198.51.100.204", "netease", None,
+        WEB, "http://mail.163.com/help/help_spam_16.htm", False),
+    "exim-qq-suspected-spam-ip.txt": (
+        "exim", "8812345@qq.com", None, "550", "blocked", None, "qq_tencent", None,
+        AUTO, "https://service.mail.qq.com/", False),
+    "sendmail-ezweb-filter-user-unknown.txt": (
+        "sendmail", "hogosha.ito@ezweb.ne.jp", None, "550", "filtered", None, "jp_carriers", None,
+        CONTACT, None, False),
+    # Lists in each MTA's own wording: Postfix postscreen's lowercase "client [x]", an Exim ACL's
+    # custom "Your IP x is listed at <zone>", Sendmail's dnsbl FEATURE, Exchange 2019 on-premises
+    # in HTML, Gmail as the sending MTA, a Cisco gateway naming the SBRS score; B17's small lists
+    # with no documented removal process leave it to the receiver.
+    "postfix-postscreen-mailspike.txt": (
+        "postfix", "lohn@steuerbuero.example", "5.7.1", "550", "blocked", "203.0.113.37", None, "mailspike",
+        WEB, "https://mailspike.org/", False),
+    "exim-acl-s5h.txt": (
+        "exim", "orders@wholesale.example", None, "550", "blocked", "198.51.100.31", None, "s5h",
+        CONTACT, None, False),
+    "sendmail-0spam.txt": (
+        "sendmail", "giving@foundation.example", "5.7.1", "550", "blocked", "203.0.113.140", None, "0spam",
+        CONTACT, None, False),
+    "exchange2019-html-hostkarma.eml": (
+        "exchange", "james.o@supplier.example", "5.7.1", "554", "blocked", "203.0.113.58", None, "hostkarma",
+        CONTACT, None, False),
+    "gmail-sender-lashback.txt": (
+        "gmail", "rsvp@venue.example", "5.7.1", "550", "blocked", "198.51.100.41", None, "lashback",
+        CONTACT, None, False),
+    "postfix-ironport-sbrs.txt": (
+        "postfix", "hr.inbox@insurer.example", "5.7.1", "554", "badreputation", "192.0.2.184", "cisco_talos",
+        "cisco_talos", WEB, "https://talosintelligence.com/support", False),
+    # The traps again, in other MTAs: a stale delist@messaging.microsoft.com quoted by Exchange 2013,
+    # Spamhaus's open-resolver answer through Exim's ACL, SORBS in 2026 via Sendmail, S3150 through
+    # Exim, and a 5.7.513 tenant block inside a colleague's "FW: Undeliverable" forward.
+    "exchange2013-stale-fope-blocklist1.txt": (
+        "exchange", "purchasing@retail-group.example", "5.7.1", "550", "blocked", "192.0.2.222",
+        "microsoft_eop", "microsoft_eop", WEB, "https://sender.office.com/", False),
+    "exim-open-resolver-returnc.txt": (
+        "exim", "press@museum.example", None, "550", "blocked", "192.0.2.171", None, "spamhaus",
+        CONTACT, None, False),
+    "sendmail-sorbs-2026.txt": (
+        "sendmail", "filings@county-court.example", "5.7.1", "550", "blocked", "198.51.100.119", None,
+        "sorbs", CONTACT, None, False),
+    "exim-outlook-s3150-retry.txt": (
+        "exim", "gamer42@live.co.uk", "5.7.1", "550", "blocked", "203.0.113.122", "outlook_com",
+        "outlook_com", WEB, "https://support.microsoft.com/supportrequestform/8ad563e3-288e-2a61-8122-3ba03d6b8d75",
+        False),
+    "outlook-forward-microsoft-513-tenant.txt": (
+        "office365", "anna.kowalski@fabrikam.example", "5.7.513", "550", "blocked", "198.51.100.212",
+        "microsoft_eop", None, CONTACT, None, False),
 }
 
 
@@ -562,3 +655,28 @@ def test_a_delay_warning_says_the_queue_is_still_retrying(name: str) -> None:
     assert d.temporary and not d.returned
     assert "deferred" in d.verdict and "gave up" not in d.verdict
     assert "send it again" not in d.next_step
+
+
+@pytest.mark.parametrize(("name", "form"), [
+    ("postfix-gmx-refused.eml", "https://postmaster.web.de/en/contact"),  # rosa@web.de
+    ("postfix-mailcom-policy-sp.txt", "https://postmaster.gmx.com/en/contact"),  # anna.berg@mail.com
+    ("exim-webde-rdns.txt", "https://postmaster.web.de/en/contact"),
+])
+def test_united_internet_brands_each_get_their_own_postmaster_form(name: str, form: str) -> None:
+    d = _diagnose(name)
+    assert d.receiver == "gmx_webde" and d.delist.url == form
+
+
+def test_a_colleagues_forward_of_an_ndr_is_read_below_its_covering_note() -> None:
+    """"FW: Undeliverable: …" from a person, "-----Original Message-----", then Exchange's NDR."""
+    d = _diagnose("outlook-forward-microsoft-513-tenant.txt")
+    assert [r.address for r in d.recipients] == ["anna.kowalski@fabrikam.example"]
+    assert "it@consulting.example" not in (d.verdict or "")
+
+
+@pytest.mark.parametrize("name", [
+    "exim-acl-s5h.txt", "sendmail-0spam.txt", "exchange2019-html-hostkarma.eml", "gmail-sender-lashback.txt"])
+def test_a_small_list_with_no_documented_removal_is_named_and_left_to_the_receiver(name: str) -> None:
+    d = _diagnose(name)
+    assert d.blocklist and str(d.delist.method) == CONTACT
+    assert d.expected_wait_hours is None

@@ -74,3 +74,11 @@ def test_unknown_reason_is_an_error(data):
     append(data / "reasons.toml", '[[phrase]]\nid = "odd"\nreason = "sleepy"\nmatch = "x"\n')
     with pytest.raises(KnowledgeError, match="unknown reason 'sleepy'"):
         load(data)
+
+
+def test_a_default_route_limited_to_some_domains_is_an_error(data):
+    text = (data / "providers.toml").read_text()
+    marker = 'url = "https://psbl.org/remove"\n'
+    (data / "providers.toml").write_text(text.replace(marker, marker + 'domains = ["example.org"]\n', 1))
+    with pytest.raises(KnowledgeError, match=r"psbl.*default.*domains"):
+        load(data)

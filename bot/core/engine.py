@@ -401,11 +401,17 @@ def _headline(recipients: list[Recipient], records: list[RecipientRecord]) -> in
     return 0
 
 
-def _route(rule: Rule | None, acting: Provider | None) -> DelistRoute:
+def _route(rule: Rule | None, acting: Provider | None, recipient_domain: str | None) -> DelistRoute:
     if acting is None:
         return NO_ROUTE
-    if rule and rule.route and rule.route in acting.routes:
+    if rule and rule.route and rule.route != "default" and rule.route in acting.routes:
         return acting.routes[rule.route]
+    # One operator, several brands with their own forms (GMX, WEB.DE, mail.com): the recipient's
+    # domain picks the brand's route where the default would otherwise apply.
+    if recipient_domain:
+        for route in acting.routes.values():
+            if any(recipient_domain == d or recipient_domain.endswith("." + d) for d in route.domains):
+                return route
     return acting.route
 
 
@@ -442,7 +448,7 @@ def _conclude(knowledge: Knowledge, bounce: Bounce, record: RecipientRecord,
     # A rule routes unless it says the recipient's mailbox or domain is the problem (no address,
     # full, closed, moved, no mail accepted): no party can lift that for the sender.
     routed = rule is not None and (rule.route is not None or reason not in _RECIPIENT_STATES)
-    route = _route(rule, acting) if reason in SENDER_REASONS or routed else NO_ROUTE
+    route = _route(rule, acting, _domain(record.address)) if reason in SENDER_REASONS or routed else NO_ROUTE
     if route is NO_ROUTE and reason in (Reason.AUTHFAILURE, Reason.REQUIREPTR):
         route = DelistRoute(method=DelistMethod.FIX_SENDER, template="fix_sender")
     elif (reason in _THROTTLED and blocklist is None and not (rule and rule.route)

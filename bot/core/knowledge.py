@@ -306,8 +306,11 @@ def _route(row: _Row, name: str, data: Any) -> DelistRoute:
         template=r.need("template", str),
         include=tuple(_str(r, "include", v) for v in r.get("include", list, [])),
         note=r.get("note", str),
+        domains=tuple(_str(r, "domains", d).lower() for d in r.get("domains", list, [])),
     )
     r.done()
+    if route.domains and name == "default":
+        raise r.fail("the default route serves every domain; `domains` belongs on another route")
     if method is DelistMethod.WEB and not route.url:
         raise r.fail("a web route needs a url")
     if method is DelistMethod.EMAIL and not route.address:

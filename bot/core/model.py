@@ -128,6 +128,7 @@ class DelistRoute:
     template: str = "none"
     include: tuple[str, ...] = ()  # what the request must contain
     note: str | None = None
+    domains: tuple[str, ...] = ()  # recipient domains this route serves instead of the default
 
     def to_json(self) -> dict[str, Any]:
         return {"method": str(self.method), "url": self.url, "address": self.address}

@@ -657,6 +657,11 @@ class TicketService:
         rule_id = ticket.diagnosis.get("rule")
         named = next((r.route for r in self.kb.rules if r.id == rule_id), None) if rule_id else None
         route = acting.routes.get(named) if acting and named else None
+        # A brand's own route (WEB.DE beside GMX) replaced the named one for this recipient domain.
+        given = ticket.diagnosis.get("delist") or {}
+        by_domain = next((r for r in routes if r.domains and (r.url, r.address) == (
+            given.get("url"), given.get("address"))), None)
+        route = by_domain or route
         if route is None or route.template != ticket.route_template:
             route = next((r for r in routes if r.template == ticket.route_template), None)
         if route is None and acting is not None:

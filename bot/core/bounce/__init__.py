@@ -28,7 +28,7 @@ from bot.core.bounce.message import (
     parts_of,
     split_mbox,
 )
-from bot.core.bounce.text import clean_paste, command_of, find_reply, may_name_command
+from bot.core.bounce.text import clean_paste, command_of, find_reply, has_forward_marker, may_name_command
 from bot.core.model import Bounce, Reason, RecipientRecord
 
 MAX_INPUT_BYTES = 8 * 1024 * 1024  # beyond this the tail is not read; bounces are small
@@ -237,8 +237,15 @@ def _original_field(original: str, name: str) -> str | None:
     return match.group(1).strip() if match else None
 
 
-def _forwarded(text: str) -> str:
-    """A bounce forwarded inline with "> " quoting on most lines, unquoted; other text as is."""
+# A person's forward ("FW: Undeliverable: …", "WG:", "TR:", "RV:", "Fwd:"): the bounce sits under
+# the client's separator and forwarded-header block ("-----Original Message-----", "From: … Sent:").
+_FORWARD_SUBJECT = re.compile(r"^\s*(?:fwd?|wg|tr|rv|enc|doorst|vs|i)\s*:", re.IGNORECASE)
+
+
+def _forwarded(text: str, subject: str = "") -> str:
+    """A bounce forwarded inline, its quoting and forwarded-header lines removed; other text as is."""
+    if _FORWARD_SUBJECT.match(subject) and has_forward_marker(text):
+        return clean_paste(text)
     if ">" not in text:
         return text
     lines = [line for line in text.split("\n") if line.strip()]
@@ -247,8 +254,8 @@ def _forwarded(text: str) -> str:
 
 
 def _from_message(parts: Parts, source: str) -> Bounce:
-    parts.text = [_forwarded(text) for text in parts.text]
     subject = parts.header("Subject")
+    parts.text = [_forwarded(text, subject) for text in parts.text]
     from_header = parts.header("From")
     original = _original(parts)
     common: dict[str, Any] = {

@@ -39,6 +39,11 @@ _MULTILINE_PREFIX = re.compile(r"^([245]\d\d)-(?:([245]\.\d{1,3}\.\d{1,3})[ ]?)?
 _SPACES = re.compile(r"[ \t\u00a0\u3000]+")
 
 
+def has_forward_marker(text: str) -> bool:
+    """A mail client's "-----Original Message-----" (or translated) separator is in the text."""
+    return bool(_FWD_MARKERS.search(text))
+
+
 def unquote(text: str) -> str:
     """Remove "> " quoting at any depth."""
     return _QUOTE.sub("", text) if ">" in text else text
