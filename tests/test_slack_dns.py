@@ -148,16 +148,21 @@ def asked_about(dns: DnsTestServer, ip: str) -> int:
     return sum(n for (name, _), n in dns.queries.items() if name.startswith(prefix))
 
 
+def open_seed_ticket(bot: Bot, fake: FakeSlack, channel: str, ip: str) -> tuple[dict, str]:
+    """`/delist` with the seed bounce for `ip`: its card and ticket id, once the DNS picture is out."""
+    assert bot.send(command_body(seed_bounce(ip), fake, channel=channel), FORM)[0] == 200
+    fake.wait_for("chat.postMessage", where=lambda c: c.args.get("channel") == channel
+                  and f"DNS picture for {ip}" in c.args.get("text", "") + json.dumps(
+                      c.args.get("blocks")))
+    card = cards_in(fake, channel)[0]
+    return card, card["text"].split(":")[0]
+
+
 def test_the_recheck_ping_of_a_list_without_a_zone_asks_dns_nothing(bot, fake, dns):
     """Microsoft's own block has no DNS zone: its re-check ping goes out without a DNS sweep
     (which, with a list never answering, would hold every later ping back by its deadline)."""
     ip = "85.10.20.50"
-    assert bot.send(command_body(seed_bounce(ip), fake, channel="C0MSRECHECK"), FORM)[0] == 200
-    fake.wait_for("chat.postMessage", where=lambda c: c.args.get("channel") == "C0MSRECHECK"
-                  and f"DNS picture for {ip}" in c.args.get("text", "") + json.dumps(
-                      c.args.get("blocks")))
-    card = cards_in(fake, "C0MSRECHECK")[0]
-    ticket = card["text"].split(":")[0]
+    card, ticket = open_seed_ticket(bot, fake, "C0MSRECHECK", ip)
     before = asked_about(dns, ip)
     assert before  # the DNS picture under the new card asked every list
     assert bot.send(click("C0MSRECHECK", "delisted", ticket, user="U0FRAN",
@@ -186,12 +191,7 @@ def buttons(message: dict) -> list[tuple[str, str, str]]:
 
 def test_in_slack_the_recheck_ping_asks_for_its_buttons_not_for_cli_commands(bot, fake, home):
     ip = "85.10.20.51"  # Microsoft's own block: no DNS zone, the re-check is the person's
-    assert bot.send(command_body(seed_bounce(ip), fake, channel="C0RECHECKBTN"), FORM)[0] == 200
-    fake.wait_for("chat.postMessage", where=lambda c: c.args.get("channel") == "C0RECHECKBTN"
-                  and f"DNS picture for {ip}" in c.args.get("text", "") + json.dumps(
-                      c.args.get("blocks")))
-    card = cards_in(fake, "C0RECHECKBTN")[0]
-    ticket = card["text"].split(":")[0]
+    card, ticket = open_seed_ticket(bot, fake, "C0RECHECKBTN", ip)
     assert bot.send(click("C0RECHECKBTN", "delisted", ticket, block_id=f"ticket:{ticket}",
                           message_ts=card["ts"]), FORM)[0] == 200
     ping = recheck_ping(fake, "C0RECHECKBTN")
