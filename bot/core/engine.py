@@ -82,7 +82,6 @@ _X_IP_NEEDLES = needles(_X_IP_HEADERS)
 _DELAYED = frozenset({"delayed"})
 _RECIPIENT_STATES = frozenset({Reason.USERUNKNOWN, Reason.MAILBOXFULL, Reason.SUSPEND, Reason.HASMOVED,
                                Reason.HOSTUNKNOWN, Reason.NOTACCEPT})
-_DELIVERED = frozenset({"delivered", "relayed", "expanded"})
 _THROTTLED = frozenset({Reason.RATELIMITED, Reason.TOOMANYCONN, Reason.SPEEDING})
 
 
@@ -234,7 +233,7 @@ def classify(knowledge: Knowledge, record: RecipientRecord, bounce: Bounce) -> t
         return Reason.FEEDBACK, None
     if bounce.format == "rfc3834":
         return Reason.VACATION, None
-    if record.action in _DELIVERED or (record.status or "").startswith("2."):
+    if record.delivered or (record.status or "").startswith("2."):
         return Reason.DELIVERED, None
     diagnostic = record.diagnostic
     rule = match_rule(knowledge, diagnostic, record.status)
@@ -396,7 +395,7 @@ def _headline(recipients: list[Recipient], records: list[RecipientRecord]) -> in
         if recipient.reason in SENDER_REASONS:
             return i
     for i, record in enumerate(records):
-        if record.action not in _DELIVERED:
+        if not record.delivered:
             return i
     return 0
 

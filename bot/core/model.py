@@ -96,6 +96,14 @@ class RecipientRecord:
     hint: Reason | None = None  # a reason the format itself states (e.g. "mailbox is full" headings)
     diagnostic_type: str | None = None  # RFC 3464 Diagnostic-Code type: "smtp", "x-unix", ...
 
+    @property
+    def delivered(self) -> bool:
+        """RFC 3464 §2.3.3: delivered, relayed and expanded recipients did not fail."""
+        return (self.action or "").lower() in DELIVERED_ACTIONS
+
+
+DELIVERED_ACTIONS = frozenset({"delivered", "relayed", "expanded"})
+
 
 @dataclass(frozen=True)
 class Bounce:

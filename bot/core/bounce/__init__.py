@@ -365,10 +365,10 @@ def _from_report(parts: Parts, source: str, subject: str, from_header: str,
         text_records = plaintext.extract(report_text)
         text_commands = {r.address.lower(): r.command for r in text_records if r.address}
     merged = _merge(records, text_records, text_commands, body)
-    if any(not _delivered(r) for r in merged):
+    if any(not r.delivered for r in merged):
         # A report on several recipients where some were delivered (NOTIFY=SUCCESS, Courier's
         # "DELIVERED RECIPIENTS"): the bounce is about the others.
-        merged = [r for r in merged if not _delivered(r)]
+        merged = [r for r in merged if not r.delivered]
     if not merged:
         bounce = _from_text(body, source, subject=subject, from_header=from_header, **common)
         to = getaddresses([_original_field(str(common["original_headers"]), "To") or ""])
@@ -400,7 +400,7 @@ def _merge(records: list[RecipientRecord], text_records: list[RecipientRecord],
     for record in records:
         key = (record.address or "").lower()
         match = by_address.get(key)
-        if _delivered(record) and not (match and match.diagnostic):
+        if record.delivered and not (match and match.diagnostic):
             out.append(record)  # delivered: another recipient's failure is not its diagnostic
             continue
         if record.diagnostic:
@@ -421,14 +421,6 @@ def _merge(records: list[RecipientRecord], text_records: list[RecipientRecord],
             command=(match.command if match else None) or _command_in(body, len(records)),
         ))
     return out
-
-
-_DELIVERED_ACTIONS = frozenset({"delivered", "relayed", "expanded"})
-
-
-def _delivered(record: RecipientRecord) -> bool:
-    """RFC 3464 §2.3.3: delivered, relayed and expanded recipients did not fail."""
-    return (record.action or "").lower() in _DELIVERED_ACTIONS
 
 
 def _command_in(body: str, recipients: int) -> str | None:
