@@ -83,6 +83,7 @@ _DELAYED = frozenset({"delayed"})
 _RECIPIENT_STATES = frozenset({Reason.USERUNKNOWN, Reason.MAILBOXFULL, Reason.SUSPEND, Reason.HASMOVED,
                                Reason.HOSTUNKNOWN, Reason.NOTACCEPT})
 _THROTTLED = frozenset({Reason.RATELIMITED, Reason.TOOMANYCONN, Reason.SPEEDING})
+_FIX_SENDER = DelistRoute(method=DelistMethod.FIX_SENDER, template="fix_sender")
 
 
 def is_public_ip(text: str) -> bool:
@@ -447,19 +448,21 @@ def _conclude(knowledge: Knowledge, bounce: Bounce, record: RecipientRecord,
     # A rule routes unless it says the recipient's mailbox or domain is the problem (no address,
     # full, closed, moved, no mail accepted): no party can lift that for the sender.
     routed = rule is not None and (rule.route is not None or reason not in _RECIPIENT_STATES)
-    route = _route(rule, acting, _domain(record.address)) if reason in SENDER_REASONS or routed else NO_ROUTE
-    if route is NO_ROUTE and reason in (Reason.AUTHFAILURE, Reason.REQUIREPTR):
-        route = DelistRoute(method=DelistMethod.FIX_SENDER, template="fix_sender")
-    elif (reason in _THROTTLED and blocklist is None and not (rule and rule.route)
-          and route.method in (DelistMethod.WEB, DelistMethod.EMAIL)):
-        # Too much mail or too many connections: slowing down lifts it (RFC 5321 §4.5.4.1 retry
-        # strategy); a delist form is for blocks. A rule that names a route says otherwise.
-        route = DelistRoute(method=DelistMethod.FIX_SENDER, template="fix_sender")
+    recipient_domain = _domain(record.address)
+    route = _route(rule, acting, recipient_domain) if reason in SENDER_REASONS or routed else NO_ROUTE
+    if ((route is NO_ROUTE and reason in (Reason.AUTHFAILURE, Reason.REQUIREPTR))
+            or (reason in _THROTTLED and blocklist is None and not (rule and rule.route)
+                and route.method in (DelistMethod.WEB, DelistMethod.EMAIL))):
+        # The sender's own fix: authentication or reverse DNS; or too much mail or too many
+        # connections, which slowing down lifts (RFC 5321 §4.5.4.1 retry strategy): a delist form
+        # is for blocks. A rule that names a route says otherwise.
+        route = _FIX_SENDER
     timers = _timers(rule, acting)
+    temporary = _is_temporary(record, rule)
     verdict, next_step, warnings = describe(
         reason=reason, rule=rule, receiver=receiver, blocklist=blocklist, zone=zone,
-        route=route, ip=sending_ip, wait_hours=timers[0], temporary=_is_temporary(record, rule),
-        status=record.status, recipient_domain=_domain(record.address), returned=returned,
+        route=route, ip=sending_ip, wait_hours=timers[0], temporary=temporary,
+        status=record.status, recipient_domain=recipient_domain, returned=returned,
     )
     return Diagnosis(
         source=bounce.source,
@@ -469,7 +472,7 @@ def _conclude(knowledge: Knowledge, bounce: Bounce, record: RecipientRecord,
         sending_ip=sending_ip,
         sending_ip_source=ip_source,
         sender_domain=_domain(bounce.original_sender),
-        recipient_domain=_domain(record.address),
+        recipient_domain=recipient_domain,
         receiver=receiver.id if receiver else None,
         blocklist=blocklist.id if blocklist else None,
         reason=reason,
@@ -482,7 +485,7 @@ def _conclude(knowledge: Knowledge, bounce: Bounce, record: RecipientRecord,
         verdict=verdict,
         next_step=next_step,
         warnings=tuple(warnings),
-        temporary=_is_temporary(record, rule),
+        temporary=temporary,
         returned=returned,
         feedback_type=bounce.feedback_type,
         extra={"zone": zone} if zone else {},
