@@ -240,25 +240,27 @@ def test_a_failed_lookup_is_unknown(status: DnsStatus) -> None:
 
 
 def test_a_list_answering_its_test_points_right_is_trusted() -> None:
-    assert dnsbl.health_problem(SPAMCOP, ok("127.0.0.2"), NX) is None
+    assert dnsbl.health(SPAMCOP, ok("127.0.0.2"), NX).problem is None
 
 
 def test_a_list_that_lists_127_0_0_1_is_not_trusted_even_when_it_says_listed() -> None:
-    problem = dnsbl.health_problem(SPAMCOP, ok("127.0.0.2"), ok("127.0.0.2"))
+    health = dnsbl.health(SPAMCOP, ok("127.0.0.2"), ok("127.0.0.2"))
+    problem = health.problem
     assert problem and "never listed" in problem
-    listing = dnsbl.distrust(dnsbl.interpret(SPAMCOP, ok("127.0.0.2")), problem)
+    listing = dnsbl.distrust(dnsbl.interpret(SPAMCOP, ok("127.0.0.2")), health)
     assert listing.status is ListingStatus.UNKNOWN
     assert listing.detail.startswith("not trustworthy right now")
 
 
 def test_a_list_that_does_not_list_127_0_0_2_is_not_trusted_when_it_says_clean() -> None:
-    problem = dnsbl.health_problem(SPAMCOP, NX, NX)
+    health = dnsbl.health(SPAMCOP, NX, NX)
+    problem = health.problem
     assert problem and "always listed" in problem
-    assert dnsbl.distrust(dnsbl.interpret(SPAMCOP, NX), problem).status is ListingStatus.UNKNOWN
+    assert dnsbl.distrust(dnsbl.interpret(SPAMCOP, NX), health).status is ListingStatus.UNKNOWN
 
 
 def test_a_list_whose_test_point_lists_an_error_code_is_not_trusted() -> None:
-    problem = dnsbl.health_problem(ZEN, ok("127.255.255.254"), NX)
+    problem = dnsbl.health(ZEN, ok("127.255.255.254"), NX).problem
     assert problem and "always listed" in problem and "127.255.255.254" in problem
 
 

@@ -337,11 +337,6 @@ def health(zone: Zone, listed: DnsAnswer, clean: DnsAnswer) -> Health:
     return Health()
 
 
-def health_problem(zone: Zone, listed: DnsAnswer, clean: DnsAnswer) -> str | None:
-    """Why the zone cannot be believed right now, or None when both test points answer right."""
-    return health(zone, listed, clean).problem
-
-
 def _said(zone: Zone, answer: DnsAnswer) -> str:
     if answer.status is DnsStatus.OK:
         return ", ".join(answer.records)
@@ -350,16 +345,13 @@ def _said(zone: Zone, answer: DnsAnswer) -> str:
     return _failure(answer)
 
 
-def distrust(listing: Listing, problem: str | Health) -> Listing:
-    """A listing from a list that failed its test points: reported as unknown, with the reason.
-    When the test points got no answer and the listing is unknown anyway, its own reason stands
-    (the zone is simply not answering)."""
-    if isinstance(problem, Health):
-        if problem.problem is None:
-            return listing
-        if problem.unanswered and listing.status is ListingStatus.UNKNOWN:
-            return listing
-        problem = problem.problem
+def distrust(listing: Listing, health: Health) -> Listing:
+    """A listing as its zone's test points let it stand: from a list that failed them, reported
+    as unknown, with the reason. When the test points got no answer and the listing is unknown
+    anyway, its own reason stands (the zone is simply not answering)."""
+    problem = health.problem
+    if problem is None or (health.unanswered and listing.status is ListingStatus.UNKNOWN):
+        return listing
     said = {ListingStatus.LISTED: f"it said listed ({listing.code})",
             ListingStatus.NOT_LISTED: "it said not listed",
             ListingStatus.UNKNOWN: listing.detail}[listing.status]
