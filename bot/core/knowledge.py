@@ -60,24 +60,10 @@ class Provider:
     replies: ReplyMarkers = ReplyMarkers()
     source: str = ""
     notes: str = ""
-    text_screen: Screen = field(init=False, compare=False, repr=False)
-    host_screen: Screen = field(init=False, compare=False, repr=False)
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "text_screen", Screen(self.text))
-        object.__setattr__(self, "host_screen", Screen(self.hosts))
 
     @property
     def route(self) -> DelistRoute:
         return self.routes["default"]
-
-    def named_in(self, text: str, low: str | None) -> bool:
-        """One of the provider's `text` markers is in `text` (`low` from prefilter.lowered)."""
-        return self.text_screen.search(text, low)
-
-    def matches_host(self, host: str, low: str | None = None) -> bool:
-        """A host pattern matches `host` (`low`: prefilter.lowered(host), to skip hopeless ones)."""
-        return self.host_screen.search(host, low)
 
     def matches_domain(self, domain: str) -> bool:
         domain = domain.lower()
@@ -141,6 +127,35 @@ class ReasonRule:
         return self.screen.search(text, low)
 
 
+class _Markers:
+    """The `text` (or `hosts`) patterns of some providers, one flat list in the data's order.
+
+    The first provider with a pattern that matches is the owner of the first matching pattern
+    in this order, so the patterns are screened one by one (each with its own needles, in one
+    sweep of the text) rather than provider by provider: a provider one of whose patterns has
+    no needles does not make its other patterns run on every text.
+    """
+
+    __slots__ = ("_candidates", "_owners", "_patterns")
+
+    def __init__(self, providers: tuple[Provider, ...], what: str, scanner: Scanner | None) -> None:
+        pairs = [(p, pattern) for p in providers for pattern in (p.text if what == "text" else p.hosts)]
+        self._owners = tuple(p for p, _ in pairs)
+        self._patterns = tuple(pattern for _, pattern in pairs)
+        self._candidates = Candidates(tuple(Screen((pattern,)) for pattern in self._patterns), scanner)
+
+    def build(self) -> None:
+        self._candidates._build()
+
+    def first(self, text: str, low: str | None) -> Provider | None:
+        """The owner of the first pattern that matches `text` (`low`: prefilter.lowered(text))."""
+        patterns = self._patterns
+        for i in self._candidates.of(low):  # each holds one of its needles, or has none
+            if patterns[i].search(text):
+                return self._owners[i]
+        return None
+
+
 @dataclass(frozen=True)
 class Knowledge:
     providers: Mapping[str, Provider]
@@ -152,9 +167,10 @@ class Knowledge:
     phrase_groups: Grouped = field(init=False, compare=False, repr=False)
     _kinds_cache: dict[tuple[str, ...], tuple[Provider, ...]] = field(
         default_factory=dict, init=False, compare=False, repr=False)
-    _domains_cache: dict[tuple[str, ...], dict[str, Provider]] = field(
+    # domain -> (the provider's position in the data's order, the first provider holding it)
+    _domains_cache: dict[tuple[str, ...], dict[str, tuple[int, Provider]]] = field(
         default_factory=dict, init=False, compare=False, repr=False)
-    _screens_cache: dict[tuple[str, tuple[str, ...]], Candidates] = field(
+    _markers_cache: dict[tuple[str, tuple[str, ...]], _Markers] = field(
         default_factory=dict, init=False, compare=False, repr=False)
     by_reason: Mapping[Reason, tuple[ReasonRule, ...]] = field(default_factory=dict)
 
@@ -176,7 +192,7 @@ class Knowledge:
         self.rule_candidates._build()
         self.phrase_groups._build()
         for kinds in (("receiver", "gateway"), ("dnsbl", "reputation", "gateway"), ("dnsbl", "reputation")):
-            self._candidates("text", kinds)._build()
+            self._markers("text", kinds).build()
 
     def provider(self, provider_id: str) -> Provider:
         return self.providers[provider_id]
@@ -191,23 +207,17 @@ class Knowledge:
 
     def named_in(self, text: str, low: str | None, kinds: tuple[str, ...]) -> Provider | None:
         """The first provider of these kinds (in the data's order) whose `text` markers are in `text`."""
-        providers = self.of_kinds(kinds)
-        candidates = self._candidates("text", kinds)
-        return next((providers[i] for i in candidates.of(low) if providers[i].named_in(text, low)), None)
+        return self._markers("text", kinds).first(text, low)
 
     def by_host(self, host: str, low: str | None, kinds: tuple[str, ...]) -> Provider | None:
         """The first provider of these kinds (in the data's order) whose host patterns match `host`."""
-        providers = self.of_kinds(kinds)
-        candidates = self._candidates("hosts", kinds)
-        return next((providers[i] for i in candidates.of(low) if providers[i].matches_host(host, low)), None)
+        return self._markers("hosts", kinds).first(host, low)
 
-    def _candidates(self, what: str, kinds: tuple[str, ...]) -> Candidates:
-        found = self._screens_cache.get((what, kinds))
+    def _markers(self, what: str, kinds: tuple[str, ...]) -> _Markers:
+        found = self._markers_cache.get((what, kinds))
         if found is None:
-            providers = self.of_kinds(kinds)
-            screens = tuple(p.text_screen if what == "text" else p.host_screen for p in providers)
-            found = Candidates(screens, self._scanner if what == "text" else None)
-            self._screens_cache[(what, kinds)] = found
+            found = _Markers(self.of_kinds(kinds), what, self._scanner if what == "text" else None)
+            self._markers_cache[(what, kinds)] = found
         return found
 
     def by_domain(self, domain: str, kinds: tuple[str, ...]) -> Provider | None:
@@ -215,16 +225,13 @@ class Knowledge:
         index = self._domains_cache.get(kinds)
         if index is None:
             index = {}
-            for provider in self.of_kinds(kinds):
+            for position, provider in enumerate(self.of_kinds(kinds)):
                 for d in provider.domains:
-                    index.setdefault(d, provider)
+                    index.setdefault(d, (position, provider))
             self._domains_cache[kinds] = index
         labels = domain.lower().split(".")
         hits = [index[s] for s in (".".join(labels[i:]) for i in range(len(labels))) if s in index]
-        if not hits:
-            return None
-        order = {p.id: i for i, p in enumerate(self.of_kinds(kinds))}
-        return min(hits, key=lambda p: order[p.id])
+        return min(hits, key=lambda hit: hit[0])[1] if hits else None
 
     def by_kind(self, *kinds: str) -> Iterable[Provider]:
         return (p for p in self.providers.values() if p.kind in kinds)
