@@ -108,12 +108,13 @@ def _any_ip(text: str) -> str | None:
 _DOTTED = re.compile(r"\d\.\d{1,3}\.\d{1,3}\.\d")
 
 
-def rejected_ip(diagnostic: str) -> str | None:
-    """The IP the rejection names as refused, if it names one."""
+def rejected_ip(diagnostic: str, low: str | None = None) -> str | None:
+    """The IP the rejection names as refused, if it names one (`low`: prefilter.lowered(diagnostic))."""
     dotted = _DOTTED.search(diagnostic) is not None
     if not dotted and diagnostic.count(":") < 2:
         return None  # no address in it to find
-    low = lowered(diagnostic)
+    if low is None:
+        low = lowered(diagnostic)
     for pattern, found in zip(_IP_IN_REJECTION, _IP_NEEDLES, strict=True):
         if not may_match(found, low):
             continue
@@ -192,13 +193,36 @@ def _domain(address: str | None) -> str | None:
     return address.rsplit("@", 1)[1].strip(">.").lower() or None
 
 
-def match_rule(knowledge: Knowledge, diagnostic: str, status: str | None) -> Rule | None:
-    low = lowered(diagnostic)
+def match_rule(knowledge: Knowledge, diagnostic: str, status: str | None,
+               low: str | None = None) -> Rule | None:
+    """The first rule that matches; `low` is prefilter.lowered(diagnostic), if already known."""
+    if low is None:
+        low = lowered(diagnostic)
     rules = knowledge.rules
     for i in knowledge.rule_candidates.of(low):
         if rules[i].matches(diagnostic, low, status):
             return rules[i]
     return None
+
+
+class _Phrases:
+    """Which reasons the generic phrases give one diagnostic, asked reason after reason.
+
+    One sweep of the needles (the scan the rules' sweep already made) tells which reasons'
+    phrases can occur in the text at all; asking about any other reason is then a set lookup
+    instead of a call into the phrase index, with the same answer: False.
+    """
+
+    __slots__ = ("_knowledge", "_low", "_possible", "_text")
+
+    def __init__(self, knowledge: Knowledge, text: str, low: str | None) -> None:
+        self._knowledge = knowledge
+        self._text = text
+        self._low = low
+        self._possible = knowledge.may_say(low)
+
+    def __call__(self, reason: Reason) -> bool:
+        return reason in self._possible and self._knowledge.says(reason, self._text, self._low)
 
 
 # Reasons the enhanced status code or the text can each decide, most specific first: the state of
@@ -229,7 +253,9 @@ _GREETING = frozenset({"CONN", "EHLO", "HELO"})
 _ACCESS_DENIED = re.compile(r"access denied", re.I)
 
 
-def classify(knowledge: Knowledge, record: RecipientRecord, bounce: Bounce) -> tuple[Reason, Rule | None]:
+def classify(knowledge: Knowledge, record: RecipientRecord, bounce: Bounce,
+             low: str | None = None) -> tuple[Reason, Rule | None]:
+    """The recipient's reason and the rule that decided it; `low`: prefilter.lowered(diagnostic)."""
     if bounce.format == "arf":
         return Reason.FEEDBACK, None
     if bounce.format == "rfc3834":
@@ -237,35 +263,38 @@ def classify(knowledge: Knowledge, record: RecipientRecord, bounce: Bounce) -> t
     if record.delivered or (record.status or "").startswith("2."):
         return Reason.DELIVERED, None
     diagnostic = record.diagnostic
-    rule = match_rule(knowledge, diagnostic, record.status)
+    if low is None:
+        low = lowered(diagnostic)
+    rule = match_rule(knowledge, diagnostic, record.status, low)
     if rule:
         return rule.reason, rule
     if record.hint and _status_reason(knowledge, record.status) in (None, record.hint):
         # The bounce's writer stated the reason (a heading, a dedicated format) and the status
         # code does not say otherwise.
         return record.hint, None
-    return _judge(knowledge, record), None
+    return _judge(knowledge, record, low), None
 
 
-def _judge(knowledge: Knowledge, record: RecipientRecord) -> Reason:
+def _judge(knowledge: Knowledge, record: RecipientRecord, low: str | None) -> Reason:
     """The generic judgement: status code, SMTP command and phrases weighed together."""
     text = record.diagnostic
-    low = lowered(text)
+    says = _Phrases(knowledge, text, low)
     by_status = _status_reason(knowledge, record.status)
     mailer = (record.diagnostic_type or "").startswith("x-unix")
     if mailer:
         # A local delivery program's exit status (RFC 3464 diagnostic type X-Unix), not SMTP;
         # X.3.x says the mail system itself failed rather than the program.
-        if knowledge.says(Reason.MAILBOXFULL, text, low):
+        if says(Reason.MAILBOXFULL):
             return Reason.MAILBOXFULL
         return Reason.SYSTEMERROR if (record.status or "")[1:3] == ".3" and by_status else Reason.MAILERERROR
+    command = (record.command or "").upper()
     for reason in _FIRST_PASS:
-        if _probe(knowledge, reason, record, by_status, low):
+        if _probe(reason, record, command, by_status, says):
             return reason
     if by_status and by_status not in _VAGUE:
         return by_status
     for reason in _SECOND_PASS:
-        if knowledge.says(reason, text, low):
+        if says(reason):
             return reason
     if by_status:
         return by_status
@@ -289,46 +318,43 @@ def _judge(knowledge: Knowledge, record: RecipientRecord) -> Reason:
     return Reason.ONHOLD if text.strip() else Reason.UNDEFINED  # words we cannot place / no words
 
 
-def _probe(knowledge: Knowledge, reason: Reason, record: RecipientRecord, by_status: Reason | None,
-           low: str | None = None) -> bool:
+def _probe(reason: Reason, record: RecipientRecord, command: str, by_status: Reason | None,
+           says: _Phrases) -> bool:
     """Does the status code or the text say `reason`, given the SMTP command it answered?"""
-    text = record.diagnostic
-    command = (record.command or "").upper()
     if reason is Reason.USERUNKNOWN:
         if by_status is Reason.USERUNKNOWN:
             # X.1.1 is also sent for refusals that are not about the mailbox.
             others = (Reason.NORELAYING, Reason.BLOCKED, Reason.MAILBOXFULL, Reason.HASMOVED,
                       Reason.REJECTED, Reason.NOTACCEPT, Reason.RATELIMITED)
-            return not any(knowledge.says(r, text, low) for r in others)
-        return command == "RCPT" and knowledge.says(reason, text, low)
+            return not any(says(r) for r in others)
+        return command == "RCPT" and says(reason)
     if reason is Reason.FILTERED:
         # "No such user" given after DATA (or when the command is not known) comes from a filter
         # that read the message, not from the recipient check at RCPT.
         if by_status is Reason.FILTERED:
-            return knowledge.says(Reason.USERUNKNOWN, text, low) or knowledge.says(reason, text, low)
+            return says(Reason.USERUNKNOWN) or says(reason)
         if command in _BEFORE_DATA:
             return False
-        return knowledge.says(reason, text, low) or knowledge.says(Reason.USERUNKNOWN, text, low)
+        return says(reason) or says(Reason.USERUNKNOWN)
     if reason is Reason.REJECTED:
         if by_status is Reason.REJECTED:
             return True
         if command == "MAIL":  # RFC 5321: a refusal of MAIL FROM is a refusal of the sender
-            return knowledge.says(reason, text, low) or bool(_ACCESS_DENIED.search(text))
+            return says(reason) or bool(_ACCESS_DENIED.search(record.diagnostic))
         if command == "DATA":
-            return by_status is not Reason.USERUNKNOWN and knowledge.says(reason, text, low)
+            return by_status is not Reason.USERUNKNOWN and says(reason)
         if by_status in (None, Reason.ONHOLD, Reason.SECURITYERROR, Reason.SYSTEMERROR):
-            return knowledge.says(reason, text, low)
+            return says(reason)
         return False
     if reason is Reason.HOSTUNKNOWN:
         if by_status is Reason.HOSTUNKNOWN:  # X.4.4 unable to route: DNS trouble or no MX at all
-            return not (knowledge.says(Reason.NETWORKERROR, text, low)
-                        or knowledge.says(Reason.NOTACCEPT, text, low))
-        return knowledge.says(reason, text, low)
+            return not (says(Reason.NETWORKERROR) or says(Reason.NOTACCEPT))
+        return says(reason)
     if reason is Reason.CONTENTERROR:  # X.6.x alone is weighed after spam and policy words
-        return knowledge.says(reason, text, low)
-    if reason is Reason.SPAMDETECTED and knowledge.says(Reason.VIRUSDETECTED, text, low):
+        return says(reason)
+    if reason is Reason.SPAMDETECTED and says(Reason.VIRUSDETECTED):
         return False  # "virus detected; content rejected" names the more specific finding
-    if reason is Reason.SPAMDETECTED and _DNSBL_HIT.search(text):
+    if reason is Reason.SPAMDETECTED and _DNSBL_HIT.search(record.diagnostic):
         return False  # "blocked using <zone>; ... as spamming": the IP is on a list, whatever it says
     if reason is Reason.MESGTOOBIG and by_status is Reason.EXCEEDLIMIT:
         return False  # X.2.3: the recipient's own size limit
@@ -336,7 +362,7 @@ def _probe(knowledge: Knowledge, reason: Reason, record: RecipientRecord, by_sta
         return False
     if reason is Reason.SUSPEND and record.reply_code == "525":
         return True  # RFC 5321 bis: 525 user account disabled
-    return by_status is reason or knowledge.says(reason, text, low)
+    return by_status is reason or says(reason)
 
 
 def _syntax_reply(code: str | None) -> bool:
@@ -357,7 +383,8 @@ def _providers_named(knowledge: Knowledge, text: str, kinds: Iterable[str]) -> P
     return knowledge.named_in(text, lowered(text), tuple(kinds))
 
 
-def find_blocklist(knowledge: Knowledge, diagnostic: str) -> tuple[Provider | None, str | None]:
+def find_blocklist(knowledge: Knowledge, diagnostic: str,
+                   low: str | None = None) -> tuple[Provider | None, str | None]:
     """The list a rejection names: a known provider, else the zone name it quotes."""
     named = _LIST_NAME.search(diagnostic)
     if named:
@@ -365,7 +392,8 @@ def find_blocklist(knowledge: Knowledge, diagnostic: str) -> tuple[Provider | No
         provider = _providers_named(knowledge, zone, ("dnsbl", "reputation", "gateway"))
         if provider:
             return provider, zone
-    provider = _providers_named(knowledge, diagnostic, ("dnsbl", "reputation"))
+    provider = knowledge.named_in(diagnostic, lowered(diagnostic) if low is None else low,
+                                  ("dnsbl", "reputation"))
     if provider:
         return provider, None
     return None, named.group(1).lower() if named else None
@@ -374,10 +402,12 @@ def find_blocklist(knowledge: Knowledge, diagnostic: str) -> tuple[Provider | No
 _HOSTING = ("receiver", "gateway", "dnsbl", "reputation")
 
 
-def find_receiver(knowledge: Knowledge, bounce: Bounce, record: RecipientRecord) -> Provider | None:
+def find_receiver(knowledge: Knowledge, bounce: Bounce, record: RecipientRecord,
+                  low: str | None = None) -> Provider | None:
     """Who rejected: the rejection's own markers, then the remote host, then the domain."""
     receivers = ("receiver", "gateway")
-    named = _providers_named(knowledge, record.diagnostic, receivers)
+    text = record.diagnostic
+    named = knowledge.named_in(text, lowered(text) if low is None else low, receivers)
     if named:
         return named
     hosts = [h for h in (record.remote_mta, bounce.reporting_mta) if h]
@@ -420,7 +450,8 @@ def diagnose(knowledge: Knowledge, bounce: Bounce) -> Diagnosis:
         return Diagnosis(source=bounce.source, is_bounce=False,
                          not_bounce_reason=bounce.not_bounce_reason)
     records = list(bounce.recipients)
-    decided = [classify(knowledge, r, bounce) for r in records]
+    lows = [lowered(r.diagnostic) for r in records]  # each diagnostic lowered once, for every step
+    decided = [classify(knowledge, r, bounce, low) for r, low in zip(records, lows, strict=True)]
     recipients = [
         Recipient(address=r.address, status=r.status, reply_code=r.reply_code, reason=reason,
                   remote_mta=r.remote_mta, diagnostic=r.diagnostic, action=r.action)
@@ -428,22 +459,22 @@ def diagnose(knowledge: Knowledge, bounce: Bounce) -> Diagnosis:
     ]
     head = _headline(recipients, records)
     record, (reason, rule) = records[head], decided[head]
-    return _conclude(knowledge, bounce, record, recipients, reason, rule)
+    return _conclude(knowledge, bounce, record, lows[head], recipients, reason, rule)
 
 
-def _conclude(knowledge: Knowledge, bounce: Bounce, record: RecipientRecord,
+def _conclude(knowledge: Knowledge, bounce: Bounce, record: RecipientRecord, low: str | None,
               recipients: list[Recipient], reason: Reason, rule: Rule | None) -> Diagnosis:
     diagnostic = record.diagnostic
     returned = says_returned(bounce)
     receiver = knowledge.providers.get(rule.receiver) if rule and rule.receiver else None
-    receiver = receiver or find_receiver(knowledge, bounce, record)
+    receiver = receiver or find_receiver(knowledge, bounce, record, low)
     blocklist: Provider | None = None
     zone: str | None = None
     if rule and rule.blocklist and rule.blocklist != "?":
         blocklist = knowledge.providers[rule.blocklist]
     elif reason in (Reason.BLOCKED, Reason.BADREPUTATION) or (rule and rule.blocklist == "?"):
-        blocklist, zone = find_blocklist(knowledge, diagnostic)
-    sending_ip, ip_source = _sending_ip(bounce, diagnostic)
+        blocklist, zone = find_blocklist(knowledge, diagnostic, low)
+    sending_ip, ip_source = _sending_ip(bounce, diagnostic, low)
     acting = blocklist or receiver
     # A rule routes unless it says the recipient's mailbox or domain is the problem (no address,
     # full, closed, moved, no mail accepted): no party can lift that for the sender.
@@ -517,8 +548,8 @@ def _is_temporary(record: RecipientRecord, rule: Rule | None) -> bool:
     return code.startswith("4") or record.action == "delayed"
 
 
-def _sending_ip(bounce: Bounce, diagnostic: str) -> tuple[str | None, str | None]:
-    ip = rejected_ip(diagnostic)
+def _sending_ip(bounce: Bounce, diagnostic: str, low: str | None) -> tuple[str | None, str | None]:
+    ip = rejected_ip(diagnostic, low)
     if ip:
         return ip, "rejection text"
     if bounce.stated_ip:
