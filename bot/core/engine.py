@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
 from bot.core.bounce import says_returned
 from bot.core.bounce.text import IPV4, IPV6, squash
@@ -156,27 +156,40 @@ def ip_from_headers(headers: str) -> tuple[str | None, str | None]:
     if match and ip and _valid_ip(ip):
         name = match.group(0).split(":")[0].strip()
         return ip, f"returned headers ({name})"
-    if not may_match(("received:",), low):
-        return None, None
-    for received in _received_fields(headers, low):
-        by = _RECEIVED_BY_IP.search(received)
+    for start, end in _received_fields(headers, low):
+        by = _received_by(headers, low, start, end)
         if by and _valid_ip(by.group(1)) and is_public_ip(by.group(1)):
             return by.group(1), "returned headers (Received: by)"
     return None, None
 
 
-def _received_fields(headers: str, low: str | None) -> list[str]:
-    """_RECEIVED.findall(headers), trying the regex only where a line starts with "received:"."""
+def _received_fields(headers: str, low: str | None) -> Iterator[tuple[int, int]]:
+    """Where each Received field is (_RECEIVED.finditer), trying the regex only where a line
+    starts with "received:", one field at a time: the first with a public `by` address ends it."""
     if low is None or len(low) != len(headers):
-        return _RECEIVED.findall(headers)
-    found = []
+        yield from (m.span() for m in _RECEIVED.finditer(headers))
+        return
     at = 0 if low.startswith("received:") else low.find("\nreceived:") + 1 or -1
     while at != -1:
         match = _RECEIVED.match(headers, at)
         if match:
-            found.append(match.group(0))
+            yield match.span()
         at = low.find("\nreceived:", at) + 1 or -1
-    return found
+
+
+def _received_by(headers: str, low: str | None, start: int, end: int) -> re.Match[str] | None:
+    """_RECEIVED_BY_IP.search(headers[start:end]), the regex tried only where the lowered text
+    holds "by": a case-insensitive match starts with those two letters and nowhere else. (A
+    field starts with "Received:", so the word boundary before "by" lies inside the field.)"""
+    if low is None or len(low) != len(headers):
+        return _RECEIVED_BY_IP.search(headers, start, end)
+    at = low.find("by", start, end)
+    while at != -1:
+        match = _RECEIVED_BY_IP.match(headers, at, end)
+        if match:
+            return match
+        at = low.find("by", at + 1, end)
+    return None
 
 
 def _valid_ip(text: str) -> bool:
