@@ -36,7 +36,6 @@ _FWD_FIELD = re.compile(
     r"|Para|差出人|送信日時|宛先|件名)\s*:", re.IGNORECASE
 )
 _MULTILINE_PREFIX = re.compile(r"^([245]\d\d)-(?:([245]\.\d{1,3}\.\d{1,3})[ ]?)?")
-_SPACES = re.compile(r"[ \t\u00a0\u3000]+")
 
 
 def has_forward_marker(text: str) -> bool:
@@ -79,8 +78,11 @@ def clean_paste(text: str) -> str:
 
 
 def squash(text: str) -> str:
-    """Collapse all whitespace, including wrapped lines, into single spaces."""
-    return _SPACES.sub(" ", " ".join(text.split())).strip()
+    """Collapse all whitespace, including wrapped lines, into single spaces.
+
+    str.split() splits at every Unicode space (no-break U+00A0 and ideographic U+3000 too) and
+    drops them at both ends: no run of spaces is left to collapse, nothing to strip."""
+    return " ".join(text.split())
 
 
 def join_reply_lines(lines: list[str]) -> str:
