@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 from bot.core.bounce import says_returned
 from bot.core.bounce.text import IPV4, IPV6, squash
@@ -302,7 +302,9 @@ def _judge(knowledge: Knowledge, record: RecipientRecord, low: str | None) -> Re
         return Reason.SYSTEMERROR if (record.status or "")[1:3] == ".3" and by_status else Reason.MAILERERROR
     command = (record.command or "").upper()
     for reason in _FIRST_PASS:
-        if _probe(reason, record, command, by_status, says):
+        # Does the status code or the text say `reason`, given the SMTP command it answered?
+        weigh = _WEIGHED.get(reason)
+        if weigh(record, command, by_status, says) if weigh else by_status is reason or says(reason):
             return reason
     if by_status and by_status not in _VAGUE:
         return by_status
@@ -331,51 +333,84 @@ def _judge(knowledge: Knowledge, record: RecipientRecord, low: str | None) -> Re
     return Reason.ONHOLD if text.strip() else Reason.UNDEFINED  # words we cannot place / no words
 
 
-def _probe(reason: Reason, record: RecipientRecord, command: str, by_status: Reason | None,
-           says: _Phrases) -> bool:
-    """Does the status code or the text say `reason`, given the SMTP command it answered?"""
-    if reason is Reason.USERUNKNOWN:
-        if by_status is Reason.USERUNKNOWN:
-            # X.1.1 is also sent for refusals that are not about the mailbox.
-            others = (Reason.NORELAYING, Reason.BLOCKED, Reason.MAILBOXFULL, Reason.HASMOVED,
-                      Reason.REJECTED, Reason.NOTACCEPT, Reason.RATELIMITED)
-            return not any(says(r) for r in others)
-        return command == "RCPT" and says(reason)
-    if reason is Reason.FILTERED:
-        # "No such user" given after DATA (or when the command is not known) comes from a filter
-        # that read the message, not from the recipient check at RCPT.
-        if by_status is Reason.FILTERED:
-            return says(Reason.USERUNKNOWN) or says(reason)
-        if command in _BEFORE_DATA:
-            return False
-        return says(reason) or says(Reason.USERUNKNOWN)
-    if reason is Reason.REJECTED:
-        if by_status is Reason.REJECTED:
-            return True
-        if command == "MAIL":  # RFC 5321: a refusal of MAIL FROM is a refusal of the sender
-            return says(reason) or bool(_ACCESS_DENIED.search(record.diagnostic))
-        if command == "DATA":
-            return by_status is not Reason.USERUNKNOWN and says(reason)
-        if by_status in (None, Reason.ONHOLD, Reason.SECURITYERROR, Reason.SYSTEMERROR):
-            return says(reason)
+# The reasons of the first pass that take more than "the status code or a phrase says it": each
+# weighs the SMTP command, the status code, other phrases or the reply code in its own way.
+_Weigh = Callable[[RecipientRecord, str, Reason | None, _Phrases], bool]
+
+
+def _user_unknown(record: RecipientRecord, command: str, by_status: Reason | None, says: _Phrases) -> bool:
+    if by_status is Reason.USERUNKNOWN:
+        # X.1.1 is also sent for refusals that are not about the mailbox.
+        others = (Reason.NORELAYING, Reason.BLOCKED, Reason.MAILBOXFULL, Reason.HASMOVED,
+                  Reason.REJECTED, Reason.NOTACCEPT, Reason.RATELIMITED)
+        return not any(says(r) for r in others)
+    return command == "RCPT" and says(Reason.USERUNKNOWN)
+
+
+def _filtered(record: RecipientRecord, command: str, by_status: Reason | None, says: _Phrases) -> bool:
+    # "No such user" given after DATA (or when the command is not known) comes from a filter
+    # that read the message, not from the recipient check at RCPT.
+    if by_status is Reason.FILTERED:
+        return says(Reason.USERUNKNOWN) or says(Reason.FILTERED)
+    if command in _BEFORE_DATA:
         return False
-    if reason is Reason.HOSTUNKNOWN:
-        if by_status is Reason.HOSTUNKNOWN:  # X.4.4 unable to route: DNS trouble or no MX at all
-            return not (says(Reason.NETWORKERROR) or says(Reason.NOTACCEPT))
-        return says(reason)
-    if reason is Reason.CONTENTERROR:  # X.6.x alone is weighed after spam and policy words
-        return says(reason)
-    if reason is Reason.SPAMDETECTED and says(Reason.VIRUSDETECTED):
+    return says(Reason.FILTERED) or says(Reason.USERUNKNOWN)
+
+
+def _rejected(record: RecipientRecord, command: str, by_status: Reason | None, says: _Phrases) -> bool:
+    if by_status is Reason.REJECTED:
+        return True
+    if command == "MAIL":  # RFC 5321: a refusal of MAIL FROM is a refusal of the sender
+        return says(Reason.REJECTED) or bool(_ACCESS_DENIED.search(record.diagnostic))
+    if command == "DATA":
+        return by_status is not Reason.USERUNKNOWN and says(Reason.REJECTED)
+    if by_status in (None, Reason.ONHOLD, Reason.SECURITYERROR, Reason.SYSTEMERROR):
+        return says(Reason.REJECTED)
+    return False
+
+
+def _host_unknown(record: RecipientRecord, command: str, by_status: Reason | None, says: _Phrases) -> bool:
+    if by_status is Reason.HOSTUNKNOWN:  # X.4.4 unable to route: DNS trouble or no MX at all
+        return not (says(Reason.NETWORKERROR) or says(Reason.NOTACCEPT))
+    return says(Reason.HOSTUNKNOWN)
+
+
+def _content_error(record: RecipientRecord, command: str, by_status: Reason | None, says: _Phrases) -> bool:
+    return says(Reason.CONTENTERROR)  # X.6.x alone is weighed after spam and policy words
+
+
+def _spam(record: RecipientRecord, command: str, by_status: Reason | None, says: _Phrases) -> bool:
+    if says(Reason.VIRUSDETECTED):
         return False  # "virus detected; content rejected" names the more specific finding
-    if reason is Reason.SPAMDETECTED and _DNSBL_HIT.search(record.diagnostic):
+    if _DNSBL_HIT.search(record.diagnostic):
         return False  # "blocked using <zone>; ... as spamming": the IP is on a list, whatever it says
-    if reason is Reason.MESGTOOBIG and by_status is Reason.EXCEEDLIMIT:
+    return by_status is Reason.SPAMDETECTED or says(Reason.SPAMDETECTED)
+
+
+def _too_big(record: RecipientRecord, command: str, by_status: Reason | None, says: _Phrases) -> bool:
+    if by_status is Reason.EXCEEDLIMIT:
         return False  # X.2.3: the recipient's own size limit
-    if reason is Reason.NORELAYING and command in _GREETING:
+    return by_status is Reason.MESGTOOBIG or says(Reason.MESGTOOBIG)
+
+
+def _no_relaying(record: RecipientRecord, command: str, by_status: Reason | None, says: _Phrases) -> bool:
+    if command in _GREETING:
         return False
-    if reason is Reason.SUSPEND and record.reply_code == "525":
+    return by_status is Reason.NORELAYING or says(Reason.NORELAYING)
+
+
+def _suspended(record: RecipientRecord, command: str, by_status: Reason | None, says: _Phrases) -> bool:
+    if record.reply_code == "525":
         return True  # RFC 5321 bis: 525 user account disabled
-    return by_status is reason or says(reason)
+    return by_status is Reason.SUSPEND or says(Reason.SUSPEND)
+
+
+_WEIGHED: dict[Reason, _Weigh] = {
+    Reason.USERUNKNOWN: _user_unknown, Reason.FILTERED: _filtered, Reason.REJECTED: _rejected,
+    Reason.HOSTUNKNOWN: _host_unknown, Reason.CONTENTERROR: _content_error,
+    Reason.SPAMDETECTED: _spam, Reason.MESGTOOBIG: _too_big, Reason.NORELAYING: _no_relaying,
+    Reason.SUSPEND: _suspended,
+}
 
 
 def _syntax_reply(code: str | None) -> bool:
