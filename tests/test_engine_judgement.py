@@ -486,3 +486,29 @@ def test_backscatterer_is_waited_out_not_paid():
             "ips.backscatterer.org")
     assert (d.blocklist, d.delist.method) == ("backscatterer", DelistMethod.AUTO_EXPIRY)
     assert "do not pay" in (d.next_step or "")
+
+
+@pytest.mark.parametrize("received", [
+    "Received: from client.example.org by mail.example.org ([93.184.216.34]) with ESMTP",
+    "RECEIVED: FROM client.example.org BY mail.example.org ([93.184.216.34]) WITH ESMTP",
+    "received: from nearby.example.org (nearby [10.0.0.9])\n"
+    "\tby mail.example.org ([93.184.216.34]) with ESMTP",
+    # U+212A (Kelvin sign) in the block: a text whose case the prefilter must not trust.
+    "X-Note: 5 \u212a\nReceived: from client by mail.example.org ([93.184.216.34]) with ESMTP",
+])
+def test_the_sending_ip_comes_from_the_first_received_by_address_whatever_the_case(received: str) -> None:
+    raw = (
+        "From: MAILER-DAEMON@mx.example.net\nTo: sender@example.org\n"
+        "Subject: Undelivered Mail Returned to Sender\nMIME-Version: 1.0\n"
+        'Content-Type: multipart/report; report-type=delivery-status; boundary="B"\n\n'
+        "--B\nContent-Type: text/plain\n\nDelivery failed.\n\n"
+        "--B\nContent-Type: message/delivery-status\n\nReporting-MTA: dns; mx.example.net\n\n"
+        "Final-Recipient: rfc822; user@example.com\nAction: failed\nStatus: 5.7.1\n"
+        "Diagnostic-Code: smtp; 550 5.7.1 Message rejected by policy\n\n"
+        "--B\nContent-Type: text/rfc822-headers\n\n"
+        "Received: from localhost by mail.example.org (Postfix) with ESMTP id 4F2\n"
+        + received + "\nFrom: sender@example.org\nTo: user@example.com\nSubject: hello\n\n--B--\n"
+    )
+    [diagnosis] = diagnose_bytes(raw.encode(), "t")
+    assert diagnosis.sending_ip == "93.184.216.34"
+    assert diagnosis.sending_ip_source == "returned headers (Received: by)"

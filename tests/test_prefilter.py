@@ -122,6 +122,16 @@ def test_providers_found_by_text_and_host_are_the_first_in_the_datas_order() -> 
         assert kb.by_host(host, lowered(host), receivers) == plain, host
 
 
+def test_the_reasons_a_text_may_say_hold_every_reason_whose_phrase_matches() -> None:
+    kb = load()
+    texts = [p.example for p in kb.phrases if p.example] + [r.example for r in kb.rules]
+    for text in texts * 2:  # the second sweep uses the built index
+        possible = kb.may_say(lowered(text))
+        said = {p.reason for p in kb.phrases if p.pattern.search(text)}
+        assert said <= possible, text
+    assert len(kb.may_say(lowered("nothing to see here"))) < len(kb.by_reason) // 2
+
+
 def test_the_finder_reports_every_literal_a_text_holds_overlapping_or_nested() -> None:
     from bot.core.prefilter import Finder
 
