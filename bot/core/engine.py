@@ -427,8 +427,10 @@ def _status_reason(knowledge: Knowledge, status: str | None) -> Reason | None:
     return knowledge.statuses.get(status)
 
 
-def _providers_named(knowledge: Knowledge, text: str, kinds: Iterable[str]) -> Provider | None:
-    return knowledge.named_in(text, lowered(text), tuple(kinds))
+def _providers_named(knowledge: Knowledge, text: str, kinds: Iterable[str],
+                     low: str | None = None) -> Provider | None:
+    """The first provider of these kinds the text names; `low`: prefilter.lowered(text), if known."""
+    return knowledge.named_in(text, lowered(text) if low is None else low, tuple(kinds))
 
 
 def find_blocklist(knowledge: Knowledge, diagnostic: str,
@@ -440,8 +442,7 @@ def find_blocklist(knowledge: Knowledge, diagnostic: str,
         provider = _providers_named(knowledge, zone, ("dnsbl", "reputation", "gateway"))
         if provider:
             return provider, zone
-    provider = knowledge.named_in(diagnostic, lowered(diagnostic) if low is None else low,
-                                  ("dnsbl", "reputation"))
+    provider = _providers_named(knowledge, diagnostic, ("dnsbl", "reputation"), low)
     if provider:
         return provider, None
     return None, named.group(1).lower() if named else None
@@ -454,8 +455,7 @@ def find_receiver(knowledge: Knowledge, bounce: Bounce, record: RecipientRecord,
                   low: str | None = None) -> Provider | None:
     """Who rejected: the rejection's own markers, then the remote host, then the domain."""
     receivers = ("receiver", "gateway")
-    text = record.diagnostic
-    named = knowledge.named_in(text, lowered(text) if low is None else low, receivers)
+    named = _providers_named(knowledge, record.diagnostic, receivers, low)
     if named:
         return named
     hosts = [h for h in (record.remote_mta, bounce.reporting_mta) if h]
