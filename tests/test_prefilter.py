@@ -79,8 +79,11 @@ def test_starts_of_anchors_look_arounds_groups_and_alternatives() -> None:
 
 
 def test_matching_only_where_a_match_can_start_finds_what_search_finds() -> None:
+    from bot.core.bounce import formats, plaintext
+
     rng = random.Random(13)
-    patterns = _every_pattern()
+    patterns = _every_pattern() + [e for fmt in load_formats() for e in fmt.end] + list(formats.GENERIC_END)
+    patterns.append(plaintext._REMOTE_HOST)
     examples = [r.example for r in load().rules]
     words = [w for text in examples for w in text.split()]
     texts = examples + ["line one\n" + " ".join(rng.choice(words) for _ in range(rng.randint(1, 40)))
