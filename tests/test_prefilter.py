@@ -8,7 +8,7 @@ import sys
 
 from bot.core.bounce.formats import load_formats
 from bot.core.knowledge import load
-from bot.core.prefilter import CASE_TRAPS, lowered, may_match, needles
+from bot.core.prefilter import CASE_TRAPS, first_match, lowered, may_match, needles, starts
 
 
 def test_case_traps_are_every_non_ascii_character_ignorecase_matches_to_an_ascii_letter() -> None:
@@ -64,6 +64,39 @@ def test_no_knowledge_pattern_is_skipped_where_it_matches() -> None:
             text = "".join(c.upper() if rng.random() < 0.3 else c for c in text)
             if pattern.search(text):
                 assert may_match(found, lowered(text)), (pattern.pattern, text)
+
+
+def test_starts_of_anchors_look_arounds_groups_and_alternatives() -> None:
+    assert starts(re.compile(r"^\s*foo", re.I | re.M)) is None  # \s* may come first
+    assert starts(re.compile(r"^Foo\b bar", re.I | re.M)) == ("foo bar",)
+    assert starts(re.compile(r"(?<![\w.])(?=[ab])(?:Abc|bcd)x", re.I)) == ("abc", "bcd")
+    assert starts(re.compile(r"-{2,}\s*Original", re.I)) == ("-",)
+    assert starts(re.compile(r"Serveur de génération", re.I)) == ("serveur de g",)  # é has case
+    assert starts(re.compile(r"管理者向けの診断情報", re.I)) == ("管理者向けの診断情報",)  # no case at all
+    assert starts(re.compile(r"(?:abc)?def", re.I)) is None
+    assert starts(re.compile(r"abc|\d", re.I)) is None
+    assert starts(re.compile("case sensitive")) is None
+
+
+def test_matching_only_where_a_match_can_start_finds_what_search_finds() -> None:
+    from bot.core.bounce import formats, plaintext
+
+    rng = random.Random(13)
+    patterns = _every_pattern() + [e for fmt in load_formats() for e in fmt.end] + list(formats.GENERIC_END)
+    patterns.append(plaintext._REMOTE_HOST)
+    examples = [r.example for r in load().rules]
+    words = [w for text in examples for w in text.split()]
+    texts = examples + ["line one\n" + " ".join(rng.choice(words) for _ in range(rng.randint(1, 40)))
+                        for _ in range(150)]
+    texts = ["".join(c.upper() if rng.random() < 0.3 else c for c in text) for text in texts]
+    # More false starts than are tried one by one before the regex searches on by itself.
+    texts.append("Your message to a b\n" * 9 + "Your message to a@b wasn't delivered")
+    for pattern in patterns:
+        found = starts(pattern)
+        for text in texts:
+            ours, plain = first_match(pattern, text, lowered(text), found), pattern.search(text)
+            assert (ours and (ours.span(), ours.groups())) == (plain and (plain.span(), plain.groups())), (
+                pattern.pattern, text)
 
 
 def test_top_level_alternatives_split_only_where_the_meaning_is_kept() -> None:

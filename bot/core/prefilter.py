@@ -52,6 +52,91 @@ def needles(pattern: re.Pattern[str]) -> Needles:
     return tuple(kept)
 
 
+def starts(pattern: re.Pattern[str]) -> Needles:
+    """Lower-case literals one of which every match starts with (at the match's first
+    character), or None when unknown.
+
+    `first_match` uses them to run the regex only where a match can begin: the regex engine
+    cannot skip ahead to a case-insensitive literal itself and tries every position in turn.
+    """
+    if _p is None or not pattern.flags & re.IGNORECASE:
+        return None
+    try:
+        found = _leading(list(_p.parse(pattern.pattern, pattern.flags)))
+    except (AttributeError, TypeError, ValueError, IndexError, re.error):
+        return None
+    return tuple(dict.fromkeys(found)) if found else None
+
+
+def _leading(items: list[tuple[Any, Any]]) -> list[str] | None:
+    """For a sequence of parsed items: literals one of which every match of it starts with."""
+    run: list[str] = []
+    for op, av in items:
+        if op is _c.AT or op is _c.ASSERT or op is _c.ASSERT_NOT:
+            continue  # zero-width (^, \b, look-arounds): the match's characters stay as they are
+        if op is _c.LITERAL and _uncased_or_ascii(av):
+            run.append(chr(av).lower())
+            continue
+        if run:
+            break
+        if op is _c.SUBPATTERN:
+            _group, add_flags, del_flags, sub = av
+            return None if (add_flags | del_flags) & re.IGNORECASE else _leading(list(sub))
+        if op is _c.BRANCH:
+            alternatives: list[str] = []
+            for branch in av[1]:
+                found = _leading(list(branch))
+                if not found:
+                    return None
+                alternatives += found
+            return alternatives
+        if op in (_c.MAX_REPEAT, _c.MIN_REPEAT, getattr(_c, "POSSESSIVE_REPEAT", None)):
+            low, _high, sub = av
+            return _leading(list(sub)) if low >= 1 else None
+        return None
+    return ["".join(run)] if run else None
+
+
+def _uncased_or_ascii(code: int) -> bool:
+    """An ASCII character (lowered() keeps the texts that could fool its case-insensitive
+    match out) or one without case, which a case-insensitive regex matches only as itself."""
+    char = chr(code)
+    return code < 128 or char.lower() == char == char.upper()
+
+
+_MAX_TRIES = 4  # start positions tried one by one; past them the regex searches on by itself
+
+
+def first_match(pattern: re.Pattern[str], text: str, low: str | None, found: Needles) -> re.Match[str] | None:
+    """pattern.search(text), with `found` = starts(pattern) and `low` = lowered(text).
+
+    The match search() finds is the one at the first position where the regex matches; every
+    match starts where `low` holds one of the literals, and `low` has the text's offsets (lowered()
+    gives None for the one character lower() lengthens). So matching at those positions in
+    order finds the same match; look-behinds and ^ still see the text before each position.
+    """
+    if found is None or low is None:
+        return pattern.search(text)
+    find = low.find
+    at = -1
+    for tries in range(_MAX_TRIES + 1):
+        pos = -1
+        for literal in found:
+            # Once a start is known, only one before it matters.
+            hit = find(literal, at + 1) if pos == -1 else find(literal, at + 1, pos + len(literal) - 1)
+            if hit != -1:
+                pos = hit
+        if pos == -1:
+            return None
+        if tries == _MAX_TRIES:
+            return pattern.search(text, pos)
+        match = pattern.match(text, pos)
+        if match is not None:
+            return match
+        at = pos
+    return None  # pragma: no cover - the loop returns on its last round
+
+
 class Screen:
     """Whether any of some regexes matches a text, running only those that can.
 
@@ -61,7 +146,7 @@ class Screen:
     single file runs the plain regexes and pays nothing for the prefilter.
     """
 
-    __slots__ = ("_each", "_needles", "_sources", "_split", "_uses")
+    __slots__ = ("_each", "_needles", "_runs", "_sources", "_split", "_uses")
 
     def __init__(self, patterns: tuple[re.Pattern[str], ...], split: bool = False) -> None:
         self._sources = patterns
@@ -69,6 +154,7 @@ class Screen:
         self._uses = 0
         self._needles: Needles = None
         self._each: tuple[tuple[re.Pattern[str], Needles], ...] | None = None
+        self._runs: tuple[tuple[re.Pattern[str], Needles, Needles], ...] = ()  # and their starts
 
     def _build(self) -> tuple[tuple[re.Pattern[str], Needles], ...]:
         patterns: list[re.Pattern[str]] = []
@@ -76,7 +162,8 @@ class Screen:
             patterns += _branches(pattern) if self._split else [pattern]
         each = tuple((p, needles(p)) for p in patterns)
         self._needles = union(tuple(n for _, n in each))
-        self._each = each  # last: a reader that sees _each also sees _needles
+        self._runs = tuple((p, found, starts(p)) for p, found in each)
+        self._each = each  # last: a reader that sees _each also sees _needles and _runs
         return each
 
     def branches(self) -> tuple[tuple[re.Pattern[str], Needles], ...]:
@@ -103,8 +190,10 @@ class Screen:
         found = self._needles
         if found is not None and not any(map(low.__contains__, found)):
             return False
-        for pattern, found in each:
-            if (found is None or any(map(low.__contains__, found))) and pattern.search(text):
+        for pattern, found, start in self._runs:
+            if found is not None and not any(map(low.__contains__, found)):
+                continue
+            if first_match(pattern, text, low, start):
                 return True
         return False
 
@@ -385,6 +474,9 @@ def _node(op: Any, av: Any) -> list[str] | None:
     return None
 
 
+_Started = tuple[re.Pattern[str], Needles]  # a pattern and its starts
+
+
 class Grouped:
     """Whether a text matches any screen of a group, for many groups asked about one text.
 
@@ -402,23 +494,24 @@ class Grouped:
         self._texts = 0
         self._seen: str | None = None
         self._finder: Finder | None = None
-        self._owners: list[tuple[Any, re.Pattern[str]]] = []  # alternative number -> (group, pattern)
+        # alternative number -> (group, pattern, its starts)
+        self._owners: list[tuple[Any, re.Pattern[str], Needles]] = []
         self._always: frozenset[int] = frozenset()
-        # (text, the alternatives it may match by group, answers so far): replaced whole when the
-        # text changes, so concurrent callers at worst work an answer out twice.
-        self._last: tuple[str, dict[Any, list[re.Pattern[str]]], dict[Any, bool]] | None = None
+        # (text, the alternatives it may match by group with their starts, answers so far): replaced
+        # whole when the text changes, so concurrent callers at worst work an answer out twice.
+        self._last: tuple[str, dict[Any, list[_Started]], dict[Any, bool]] | None = None
 
     def _build(self) -> Finder:
         if self._finder is not None:
             return self._finder
         index: dict[str, list[int]] = {}
         always: set[int] = set()
-        owners: list[tuple[Any, re.Pattern[str]]] = []
+        owners: list[tuple[Any, re.Pattern[str], Needles]] = []
         for group, screens in self._groups.items():
             for screen in screens:
                 for pattern, found in screen.branches():
                     number = len(owners)
-                    owners.append((group, pattern))
+                    owners.append((group, pattern, starts(pattern)))
                     if found is None:
                         always.add(number)
                     else:
@@ -443,16 +536,17 @@ class Grouped:
             return any(screen.search(text, low) for screen in self._groups.get(group, ()))
         last = self._last
         if last is None or last[0] is not text:
-            possible: dict[Any, list[re.Pattern[str]]] = {}
+            possible: dict[Any, list[_Started]] = {}
             owners = self._owners
             for number in sorted(finder.find(low) | self._always):
-                owner, pattern = owners[number]
-                possible.setdefault(owner, []).append(pattern)
+                owner, pattern, start = owners[number]
+                possible.setdefault(owner, []).append((pattern, start))
             last = (text, possible, {})
             self._last = last
         answers = last[2]
         answer = answers.get(group)
         if answer is None:
-            answer = any(pattern.search(text) is not None for pattern in last[1].get(group, ()))
+            answer = any(first_match(pattern, text, low, start) is not None
+                         for pattern, start in last[1].get(group, ()))
             answers[group] = answer
         return answer

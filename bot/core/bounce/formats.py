@@ -10,7 +10,7 @@ from pathlib import Path
 
 from bot.core.errors import KnowledgeError
 from bot.core.model import Reason
-from bot.core.prefilter import Needles, Screen, lowered, may_match, needles
+from bot.core.prefilter import Needles, Screen, first_match, lowered, may_match, needles, starts
 
 FORMATS_FILE = Path(__file__).resolve().parent.parent.parent / "data" / "formats.toml"
 _KEYS = {"id", "markers", "from", "subject", "end", "source", "reason", "headings"}
@@ -27,6 +27,7 @@ GENERIC_END = (
 )
 
 _GENERIC_END_NEEDLES = tuple(needles(p) for p in GENERIC_END)
+_GENERIC_END_STARTS = tuple(starts(p) for p in GENERIC_END)
 
 
 @dataclass(frozen=True)
@@ -50,12 +51,14 @@ class Format:
     from_screen: Screen = field(init=False, compare=False, repr=False)
     subject_screen: Screen = field(init=False, compare=False, repr=False)
     end_needles: tuple[Needles, ...] = field(init=False, compare=False, repr=False)
+    end_starts: tuple[Needles, ...] = field(init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "marker_screen", Screen(self.markers))
         object.__setattr__(self, "from_screen", Screen(self.from_))
         object.__setattr__(self, "subject_screen", Screen(self.subject))
         object.__setattr__(self, "end_needles", tuple(needles(p) for p in self.end))
+        object.__setattr__(self, "end_starts", tuple(starts(p) for p in self.end))
 
 
 def _compile(row: dict[str, object], key: str) -> tuple[re.Pattern[str], ...]:
@@ -164,11 +167,12 @@ def _cut(body: str, fmt: Format | None) -> int:
     cut = len(body)
     low = lowered(body)
     ends = zip((*(fmt.end if fmt else ()), *GENERIC_END),
-               (*(fmt.end_needles if fmt else ()), *_GENERIC_END_NEEDLES), strict=True)
-    for pattern, found in ends:
+               (*(fmt.end_needles if fmt else ()), *_GENERIC_END_NEEDLES),
+               (*(fmt.end_starts if fmt else ()), *_GENERIC_END_STARTS), strict=True)
+    for pattern, found, start in ends:
         if not may_match(found, low):
             continue
-        match = pattern.search(body)
+        match = first_match(pattern, body, low, start)
         if match and match.start() < cut:
             cut = match.start()
     return cut

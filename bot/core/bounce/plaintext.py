@@ -23,7 +23,7 @@ from bot.core.bounce.text import (
     squash,
 )
 from bot.core.model import RecipientRecord
-from bot.core.prefilter import lowered, may_match, needles
+from bot.core.prefilter import first_match, lowered, may_match, needles, starts
 
 _ADDR = r"[\w.!#$%&'*+/=?^`{|}~-]+@[\w-]+(?:\.[\w-]+)+"
 _RECIPIENT_LINE = re.compile(
@@ -99,6 +99,7 @@ _TRANSCRIPT_DOT = re.compile(r"(?:-->|>>>|\bC:)\s*\.\s*$|<message text sent>|mes
 _TRANSCRIPT_HOST = re.compile(r"(?:SMTP connection to|Connecting to)\s*\[?([a-z][\w-]*(?:\.[\w-]+)+)\]?",
                               re.IGNORECASE)
 _GLOBAL_NEEDLES = tuple(needles(p) for p in _GLOBAL_MARKERS)
+_REMOTE_HOST_STARTS = starts(_REMOTE_HOST)  # a host is named in the whole report: match where one can start
 
 
 def _blocks(report: str) -> list[tuple[str, list[str]]]:
@@ -197,7 +198,7 @@ def remote_host(text: str) -> str | None:
     admin = _EXCHANGE_ADMIN.search(text) if "#" in text else None  # the line always has a "#"
     if admin and admin.group("remote"):
         return admin.group("remote").rstrip(".").lower()
-    match = _REMOTE_HOST.search(text)
+    match = first_match(_REMOTE_HOST, text, lowered(text), _REMOTE_HOST_STARTS)
     if not match:
         return None
     return next(g for g in match.groups() if g).rstrip(".").lower()

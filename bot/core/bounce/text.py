@@ -13,10 +13,13 @@ from dataclasses import dataclass
 from bot.core.prefilter import lowered, may_match, needles
 
 # SMTP reply code (RFC 5321 §4.2) optionally followed by an enhanced status code (RFC 3463).
+# The look-behinds stand after the first digit, not before it ("[245](?<!x.)" is "(?<!x)[245]"):
+# a pattern that starts with a character set lets the regex engine skip in C to the next 2, 4
+# or 5 instead of trying every position.
 REPLY = re.compile(
-    r"(?<![\w.#-])([245][0-5]\d)(?:[ -]|$)(?:\s*#?\s*([245]\.\d{1,3}\.\d{1,3})(?![\d.]*\d))?"
+    r"([245](?<![\w.#-].)[0-5]\d)(?:[ -]|$)(?:\s*#?\s*([245]\.\d{1,3}\.\d{1,3})(?![\d.]*\d))?"
 )
-STATUS = re.compile(r"(?<![\w.])([245]\.\d{1,3}\.\d{1,3})(?![\w]|\.\d)")
+STATUS = re.compile(r"([245](?<![\w.].)\.\d{1,3}\.\d{1,3})(?![\w]|\.\d)")
 # "#5.1.1" (Exchange) and "[5.1.1]" are the same code with decoration.
 STATUS_LOOSE = re.compile(r"(?<![\w.])#?\[?([245]\.\d{1,3}\.\d{1,3})\]?(?![\w]|\.\d)")
 ADDRESS = re.compile(r"[\w.!#$%&'*+/=?^`{|}~-]+@[\w-]+(?:\.[\w-]+)+", re.UNICODE)
@@ -36,6 +39,10 @@ _FWD_FIELD = re.compile(
     r"|Para|差出人|送信日時|宛先|件名)\s*:", re.IGNORECASE
 )
 _MULTILINE_PREFIX = re.compile(r"^([245]\d\d)-(?:([245]\.\d{1,3}\.\d{1,3})[ ]?)?")
+# The last line of a multi-line reply: its code (the reply's own, checked by the caller) and a space.
+_FINAL_PREFIX = re.compile(r"([245]\d\d) (?:([245]\.\d{1,3}\.\d{1,3}) ?)?")
+_CODE = re.compile(r"([245](?<!\d.)\d\d)[- ]")  # a reply code not part of a longer number
+_CODE_AND_STATUS = re.compile(r"([245](?<!\d.)\d\d)[ -]([245]\.\d{1,3}\.\d{1,3})\b")
 
 
 def has_forward_marker(text: str) -> bool:
@@ -113,21 +120,23 @@ def join_reply_lines(lines: list[str]) -> str:
         out.append(line)
     joined = squash(" ".join(out))
     if not first_prefix and out:  # "host x said: 550-5.7.1 ...": the prefix came after words
-        said = re.search(r"(?<!\d)([245]\d\d)[ -]([245]\.\d{1,3}\.\d{1,3})\b", out[0])
+        said = _CODE_AND_STATUS.search(out[0])
         first_prefix = f"{said.group(1)} {said.group(2)}" if said else ""
     if first_prefix and " " in first_prefix:
         # Rewrapped replies (Postfix refolds them) carry "550 5.7.1" continuation prefixes mid-line.
         code, status = first_prefix.split()
-        repeat = re.compile(rf"(?<=\S) {code}[ -]{re.escape(status)}(?= )")
         head = joined.find(status) + len(status)
-        joined = joined[:head] + repeat.sub("", joined[head:])
+        tail = joined[head:]
+        if f" {code} {status}" in tail or f" {code}-{status}" in tail:  # what any match holds
+            repeat = re.compile(rf"(?<=\S) {code}[ -]{re.escape(status)}(?= )")
+            joined = joined[:head] + repeat.sub("", tail)
     if first_prefix and continued and joined.startswith(first_prefix):
         joined = _inner_prefixes(joined, first_prefix)
     return joined
 
 
 def _codes(line: str) -> list[str]:
-    return [m.group(1) for m in re.finditer(r"(?<!\d)([245]\d\d)[- ]", line)]
+    return [m.group(1) for m in _CODE.finditer(line)]
 
 
 def _inner_prefixes(text: str, first_prefix: str) -> str:
@@ -141,6 +150,8 @@ def _inner_prefixes(text: str, first_prefix: str) -> str:
     status_part = rf"(?:{re.escape(status)}\s?)?" if status else ""
     head = len(first_prefix)
     rest = text[head:]
+    if f"{code}-" not in rest:  # what any match of `inner` holds
+        return text
     inner = re.compile(rf"(?<=\s){code}-{status_part}")
     found = list(inner.finditer(rest))
     if not found:
@@ -152,13 +163,12 @@ def _inner_prefixes(text: str, first_prefix: str) -> str:
 
 def _final_prefix(line: str, first_prefix: str) -> re.Match[str] | None:
     """The last line of a multi-line reply ("550 5.7.1 end") repeats the prefix with a space."""
-    if not first_prefix:
+    if not first_prefix or not line.startswith(first_prefix.split()[0]):
         return None
-    code = first_prefix.split()[0]
-    return re.match(rf"^({code}) (?:([245]\.\d{{1,3}}\.\d{{1,3}}) ?)?", line)
+    return _FINAL_PREFIX.match(line)  # its code is the one the line starts with
 
 
-_HASHED_REPLY = re.compile(r"(?<![\w.])#([245][0-5]\d) ([245]\.\d{1,3}\.\d{1,3})(?![\d.]*\d)")
+_HASHED_REPLY = re.compile(r"#(?<![\w.]#)([245][0-5]\d) ([245]\.\d{1,3}\.\d{1,3})(?![\d.]*\d)")
 
 
 @dataclass(frozen=True)
@@ -174,10 +184,15 @@ def find_reply(diagnostic: str) -> Reply:
     code = None
     status = None
     # The first failure reply (4xx/5xx); a 2xx/3xx before it is a greeting or an earlier step.
-    matches = list(REPLY.finditer(diagnostic))
-    for match in sorted(matches, key=lambda m: m.group(1)[0] not in "45")[:1]:
-        code = match.group(1)
-        status = match.group(2)
+    first = None
+    for match in REPLY.finditer(diagnostic):
+        first = first or match
+        if match.group(1)[0] in "45":
+            first = match
+            break
+    if first is not None:
+        code = first.group(1)
+        status = first.group(2)
     if code is None:  # Exchange decorates both: "#550 5.1.1 RESOLVER.ADR.RecipNotFound ##"
         hashed = _HASHED_REPLY.search(diagnostic)
         if hashed:
