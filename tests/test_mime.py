@@ -68,6 +68,10 @@ EDGE_CASES = [
     b'Content-Type: multipart/mixed; boundary="b"\n\n--b--\nclosing first\n',
     b'Content-Type: multipart/digest; boundary="b"\n\npre\n--b\n\nSubject: d\n\nx\n'
     b"--b\nContent-Type: text/plain\n\ny\n--b--\n",
+    b"Subject: a\nbad line in the middle\nTo: c\n\nbody\n",
+    b"X-Empty:\nX-Spaces:   \t\n\tcontinued\n  twice\nSubject:x\n\nbody\n",
+    b'Content-Type: multipart/mixed; boundary="b"\n\n--b\nX-Only: headers\n\tfolded\n--b\n'
+    b"X-Name-Only:\n--b--\n",
 ]
 
 

@@ -16,6 +16,7 @@ import email
 import email.message
 import email.policy
 import email.utils
+import operator
 import re
 from collections.abc import Callable
 
@@ -311,6 +312,14 @@ class _Parser:
 # A header block as FeedParser reads it when every line is a field or a field's continuation.
 _FIELDS = re.compile(r"(?:[\041-\071\073-\176]*:[^\n]*\n(?:[ \t][^\n]*\n)*)*")
 _FIELD = re.compile(r"([\041-\071\073-\176]*):[ \t]*([^\n]*(?:\n[ \t][^\n]*)*)\n")
+# Every line of a block read as a field or, where it is none (no name and colon), as a field with
+# no name whose value is the whole line: its matches tile a block that ends in a newline, from
+# its first line. The quantifiers are possessive (no backtracking state kept): in such a block
+# giving back a character never turns a failed match into a success, so the matches are _FIELD's.
+_LINE = re.compile(r"(?:([\041-\071\073-\176]*+):[ \t]*+)?+([^\n]*+(?:\n[ \t][^\n]*+)*+)\n")
+
+
+_name = operator.itemgetter(0)
 
 
 class _NotQuick(Exception):
@@ -346,6 +355,16 @@ class _Quick:
     def _headers(self, cur: email.message.Message, start: int, end: int) -> int:
         """Read the header block at `start`; where its body starts."""
         text = self.text
+        if start < end and text[start] not in "\n \t":
+            # The usual block: fields up to a blank line (or the span's end). Read in one pass
+            # as lines; if no line lacks a name it is all fields, just as _FIELDS would find.
+            blank = text.find("\n\n", start, end)
+            stop = blank + 1 if blank != -1 else end
+            if text[stop - 1] == "\n":
+                fields = _LINE.findall(text, start, stop)
+                if all(map(_name, fields)):
+                    self._fields(cur, fields)
+                    return stop + 1 if stop < end else stop
         block = _FIELDS.match(text, start, end)
         stop = block.end() if block else start
         if stop < end:
@@ -359,17 +378,21 @@ class _Quick:
             fields = _FIELD.findall(text, start, stop)
             if text.startswith(":", start) or text.find("\n:", start, stop) != -1:
                 fields = [field for field in fields if field[0]]  # a field with no name
-            cur._headers = fields  # type: ignore[attr-defined]
-            for name, value in fields:
-                if name.lower() == "content-type":
-                    # get_content_type() as compat32 answers it, for a plain (ASCII) value
-                    if value.isascii() and isinstance(cur, _Message):
-                        ctype = value.split(";", 1)[0].strip().lower()
-                        cur._ctype = ctype if ctype.count("/") == 1 else "text/plain"
-                    break
+            self._fields(cur, fields)
         if stop < end and text[stop] == "\n":
             stop += 1  # the blank line between headers and body is consumed
         return stop
+
+    @staticmethod
+    def _fields(cur: email.message.Message, fields: list[tuple[str, str]]) -> None:
+        cur._headers = fields  # type: ignore[attr-defined]
+        for name, value in fields:
+            if name.lower() == "content-type":
+                # get_content_type() as compat32 answers it, for a plain (ASCII) value
+                if value.isascii() and isinstance(cur, _Message):
+                    ctype = value.split(";", 1)[0].strip().lower()
+                    cur._ctype = ctype if ctype.count("/") == 1 else "text/plain"
+                break
 
     def _part(self, cur: email.message.Message, start: int, end: int) -> None:
         body = self._headers(cur, start, end)
