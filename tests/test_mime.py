@@ -16,7 +16,7 @@ def _shape(msg: email.message.Message) -> object:
     payload = msg._payload  # type: ignore[attr-defined]
     body = [_shape(m) for m in payload] if isinstance(payload, list) else payload
     return (msg._headers, msg.preamble, msg.epilogue, msg.get_default_type(),  # type: ignore[attr-defined]
-            msg.get_unixfrom(), body)
+            msg.get_unixfrom(), msg.get_content_type(), mime.content_type_value(msg), body)
 
 
 def _same_tree(data: bytes) -> None:
@@ -72,6 +72,8 @@ EDGE_CASES = [
     b"X-Empty:\nX-Spaces:   \t\n\tcontinued\n  twice\nSubject:x\n\nbody\n",
     b'Content-Type: multipart/mixed; boundary="b"\n\n--b\nX-Only: headers\n\tfolded\n--b\n'
     b"X-Name-Only:\n--b--\n",
+    b'Content-Type: multipart/digest; boundary="b"\n\n--b\nX-No-Type: so the default\n\n'
+    b"Subject: d\n\nx\n--b--\n",
 ]
 
 

@@ -210,7 +210,7 @@ _ENCODED = frozenset({"quoted-printable", "base64", "x-uuencode", "uuencode", "u
 def content_charset(part: email.message.Message) -> str | None:
     """part.get_content_charset(), read directly for a plain ASCII Content-Type (no RFC 2231
     pieces, escapes, or quoted ";"); the stdlib's parameter parser otherwise."""
-    value = part.get("content-type")
+    value = mime.content_type_value(part)
     if value is None:
         return None
     if (not isinstance(value, str) or not value.isascii() or "\\" in value or "*" in value

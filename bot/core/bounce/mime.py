@@ -30,14 +30,32 @@ Matcher = Callable[[str], object]
 
 
 class _Message(email.message.Message):
-    """A compat32 Message that works out its content type once (its headers never change here)."""
+    """A compat32 Message that works out its content type once (its headers never change here).
+
+    _Quick, reading the fields, notes what it finds of the first Content-Type field: its type
+    ("" when there is no such field, which leaves the default type) and its value when that is
+    plain ASCII, which is what get("content-type") would hand back (compat32 returns such a
+    value as it is).
+    """
 
     _ctype: str | None = None
+    _ctype_value: str | None = None
+    _ctype_known = False  # _ctype_value is the answer of get("content-type")
 
     def get_content_type(self) -> str:
-        if self._ctype is None:
-            self._ctype = super().get_content_type()
-        return self._ctype
+        ctype = self._ctype
+        if ctype is None:
+            ctype = self._ctype = super().get_content_type()
+        elif not ctype:
+            return self.get_default_type()
+        return ctype
+
+
+def content_type_value(msg: email.message.Message) -> object:
+    """msg.get("content-type"), without another scan of the fields where _Quick noted it."""
+    if isinstance(msg, _Message) and msg._ctype_known:
+        return msg._ctype_value
+    return msg.get("content-type")
 
 
 _BOUNDARY = re.compile(r';\s*boundary\s*=\s*("[^"]*"|[^\s;"]+)\s*(?:;|$)', re.IGNORECASE)
@@ -386,13 +404,20 @@ class _Quick:
     @staticmethod
     def _fields(cur: email.message.Message, fields: list[tuple[str, str]]) -> None:
         cur._headers = fields  # type: ignore[attr-defined]
+        if not isinstance(cur, _Message):
+            return
         for name, value in fields:
             if name.lower() == "content-type":
                 # get_content_type() as compat32 answers it, for a plain (ASCII) value
-                if value.isascii() and isinstance(cur, _Message):
+                if value.isascii():
                     ctype = value.split(";", 1)[0].strip().lower()
                     cur._ctype = ctype if ctype.count("/") == 1 else "text/plain"
+                    cur._ctype_value = value
+                    cur._ctype_known = True
                 break
+        else:
+            cur._ctype = ""  # no Content-Type: the default type
+            cur._ctype_known = True
 
     def _part(self, cur: email.message.Message, start: int, end: int) -> None:
         body = self._headers(cur, start, end)
@@ -440,7 +465,7 @@ class _Quick:
                 return
 
     def _multipart(self, cur: email.message.Message, ctype: str, start: int, end: int) -> None:
-        params = cur.get("content-type", "")
+        params = content_type_value(cur)
         if not isinstance(params, str) or "*" in params:
             raise _NotQuick
         boundary = _simple_boundary(params)
