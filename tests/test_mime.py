@@ -202,3 +202,15 @@ def test_the_quick_charset_reading_answers_as_get_content_charset(content_type: 
     msg = email.message.Message(policy=email.policy.compat32)
     msg["Content-Type"] = content_type
     assert content_charset(msg) == msg.get_content_charset()
+
+
+def test_the_direct_payload_reading_answers_as_get_payload() -> None:
+    from bot.core.bounce.message import _payload
+
+    need_shared()
+    datas = [*EDGE_CASES, b"Subject: 8-bit\nContent-Type: text/plain; charset=utf-8\n\n\xe3\x81\x82\n"]
+    for path in sorted((CORPUS / "sisimai").rglob("*.eml"))[:150]:
+        datas.extend(split_mbox(normalise_newlines(path.read_bytes())))
+    for data in datas:
+        for part in mime.parse(data).walk():
+            assert _payload(part) == part.get_payload()

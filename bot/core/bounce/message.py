@@ -261,9 +261,18 @@ def _header_lines(msg: email.message.Message) -> str:
         for k, v in msg._headers)  # type: ignore[attr-defined]
 
 
+def _payload(part: email.message.Message) -> object:
+    """part.get_payload(), read directly for a list of parts or a plain ASCII string, which
+    compat32 hands back as they are (it recodes only a string holding 8-bit bytes)."""
+    raw = part._payload  # type: ignore[attr-defined]
+    if isinstance(raw, list) or (isinstance(raw, str) and raw.isascii()):
+        return raw
+    return part.get_payload()
+
+
 def _raw_text(part: email.message.Message) -> str:
     """A message/* part's text: the stdlib parses these into sub-messages; flatten them back."""
-    payload = part.get_payload()
+    payload = _payload(part)
     if isinstance(payload, str):
         return _payload_text(part)
     if isinstance(payload, list):
@@ -271,7 +280,7 @@ def _raw_text(part: email.message.Message) -> str:
         for sub in payload:
             if isinstance(sub, email.message.Message):
                 chunks.append(_header_lines(sub))
-                body = sub.get_payload()
+                body = _payload(sub)
                 if isinstance(body, str) and body.strip():
                     chunks.append(body)
         return "\n\n".join(chunks)
@@ -309,11 +318,11 @@ def _walk(part: email.message.Message, parts: Parts, depth: int = 0) -> None:
         parts.feedback.append(_raw_text(part))
     elif ctype in _ORIGINAL_TYPES:
         parts.original.append(_original_text(part))
-        payload = part.get_payload()
+        payload = _payload(part)
         if isinstance(payload, list) and payload and isinstance(payload[0], email.message.Message):
             parts.attached.append(payload[0])
     elif part.is_multipart():
-        for sub in part.get_payload():
+        for sub in part._payload:  # type: ignore[attr-defined]
             if isinstance(sub, email.message.Message):
                 _walk(sub, parts, depth + 1)
     elif ctype == "text/html":
@@ -328,7 +337,7 @@ def _is_textual(part: email.message.Message) -> bool:
 
 
 def _original_text(part: email.message.Message) -> str:
-    payload = part.get_payload()
+    payload = _payload(part)
     if isinstance(payload, list) and payload and isinstance(payload[0], email.message.Message):
         sub = payload[0]
         return _header_lines(sub)
@@ -356,7 +365,7 @@ def parse_message(data: bytes) -> Parts:
         # to the raw body so the text detectors still get a chance.
         parts.text = [decode_bytes(data, None)]
     if not parts.text and not parts.delivery_status and not parts.feedback:
-        raw = msg.get_payload()
+        raw = _payload(msg)
         if isinstance(raw, str):
             parts.text.append(raw)
         else:  # MIME the parser could not follow (e.g. a boundary on an unfolded line): read it raw
