@@ -23,7 +23,6 @@ from bot.core.bounce import mime
 
 # "From sender date" separator lines of mbox files (RFC 4155); dates vary, so only the shape.
 _MBOX_FROM = re.compile(rb"^From \S+.*\d\d:\d\d(?::\d\d)?.*$", re.MULTILINE)
-_HEADER_LINE = re.compile(rb"^[A-Za-z][\w-]*:[ \t]?.*$")  # RFC 5322 field names, as MTAs write them
 _CHARSET_ALIASES = {
     "x-sjis": "shift_jis",
     "sjis": "shift_jis",
@@ -64,19 +63,26 @@ def split_mbox(data: bytes) -> list[bytes]:
     return [c for c in chunks if c.strip()]
 
 
+# Up to 12 lines, each a header line or a continuation (a blank, then something not blank).
+_HEAD_LINES = re.compile(
+    rb"(?:(?:[A-Za-z][\w-]*+:[^\n]*+|[ \t][ \t\r\x0b\x0c]*+[^ \t\r\x0b\x0c\n][^\n]*+)(?:\n|\Z)){0,12}+")
+
+
 def looks_like_message(data: bytes) -> bool:
-    """True when the bytes start with an RFC 5322 header block (at least two header lines)."""
-    lines = data.lstrip(b"\n").split(b"\n", 12)[:12]
-    headers = 0
-    for line in lines:
-        if not line.strip():
-            break
-        if line[:1] in (b" ", b"\t"):
-            continue
-        if not _HEADER_LINE.match(line):
-            return False
-        headers += 1
-    return headers >= 2
+    """True when the bytes start with an RFC 5322 header block (at least two header lines).
+
+    Of the first 12 lines, those before the first blank one must all be header lines or
+    continuations: one regex match takes them, and the line it stops at must be blank."""
+    head = data.lstrip(b"\n")
+    end = _HEAD_LINES.match(head).end()  # type: ignore[union-attr]
+    block = head[:end]
+    lines = block.count(b"\n") + (0 if not block or block.endswith(b"\n") else 1)
+    if lines < 12 and end < len(head):
+        stop = head.find(b"\n", end)
+        if head[end:stop if stop != -1 else len(head)].strip():
+            return False  # a line that is neither a field, a continuation nor blank
+    continued = block.count(b"\n ") + block.count(b"\n\t") + (block[:1] in (b" ", b"\t"))
+    return lines - continued >= 2
 
 
 def charset_name(charset: str | None) -> str:
