@@ -61,3 +61,39 @@ def test_header_block_recognition_on_the_corpus_and_mangled_heads() -> None:
                 assert looks_like_message(bytes(head)) == _line_by_line(bytes(head))
             checked += 1
     assert checked > 400
+
+
+_SEPARATOR = re.compile(rb"^From \S+.*\d\d:\d\d(?::\d\d)?.*$", re.MULTILINE)
+
+
+def _split_by_scanning(data: bytes) -> list[bytes]:
+    """mbox splitting with the separator pattern searched over the whole text."""
+    if not data.startswith(b"From "):
+        return [data]
+    starts = [m.start() for m in _SEPARATOR.finditer(data)]
+    if not starts or starts[0] != 0:
+        return [data]
+    chunks = []
+    for begin, end in zip(starts, [*starts[1:], len(data)], strict=True):
+        line_end = data.find(b"\n", begin)
+        body = data[line_end + 1 : end] if line_end != -1 else b""
+        chunks.append(re.sub(rb"(?m)^>(>*From )", rb"\1", body))
+    return [c for c in chunks if c.strip()]
+
+
+MBOXES = [
+    b"From a@b Mon Dec  7 10:00:00 2026\nSubject: one\n\nFrom here on\n>From quoted\n"
+    b"From c@d Mon Dec  7 10:01 2026\nSubject: two\n\nbody\nFrom nobody at all\n",
+    b"From a@b no time\nSubject: x\n\nFrom c@d 10:00\n", b"From a@b 10:00", b"From  a@b 10:00\n\nx",
+    b"Subject: no separator\n\nFrom a@b 10:00:00\nx\n", b"From a@b 1:00\nFrom c@d 12:00\nx\n",
+    b"From a@b 10:00\n\n\nFrom c@d 11:00\n \n",
+]
+
+
+def test_mbox_splitting_finds_the_separators_scanning_would() -> None:
+    datas = list(MBOXES)
+    if CORPUS.is_dir():
+        datas += [normalise_newlines(p.read_bytes()) for p in sorted(CORPUS.rglob("*"))
+                  if p.is_file() and p.suffix not in (".jsonl", ".md")]
+    for data in datas:
+        assert split_mbox(data) == _split_by_scanning(data)

@@ -51,8 +51,14 @@ def split_mbox(data: bytes) -> list[bytes]:
     """An mbox holding several messages -> the messages; anything else -> [data]."""
     if not data.startswith(b"From "):
         return [data]
-    starts = [m.start() for m in _MBOX_FROM.finditer(data)
-              if m.start() == 0 or data[m.start() - 1 : m.start()] == b"\n"]
+    # A separator starts a line with "From ": look only there (what finditer would find, as the
+    # pattern spans no more than its line).
+    starts = [0] if _MBOX_FROM.match(data) else []
+    at = data.find(b"\nFrom ")
+    while at != -1:
+        if _MBOX_FROM.match(data, at + 1):
+            starts.append(at + 1)
+        at = data.find(b"\nFrom ", at + 1)
     if not starts or starts[0] != 0:
         return [data]
     chunks = []
@@ -213,6 +219,9 @@ _ASCII_SUPERSETS = frozenset({
 _ENCODED = frozenset({"quoted-printable", "base64", "x-uuencode", "uuencode", "uue", "x-uue"})
 
 
+_QUOTED = re.compile(r'"[^"]*"')
+
+
 def content_charset(part: email.message.Message) -> str | None:
     """part.get_content_charset(), read directly for a plain ASCII Content-Type (no RFC 2231
     pieces, escapes, or quoted ";"); the stdlib's parameter parser otherwise."""
@@ -221,7 +230,7 @@ def content_charset(part: email.message.Message) -> str | None:
         return None
     if (not isinstance(value, str) or not value.isascii() or "\\" in value or "*" in value
             or "<" in value or value.count('"') % 2
-            or any(";" in quoted for quoted in re.findall(r'"[^"]*"', value))):
+            or ('"' in value and any(";" in quoted for quoted in _QUOTED.findall(value)))):
         return part.get_content_charset()
     for piece in value.split(";"):
         name, _, charset = piece.partition("=")
@@ -261,10 +270,10 @@ def _header_lines(msg: email.message.Message) -> str:
     as they are, and such a value with no encoded word just has its whitespace collapsed, so
     only other values go through the policy (8-bit bytes become a Header) and decode_header."""
     fetch = msg.policy.header_fetch_parse
-    return "\n".join(
+    return "\n".join([
         f"{k}: {' '.join(v.split())}" if isinstance(v, str) and v.isascii() and "=?" not in v
         else f"{k}: {decode_header(fetch(k, v))}"
-        for k, v in msg._headers)  # type: ignore[attr-defined]
+        for k, v in msg._headers])  # type: ignore[attr-defined]
 
 
 def _payload(part: email.message.Message) -> object:
