@@ -531,10 +531,12 @@ class _Quick:
         last = sub
         while True:
             payload = last._payload  # type: ignore[attr-defined]
-            if last.get_content_maintype() == "multipart" or not isinstance(payload, list) or not payload:
+            # get_content_maintype() == "multipart": a content type always holds one "/"
+            multipart = last.get_content_type().startswith("multipart/")
+            if multipart or not isinstance(payload, list) or not payload:
                 break
             last = payload[-1]
-        if last.get_content_maintype() == "multipart":
+        if multipart:
             epilogue = last.epilogue
             if epilogue == "":
                 last.epilogue = None
