@@ -74,6 +74,11 @@ EDGE_CASES = [
     b"X-Name-Only:\n--b--\n",
     b'Content-Type: multipart/digest; boundary="b"\n\n--b\nX-No-Type: so the default\n\n'
     b"Subject: d\n\nx\n--b--\n",
+    b'Content-Type: multipart/mixed; boundary="b"\n\n--b\nContent-Type: multipart/alternative; boundary=c\n\n'
+    b"no inner boundary\n\n--b\n\nnext\n--b--\nafter\n",
+    b'Content-Type: multipart/mixed; boundary="b"\n\n--b\nContent-Type: message/rfc822\n\n'
+    b'Content-Type: multipart/mixed; boundary="c"\n\ntruncated, no --c line\n--b--\n',
+    b'Content-Type: multipart/mixed; boundary="b"\n\n--b\nContent-Type: multipart/mixed; boundary="c"\n\n',
 ]
 
 

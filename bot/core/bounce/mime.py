@@ -476,8 +476,14 @@ class _Quick:
             return
         text = self.text
         marks = self._boundaries("--" + boundary, start, end)
-        if not marks or marks[0][2]:
-            raise _NotQuick  # no boundary at all, or a closing one first: FeedParser's odd paths
+        if not marks:
+            # No boundary line: FeedParser reads the whole body as the preamble, then, having
+            # met no boundary, makes it the payload, with an empty epilogue.
+            cur.set_payload(text[start:end])
+            cur.epilogue = ""
+            return
+        if marks[0][2]:
+            raise _NotQuick  # a closing boundary first: FeedParser's odd path
         if marks[0][0] > start:
             preamble = text[start:marks[0][0]]
             cur.preamble = preamble[:-1] if preamble.endswith("\n") else preamble
