@@ -16,7 +16,7 @@ def _shape(msg: email.message.Message) -> object:
     payload = msg._payload  # type: ignore[attr-defined]
     body = [_shape(m) for m in payload] if isinstance(payload, list) else payload
     return (msg._headers, msg.preamble, msg.epilogue, msg.get_default_type(),  # type: ignore[attr-defined]
-            msg.get_unixfrom(), body)
+            msg.get_unixfrom(), msg.get_content_type(), mime.content_type_value(msg), body)
 
 
 def _same_tree(data: bytes) -> None:
@@ -68,6 +68,17 @@ EDGE_CASES = [
     b'Content-Type: multipart/mixed; boundary="b"\n\n--b--\nclosing first\n',
     b'Content-Type: multipart/digest; boundary="b"\n\npre\n--b\n\nSubject: d\n\nx\n'
     b"--b\nContent-Type: text/plain\n\ny\n--b--\n",
+    b"Subject: a\nbad line in the middle\nTo: c\n\nbody\n",
+    b"X-Empty:\nX-Spaces:   \t\n\tcontinued\n  twice\nSubject:x\n\nbody\n",
+    b'Content-Type: multipart/mixed; boundary="b"\n\n--b\nX-Only: headers\n\tfolded\n--b\n'
+    b"X-Name-Only:\n--b--\n",
+    b'Content-Type: multipart/digest; boundary="b"\n\n--b\nX-No-Type: so the default\n\n'
+    b"Subject: d\n\nx\n--b--\n",
+    b'Content-Type: multipart/mixed; boundary="b"\n\n--b\nContent-Type: multipart/alternative; boundary=c\n\n'
+    b"no inner boundary\n\n--b\n\nnext\n--b--\nafter\n",
+    b'Content-Type: multipart/mixed; boundary="b"\n\n--b\nContent-Type: message/rfc822\n\n'
+    b'Content-Type: multipart/mixed; boundary="c"\n\ntruncated, no --c line\n--b--\n',
+    b'Content-Type: multipart/mixed; boundary="b"\n\n--b\nContent-Type: multipart/mixed; boundary="c"\n\n',
 ]
 
 
@@ -196,3 +207,15 @@ def test_the_quick_charset_reading_answers_as_get_content_charset(content_type: 
     msg = email.message.Message(policy=email.policy.compat32)
     msg["Content-Type"] = content_type
     assert content_charset(msg) == msg.get_content_charset()
+
+
+def test_the_direct_payload_reading_answers_as_get_payload() -> None:
+    from bot.core.bounce.message import _payload
+
+    need_shared()
+    datas = [*EDGE_CASES, b"Subject: 8-bit\nContent-Type: text/plain; charset=utf-8\n\n\xe3\x81\x82\n"]
+    for path in sorted((CORPUS / "sisimai").rglob("*.eml"))[:150]:
+        datas.extend(split_mbox(normalise_newlines(path.read_bytes())))
+    for data in datas:
+        for part in mime.parse(data).walk():
+            assert _payload(part) == part.get_payload()

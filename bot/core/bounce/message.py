@@ -23,7 +23,6 @@ from bot.core.bounce import mime
 
 # "From sender date" separator lines of mbox files (RFC 4155); dates vary, so only the shape.
 _MBOX_FROM = re.compile(rb"^From \S+.*\d\d:\d\d(?::\d\d)?.*$", re.MULTILINE)
-_HEADER_LINE = re.compile(rb"^[A-Za-z][\w-]*:[ \t]?.*$")  # RFC 5322 field names, as MTAs write them
 _CHARSET_ALIASES = {
     "x-sjis": "shift_jis",
     "sjis": "shift_jis",
@@ -52,8 +51,14 @@ def split_mbox(data: bytes) -> list[bytes]:
     """An mbox holding several messages -> the messages; anything else -> [data]."""
     if not data.startswith(b"From "):
         return [data]
-    starts = [m.start() for m in _MBOX_FROM.finditer(data)
-              if m.start() == 0 or data[m.start() - 1 : m.start()] == b"\n"]
+    # A separator starts a line with "From ": look only there (what finditer would find, as the
+    # pattern spans no more than its line).
+    starts = [0] if _MBOX_FROM.match(data) else []
+    at = data.find(b"\nFrom ")
+    while at != -1:
+        if _MBOX_FROM.match(data, at + 1):
+            starts.append(at + 1)
+        at = data.find(b"\nFrom ", at + 1)
     if not starts or starts[0] != 0:
         return [data]
     chunks = []
@@ -64,19 +69,26 @@ def split_mbox(data: bytes) -> list[bytes]:
     return [c for c in chunks if c.strip()]
 
 
+# Up to 12 lines, each a header line or a continuation (a blank, then something not blank).
+_HEAD_LINES = re.compile(
+    rb"(?:(?:[A-Za-z][\w-]*+:[^\n]*+|[ \t][ \t\r\x0b\x0c]*+[^ \t\r\x0b\x0c\n][^\n]*+)(?:\n|\Z)){0,12}+")
+
+
 def looks_like_message(data: bytes) -> bool:
-    """True when the bytes start with an RFC 5322 header block (at least two header lines)."""
-    lines = data.lstrip(b"\n").split(b"\n", 12)[:12]
-    headers = 0
-    for line in lines:
-        if not line.strip():
-            break
-        if line[:1] in (b" ", b"\t"):
-            continue
-        if not _HEADER_LINE.match(line):
-            return False
-        headers += 1
-    return headers >= 2
+    """True when the bytes start with an RFC 5322 header block (at least two header lines).
+
+    Of the first 12 lines, those before the first blank one must all be header lines or
+    continuations: one regex match takes them, and the line it stops at must be blank."""
+    head = data.lstrip(b"\n")
+    end = _HEAD_LINES.match(head).end()  # type: ignore[union-attr]
+    block = head[:end]
+    lines = block.count(b"\n") + (0 if not block or block.endswith(b"\n") else 1)
+    if lines < 12 and end < len(head):
+        stop = head.find(b"\n", end)
+        if head[end:stop if stop != -1 else len(head)].strip():
+            return False  # a line that is neither a field, a continuation nor blank
+    continued = block.count(b"\n ") + block.count(b"\n\t") + (block[:1] in (b" ", b"\t"))
+    return lines - continued >= 2
 
 
 def charset_name(charset: str | None) -> str:
@@ -207,15 +219,18 @@ _ASCII_SUPERSETS = frozenset({
 _ENCODED = frozenset({"quoted-printable", "base64", "x-uuencode", "uuencode", "uue", "x-uue"})
 
 
+_QUOTED = re.compile(r'"[^"]*"')
+
+
 def content_charset(part: email.message.Message) -> str | None:
     """part.get_content_charset(), read directly for a plain ASCII Content-Type (no RFC 2231
     pieces, escapes, or quoted ";"); the stdlib's parameter parser otherwise."""
-    value = part.get("content-type")
+    value = mime.content_type_value(part)
     if value is None:
         return None
     if (not isinstance(value, str) or not value.isascii() or "\\" in value or "*" in value
             or "<" in value or value.count('"') % 2
-            or any(";" in quoted for quoted in re.findall(r'"[^"]*"', value))):
+            or ('"' in value and any(";" in quoted for quoted in _QUOTED.findall(value)))):
         return part.get_content_charset()
     for piece in value.split(";"):
         name, _, charset = piece.partition("=")
@@ -255,15 +270,24 @@ def _header_lines(msg: email.message.Message) -> str:
     as they are, and such a value with no encoded word just has its whitespace collapsed, so
     only other values go through the policy (8-bit bytes become a Header) and decode_header."""
     fetch = msg.policy.header_fetch_parse
-    return "\n".join(
+    return "\n".join([
         f"{k}: {' '.join(v.split())}" if isinstance(v, str) and v.isascii() and "=?" not in v
         else f"{k}: {decode_header(fetch(k, v))}"
-        for k, v in msg._headers)  # type: ignore[attr-defined]
+        for k, v in msg._headers])  # type: ignore[attr-defined]
+
+
+def _payload(part: email.message.Message) -> object:
+    """part.get_payload(), read directly for a list of parts or a plain ASCII string, which
+    compat32 hands back as they are (it recodes only a string holding 8-bit bytes)."""
+    raw = part._payload  # type: ignore[attr-defined]
+    if isinstance(raw, list) or (isinstance(raw, str) and raw.isascii()):
+        return raw
+    return part.get_payload()
 
 
 def _raw_text(part: email.message.Message) -> str:
     """A message/* part's text: the stdlib parses these into sub-messages; flatten them back."""
-    payload = part.get_payload()
+    payload = _payload(part)
     if isinstance(payload, str):
         return _payload_text(part)
     if isinstance(payload, list):
@@ -271,7 +295,7 @@ def _raw_text(part: email.message.Message) -> str:
         for sub in payload:
             if isinstance(sub, email.message.Message):
                 chunks.append(_header_lines(sub))
-                body = sub.get_payload()
+                body = _payload(sub)
                 if isinstance(body, str) and body.strip():
                     chunks.append(body)
         return "\n\n".join(chunks)
@@ -309,11 +333,11 @@ def _walk(part: email.message.Message, parts: Parts, depth: int = 0) -> None:
         parts.feedback.append(_raw_text(part))
     elif ctype in _ORIGINAL_TYPES:
         parts.original.append(_original_text(part))
-        payload = part.get_payload()
+        payload = _payload(part)
         if isinstance(payload, list) and payload and isinstance(payload[0], email.message.Message):
             parts.attached.append(payload[0])
     elif part.is_multipart():
-        for sub in part.get_payload():
+        for sub in part._payload:  # type: ignore[attr-defined]
             if isinstance(sub, email.message.Message):
                 _walk(sub, parts, depth + 1)
     elif ctype == "text/html":
@@ -328,7 +352,7 @@ def _is_textual(part: email.message.Message) -> bool:
 
 
 def _original_text(part: email.message.Message) -> str:
-    payload = part.get_payload()
+    payload = _payload(part)
     if isinstance(payload, list) and payload and isinstance(payload[0], email.message.Message):
         sub = payload[0]
         return _header_lines(sub)
@@ -356,7 +380,7 @@ def parse_message(data: bytes) -> Parts:
         # to the raw body so the text detectors still get a chance.
         parts.text = [decode_bytes(data, None)]
     if not parts.text and not parts.delivery_status and not parts.feedback:
-        raw = msg.get_payload()
+        raw = _payload(msg)
         if isinstance(raw, str):
             parts.text.append(raw)
         else:  # MIME the parser could not follow (e.g. a boundary on an unfolded line): read it raw

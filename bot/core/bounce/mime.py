@@ -16,6 +16,7 @@ import email
 import email.message
 import email.policy
 import email.utils
+import operator
 import re
 from collections.abc import Callable
 
@@ -29,14 +30,32 @@ Matcher = Callable[[str], object]
 
 
 class _Message(email.message.Message):
-    """A compat32 Message that works out its content type once (its headers never change here)."""
+    """A compat32 Message that works out its content type once (its headers never change here).
+
+    _Quick, reading the fields, notes what it finds of the first Content-Type field: its type
+    ("" when there is no such field, which leaves the default type) and its value when that is
+    plain ASCII, which is what get("content-type") would hand back (compat32 returns such a
+    value as it is).
+    """
 
     _ctype: str | None = None
+    _ctype_value: str | None = None
+    _ctype_known = False  # _ctype_value is the answer of get("content-type")
 
     def get_content_type(self) -> str:
-        if self._ctype is None:
-            self._ctype = super().get_content_type()
-        return self._ctype
+        ctype = self._ctype
+        if ctype is None:
+            ctype = self._ctype = super().get_content_type()
+        elif not ctype:
+            return self.get_default_type()
+        return ctype
+
+
+def content_type_value(msg: email.message.Message) -> object:
+    """msg.get("content-type"), without another scan of the fields where _Quick noted it."""
+    if isinstance(msg, _Message) and msg._ctype_known:
+        return msg._ctype_value
+    return msg.get("content-type")
 
 
 _BOUNDARY = re.compile(r';\s*boundary\s*=\s*("[^"]*"|[^\s;"]+)\s*(?:;|$)', re.IGNORECASE)
@@ -311,6 +330,14 @@ class _Parser:
 # A header block as FeedParser reads it when every line is a field or a field's continuation.
 _FIELDS = re.compile(r"(?:[\041-\071\073-\176]*:[^\n]*\n(?:[ \t][^\n]*\n)*)*")
 _FIELD = re.compile(r"([\041-\071\073-\176]*):[ \t]*([^\n]*(?:\n[ \t][^\n]*)*)\n")
+# Every line of a block read as a field or, where it is none (no name and colon), as a field with
+# no name whose value is the whole line: its matches tile a block that ends in a newline, from
+# its first line. The quantifiers are possessive (no backtracking state kept): in such a block
+# giving back a character never turns a failed match into a success, so the matches are _FIELD's.
+_LINE = re.compile(r"(?:([\041-\071\073-\176]*+):[ \t]*+)?+([^\n]*+(?:\n[ \t][^\n]*+)*+)\n")
+
+
+_name = operator.itemgetter(0)
 
 
 class _NotQuick(Exception):
@@ -346,6 +373,16 @@ class _Quick:
     def _headers(self, cur: email.message.Message, start: int, end: int) -> int:
         """Read the header block at `start`; where its body starts."""
         text = self.text
+        if start < end and text[start] not in "\n \t":
+            # The usual block: fields up to a blank line (or the span's end). Read in one pass
+            # as lines; if no line lacks a name it is all fields, just as _FIELDS would find.
+            blank = text.find("\n\n", start, end)
+            stop = blank + 1 if blank != -1 else end
+            if text[stop - 1] == "\n":
+                fields = _LINE.findall(text, start, stop)
+                if all(map(_name, fields)):
+                    self._fields(cur, fields)
+                    return stop + 1 if stop < end else stop
         block = _FIELDS.match(text, start, end)
         stop = block.end() if block else start
         if stop < end:
@@ -359,17 +396,28 @@ class _Quick:
             fields = _FIELD.findall(text, start, stop)
             if text.startswith(":", start) or text.find("\n:", start, stop) != -1:
                 fields = [field for field in fields if field[0]]  # a field with no name
-            cur._headers = fields  # type: ignore[attr-defined]
-            for name, value in fields:
-                if name.lower() == "content-type":
-                    # get_content_type() as compat32 answers it, for a plain (ASCII) value
-                    if value.isascii() and isinstance(cur, _Message):
-                        ctype = value.split(";", 1)[0].strip().lower()
-                        cur._ctype = ctype if ctype.count("/") == 1 else "text/plain"
-                    break
+            self._fields(cur, fields)
         if stop < end and text[stop] == "\n":
             stop += 1  # the blank line between headers and body is consumed
         return stop
+
+    @staticmethod
+    def _fields(cur: email.message.Message, fields: list[tuple[str, str]]) -> None:
+        cur._headers = fields  # type: ignore[attr-defined]
+        if not isinstance(cur, _Message):
+            return
+        for name, value in fields:
+            if name.lower() == "content-type":
+                # get_content_type() as compat32 answers it, for a plain (ASCII) value
+                if value.isascii():
+                    ctype = value.split(";", 1)[0].strip().lower()
+                    cur._ctype = ctype if ctype.count("/") == 1 else "text/plain"
+                    cur._ctype_value = value
+                    cur._ctype_known = True
+                break
+        else:
+            cur._ctype = ""  # no Content-Type: the default type
+            cur._ctype_known = True
 
     def _part(self, cur: email.message.Message, start: int, end: int) -> None:
         body = self._headers(cur, start, end)
@@ -417,7 +465,7 @@ class _Quick:
                 return
 
     def _multipart(self, cur: email.message.Message, ctype: str, start: int, end: int) -> None:
-        params = cur.get("content-type", "")
+        params = content_type_value(cur)
         if not isinstance(params, str) or "*" in params:
             raise _NotQuick
         boundary = _simple_boundary(params)
@@ -428,8 +476,14 @@ class _Quick:
             return
         text = self.text
         marks = self._boundaries("--" + boundary, start, end)
-        if not marks or marks[0][2]:
-            raise _NotQuick  # no boundary at all, or a closing one first: FeedParser's odd paths
+        if not marks:
+            # No boundary line: FeedParser reads the whole body as the preamble, then, having
+            # met no boundary, makes it the payload, with an empty epilogue.
+            cur.set_payload(text[start:end])
+            cur.epilogue = ""
+            return
+        if marks[0][2]:
+            raise _NotQuick  # a closing boundary first: FeedParser's odd path
         if marks[0][0] > start:
             preamble = text[start:marks[0][0]]
             cur.preamble = preamble[:-1] if preamble.endswith("\n") else preamble
@@ -483,10 +537,12 @@ class _Quick:
         last = sub
         while True:
             payload = last._payload  # type: ignore[attr-defined]
-            if last.get_content_maintype() == "multipart" or not isinstance(payload, list) or not payload:
+            # get_content_maintype() == "multipart": a content type always holds one "/"
+            multipart = last.get_content_type().startswith("multipart/")
+            if multipart or not isinstance(payload, list) or not payload:
                 break
             last = payload[-1]
-        if last.get_content_maintype() == "multipart":
+        if multipart:
             epilogue = last.epilogue
             if epilogue == "":
                 last.epilogue = None
