@@ -6,6 +6,7 @@ import re
 import tomllib
 from dataclasses import dataclass, field
 from functools import cache
+from itertools import compress
 from pathlib import Path
 
 from bot.core.errors import KnowledgeError
@@ -133,6 +134,37 @@ _CACHE_LIMIT = 256 * 1024
 _MARKER_HEAD = 256 * 1024
 
 
+_SWEEP: tuple[tuple[int, ...], tuple[str, ...]] | None = None
+_SWEEP_USES = 0
+
+
+def _sweep() -> tuple[tuple[int, ...], tuple[str, ...]] | None:
+    """Every format's marker needles in table order, each with its format's index.
+
+    A format whose markers match has one of its needles in the lowered head (Screen.search
+    answers False otherwise), so only the formats whose needles `compress` yields need their
+    markers run, in the same order: the first of them that matches is the first format that
+    does. A format without needles gets the empty needle, which every text holds; one without
+    markers is left out (no marker of it can match). Built on the second body, like the screens.
+    """
+    global _SWEEP, _SWEEP_USES
+    if _SWEEP is None:
+        _SWEEP_USES += 1
+        if _SWEEP_USES < 2:
+            return None
+        owners: list[int] = []
+        literals: list[str] = []
+        for i, fmt in enumerate(load_formats()):
+            if not fmt.markers:
+                continue  # named by its From or Subject only
+            found = fmt.marker_screen.needles
+            for literal in found if found is not None else ("",):
+                owners.append(i)
+                literals.append(literal)
+        _SWEEP = (tuple(owners), tuple(literals))
+    return _SWEEP
+
+
 def _first_by_markers(body: str) -> int:
     """Index of the first format whose markers are in the body (len(table) if none)."""
     global _LAST_BODY
@@ -142,7 +174,20 @@ def _first_by_markers(body: str) -> int:
     table = load_formats()
     head = body[:_MARKER_HEAD]
     low = lowered(head)
-    first = next((i for i, fmt in enumerate(table) if fmt.marker_screen.search(head, low)), len(table))
+    sweep = _sweep() if low is not None else None
+    if sweep is None or low is None:
+        first = next((i for i, fmt in enumerate(table) if fmt.marker_screen.search(head, low)), len(table))
+    else:
+        owners, literals = sweep
+        first = len(table)
+        tried = -1
+        # Formats in table order, each as often as the head holds one of its needles.
+        for i in compress(owners, map(low.__contains__, literals)):
+            if i != tried:
+                tried = i
+                if table[i].marker_screen.search(head, low):
+                    first = i
+                    break
     if len(body) <= _CACHE_LIMIT:
         _LAST_BODY = (body, first)
     return first
