@@ -264,9 +264,12 @@ def _forwarded(text: str, subject: str = "") -> str:
         return clean_paste(text)
     if ">" not in text:
         return text
-    lines = [line for line in text.split("\n") if line.strip()]
-    quoted = sum(1 for line in lines if line.lstrip().startswith(">"))
-    return clean_paste(text) if lines and quoted * 2 > len(lines) else text
+    # Counted in C: a line is blank when nothing is left of it stripped on the left, and quoted
+    # when what is left starts with ">", i.e. follows a newline in the lines joined again.
+    lines = list(map(str.lstrip, text.split("\n")))
+    filled = len(lines) - lines.count("")
+    quoted = ("\n" + "\n".join(lines)).count("\n>")
+    return clean_paste(text) if filled and quoted * 2 > filled else text
 
 
 def _from_message(parts: Parts, source: str) -> Bounce:
