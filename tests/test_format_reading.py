@@ -60,3 +60,20 @@ def test_an_end_that_opens_a_line_is_found_at_line_starts_only() -> None:
             assert (ours and ours.span()) == (plain and plain.span()), (pattern.pattern, text)
     assert line_starts(formats.GENERIC_END[0]) == ("-",)
     assert line_starts(formats.GENERIC_END[1]) is None  # "^\|?-{3,}": no literal every match starts with
+
+
+def test_a_text_part_mostly_of_indented_quoted_lines_is_read_through_the_quotes() -> None:
+    from bot.core.bounce import read
+
+    quoted = ("From: colleague@example.org\nTo: ops@example.org\nSubject: see below\n\n"
+              "  > <user@example.com>: host mx.example.com[192.0.2.1] said: 550 5.1.1 User unknown\n"
+              "\t>  (in reply to RCPT TO command)\n\n\n>\n")
+    (bounce,) = read(quoted.encode())
+    assert [(r.address, r.reply_code, r.command) for r in bounce.recipients] == [
+        ("user@example.com", "550", "RCPT")]
+    assert ">" not in bounce.recipients[0].diagnostic
+    # Fewer than half its lines quoted: the text is read as it stands, quote marks and all.
+    kept = quoted.replace("\n\n\n>\n", "\nfirst\nsecond\nthird\n")
+    (bounce,) = read(kept.encode())
+    assert bounce.text.startswith("  > <user@example.com>")
+    assert [r.address for r in bounce.recipients] == [None]  # no line starts with the address
