@@ -77,3 +77,20 @@ def test_a_text_part_mostly_of_indented_quoted_lines_is_read_through_the_quotes(
     (bounce,) = read(kept.encode())
     assert bounce.text.startswith("  > <user@example.com>")
     assert [r.address for r in bounce.recipients] == [None]  # no line starts with the address
+
+
+def test_a_from_or_subject_pattern_names_a_format_before_later_formats_markers() -> None:
+    table = load_formats()
+    senders = ["", "MAILER-DAEMON@yahoo.com", "postmaster@outlook.com", "x@googlegroups.com",
+               "Mail Delivery System <mailer-daemon@gmail.com>", "MDaemon@mx.example.org", "a@mail.ru"]
+    subjects = ["", "Undelivered Mail Returned to Sender", "Mail delivery failed",
+                "Returned mail: see transcript", "DELIVERY FAILURE: user unknown", "hello"]
+    rng = random.Random(5)
+    texts = _texts()
+    for _ in range(2):
+        for text in texts[::3]:
+            sender, subject = rng.choice(senders), rng.choice(subjects)
+            plain = next((fmt for fmt in table if any(m.search(text) for m in fmt.markers)
+                          or any(p.search(sender) for p in fmt.from_)
+                          or any(p.search(subject) for p in fmt.subject)), None)
+            assert identify(text, sender, subject) is plain, (text[:200], sender, subject)

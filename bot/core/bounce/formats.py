@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import tomllib
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import cache
 from itertools import compress
@@ -163,6 +164,21 @@ def identify(body: str, from_header: str = "", subject: str = "") -> Format | No
     table = load_formats()
     first = _first_by_markers(body)
     low_from, low_subject = lowered(from_header), lowered(subject)
+    headers = _HEADER_SWEEP
+    if headers is not None and low_from is not None and low_subject is not None:
+        # As for the markers: a format whose From or Subject patterns match has one of their
+        # needles in the header, so only those formats are asked, in the table's order.
+        from_owners, from_literals, subject_owners, subject_literals = headers
+        named = {*compress(from_owners, map(low_from.__contains__, from_literals)),
+                 *compress(subject_owners, map(low_subject.__contains__, subject_literals))}
+        for i in sorted(named):
+            if i >= first:
+                break
+            fmt = table[i]
+            if (fmt.from_screen.search(from_header, low_from)
+                    or fmt.subject_screen.search(subject, low_subject)):
+                return fmt
+        return table[first] if first < len(table) else None
     for i in _with_header_patterns():
         if i >= first:
             break
@@ -195,25 +211,37 @@ def _sweep() -> tuple[tuple[int, ...], tuple[str, ...]] | None:
     A format whose markers match has one of its needles in the lowered head (Screen.search
     answers False otherwise), so only the formats whose needles `compress` yields need their
     markers run, in the same order: the first of them that matches is the first format that
-    does. A format without needles gets the empty needle, which every text holds; one without
-    markers is left out (no marker of it can match). Built on the second body, like the screens.
+    does. A format without needles gets the empty needle, which every text holds. Built on the
+    second body, like the screens.
     """
-    global _SWEEP, _SWEEP_USES
+    global _SWEEP, _SWEEP_USES, _HEADER_SWEEP
     if _SWEEP is None:
         _SWEEP_USES += 1
         if _SWEEP_USES < 2:
             return None
-        owners: list[int] = []
-        literals: list[str] = []
-        for i, fmt in enumerate(load_formats()):
-            if not fmt.markers:
-                continue  # named by its From or Subject only
-            found = fmt.marker_screen.needles
-            for literal in found if found is not None else ("",):
-                owners.append(i)
-                literals.append(literal)
-        _SWEEP = (tuple(owners), tuple(literals))
+        table = load_formats()
+        # A format without markers (or From, or Subject patterns) is left out: none can match.
+        _HEADER_SWEEP = (*_literals((i, fmt.from_screen) for i, fmt in enumerate(table) if fmt.from_),
+                         *_literals((i, fmt.subject_screen) for i, fmt in enumerate(table) if fmt.subject))
+        _SWEEP = _literals((i, fmt.marker_screen) for i, fmt in enumerate(table) if fmt.markers)
     return _SWEEP
+
+
+# The same for the From and Subject patterns: (From owners, literals, Subject owners, literals).
+_HEADER_SWEEP: tuple[tuple[int, ...], tuple[str, ...], tuple[int, ...], tuple[str, ...]] | None = None
+
+
+def _literals(screens: Iterable[tuple[int, Screen]]) -> tuple[tuple[int, ...], tuple[str, ...]]:
+    """The needles of numbered screens in order, each with its screen's number; a screen
+    without needles gets the empty needle, which every text holds."""
+    owners: list[int] = []
+    literals: list[str] = []
+    for i, screen in screens:
+        found = screen.needles
+        for literal in found if found is not None else ("",):
+            owners.append(i)
+            literals.append(literal)
+    return tuple(owners), tuple(literals)
 
 
 def _first_by_markers(body: str) -> int:
