@@ -114,11 +114,11 @@ def says_returned(bounce: Bounce) -> bool:
         return "delayed" not in actions
     # One case and one space: notices wrap their sentences anywhere.
     notice = " ".join(f"{bounce.subject or ''} {bounce.text[:_NOTICE_HEAD]}".split()).lower()
-    if any(words in notice for words in _DELAY_WORDS):
+    if any(map(notice.__contains__, _DELAY_WORDS)):
         return False
     if "delayed " in notice and _DELAYED_FOR.search(notice):
         return False
-    return any(words in notice for words in _RETURNED_WORDS)
+    return any(map(notice.__contains__, _RETURNED_WORDS))
 
 
 def _bounded(bounce: Bounce) -> Bounce:
@@ -216,6 +216,22 @@ def _original(parts: Parts) -> str:
 
 
 _FIELD_PATTERNS: dict[str, re.Pattern[str]] = {}
+# The returned message lowered, for the several fields read from it in a row (From, Return-Path,
+# X-HmXmrOriginalRecipient, To ...): the same text, so the same lower-cased copy.
+_LAST_LOW: tuple[str, str] | None = None
+_LOW_LIMIT = 256 * 1024
+
+
+def _lower(text: str) -> str:
+    """text.lower(), the last answer kept for the same text object."""
+    global _LAST_LOW
+    last = _LAST_LOW
+    if last is not None and last[0] is text:
+        return last[1]
+    low = text.lower()
+    if len(text) <= _LOW_LIMIT:
+        _LAST_LOW = (text, low)
+    return low
 
 
 def _original_field(original: str, name: str) -> str | None:
@@ -224,7 +240,7 @@ def _original_field(original: str, name: str) -> str | None:
     if pattern is None:
         pattern = _FIELD_PATTERNS[name] = re.compile(rf"^{name}:\s*(.+)$", re.IGNORECASE | re.MULTILINE)
     if original.isascii():  # lower() keeps every offset: look for the name before running the regex
-        low = original.lower()
+        low = _lower(original)
         line = "\n" + name.lower() + ":"
         at = 0 if low.startswith(line[1:]) else low.find(line) + 1 or -1
         while at != -1:
@@ -248,9 +264,12 @@ def _forwarded(text: str, subject: str = "") -> str:
         return clean_paste(text)
     if ">" not in text:
         return text
-    lines = [line for line in text.split("\n") if line.strip()]
-    quoted = sum(1 for line in lines if line.lstrip().startswith(">"))
-    return clean_paste(text) if lines and quoted * 2 > len(lines) else text
+    # Counted in C: a line is blank when nothing is left of it stripped on the left, and quoted
+    # when what is left starts with ">", i.e. follows a newline in the lines joined again.
+    lines = list(map(str.lstrip, text.split("\n")))
+    filled = len(lines) - lines.count("")
+    quoted = ("\n" + "\n".join(lines)).count("\n>")
+    return clean_paste(text) if filled and quoted * 2 > filled else text
 
 
 def _from_message(parts: Parts, source: str) -> Bounce:

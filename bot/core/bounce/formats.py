@@ -4,13 +4,21 @@ from __future__ import annotations
 
 import re
 import tomllib
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import cache
+from itertools import compress
 from pathlib import Path
 
 from bot.core.errors import KnowledgeError
 from bot.core.model import Reason
 from bot.core.prefilter import Needles, Screen, first_match, lowered, may_match, needles, starts
+
+try:  # the parser behind re.compile, as prefilter uses it; without it every end is searched
+    from re import _constants as _sre_c  # type: ignore[attr-defined]
+    from re import _parser as _sre_parse  # type: ignore[attr-defined]
+except ImportError:  # pragma: no cover - other Python implementations
+    _sre_parse = _sre_c = None
 
 FORMATS_FILE = Path(__file__).resolve().parent.parent.parent / "data" / "formats.toml"
 _KEYS = {"id", "markers", "from", "subject", "end", "source", "reason", "headings"}
@@ -26,8 +34,51 @@ GENERIC_END = (
                r"Content-Type: message/rfc822|------ This is a copy of the message)", _FLAGS),
 )
 
+
+
+def line_starts(pattern: re.Pattern[str]) -> Needles:
+    """starts(pattern) when every match of it also starts at a line start (a MULTILINE pattern
+    whose top level opens with ^); None otherwise."""
+    if _sre_parse is None or not pattern.flags & re.MULTILINE:
+        return None
+    try:
+        items = list(_sre_parse.parse(pattern.pattern, pattern.flags))
+    except (re.error, TypeError, ValueError, IndexError):
+        return None
+    if not items or items[0] != (_sre_c.AT, _sre_c.AT_BEGINNING):
+        return None
+    return starts(pattern)
+
+
+def _at_line_start(pattern: re.Pattern[str], text: str, low: str, found: tuple[str, ...],
+                   before: int) -> re.Match[str] | None:
+    """pattern.search(text), or None in place of a match that starts after `before`; `found`
+    is line_starts(pattern) and `low` is lowered(text).
+
+    Every match starts at a line start (position 0 or after a newline) where `low`, which has
+    the text's offsets, holds one of the literals: matching at those positions in order finds
+    the match search() finds, as ^ sees the same newline there. Only they are tried, not every
+    position of the text from the first literal on.
+    """
+    positions = set()
+    for literal in found:
+        if low.startswith(literal):
+            positions.add(0)
+        needle = "\n" + literal
+        at = low.find(needle, 0, before + len(literal))
+        while at != -1:
+            positions.add(at + 1)
+            at = low.find(needle, at + 1, before + len(literal))
+    for pos in sorted(positions):
+        match = pattern.match(text, pos)
+        if match is not None:
+            return match
+    return None
+
+
 _GENERIC_END_NEEDLES = tuple(needles(p) for p in GENERIC_END)
 _GENERIC_END_STARTS = tuple(starts(p) for p in GENERIC_END)
+_GENERIC_END_LINES = tuple(line_starts(p) for p in GENERIC_END)
 
 
 @dataclass(frozen=True)
@@ -52,6 +103,7 @@ class Format:
     subject_screen: Screen = field(init=False, compare=False, repr=False)
     end_needles: tuple[Needles, ...] = field(init=False, compare=False, repr=False)
     end_starts: tuple[Needles, ...] = field(init=False, compare=False, repr=False)
+    end_lines: tuple[Needles, ...] = field(init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "marker_screen", Screen(self.markers))
@@ -59,6 +111,7 @@ class Format:
         object.__setattr__(self, "subject_screen", Screen(self.subject))
         object.__setattr__(self, "end_needles", tuple(needles(p) for p in self.end))
         object.__setattr__(self, "end_starts", tuple(starts(p) for p in self.end))
+        object.__setattr__(self, "end_lines", tuple(line_starts(p) for p in self.end))
 
 
 def _compile(row: dict[str, object], key: str) -> tuple[re.Pattern[str], ...]:
@@ -111,6 +164,21 @@ def identify(body: str, from_header: str = "", subject: str = "") -> Format | No
     table = load_formats()
     first = _first_by_markers(body)
     low_from, low_subject = lowered(from_header), lowered(subject)
+    headers = _HEADER_SWEEP
+    if headers is not None and low_from is not None and low_subject is not None:
+        # As for the markers: a format whose From or Subject patterns match has one of their
+        # needles in the header, so only those formats are asked, in the table's order.
+        from_owners, from_literals, subject_owners, subject_literals = headers
+        named = {*compress(from_owners, map(low_from.__contains__, from_literals)),
+                 *compress(subject_owners, map(low_subject.__contains__, subject_literals))}
+        for i in sorted(named):
+            if i >= first:
+                break
+            fmt = table[i]
+            if (fmt.from_screen.search(from_header, low_from)
+                    or fmt.subject_screen.search(subject, low_subject)):
+                return fmt
+        return table[first] if first < len(table) else None
     for i in _with_header_patterns():
         if i >= first:
             break
@@ -133,6 +201,49 @@ _CACHE_LIMIT = 256 * 1024
 _MARKER_HEAD = 256 * 1024
 
 
+_SWEEP: tuple[tuple[int, ...], tuple[str, ...]] | None = None
+_SWEEP_USES = 0
+
+
+def _sweep() -> tuple[tuple[int, ...], tuple[str, ...]] | None:
+    """Every format's marker needles in table order, each with its format's index.
+
+    A format whose markers match has one of its needles in the lowered head (Screen.search
+    answers False otherwise), so only the formats whose needles `compress` yields need their
+    markers run, in the same order: the first of them that matches is the first format that
+    does. A format without needles gets the empty needle, which every text holds. Built on the
+    second body, like the screens.
+    """
+    global _SWEEP, _SWEEP_USES, _HEADER_SWEEP
+    if _SWEEP is None:
+        _SWEEP_USES += 1
+        if _SWEEP_USES < 2:
+            return None
+        table = load_formats()
+        # A format without markers (or From, or Subject patterns) is left out: none can match.
+        _HEADER_SWEEP = (*_literals((i, fmt.from_screen) for i, fmt in enumerate(table) if fmt.from_),
+                         *_literals((i, fmt.subject_screen) for i, fmt in enumerate(table) if fmt.subject))
+        _SWEEP = _literals((i, fmt.marker_screen) for i, fmt in enumerate(table) if fmt.markers)
+    return _SWEEP
+
+
+# The same for the From and Subject patterns: (From owners, literals, Subject owners, literals).
+_HEADER_SWEEP: tuple[tuple[int, ...], tuple[str, ...], tuple[int, ...], tuple[str, ...]] | None = None
+
+
+def _literals(screens: Iterable[tuple[int, Screen]]) -> tuple[tuple[int, ...], tuple[str, ...]]:
+    """The needles of numbered screens in order, each with its screen's number; a screen
+    without needles gets the empty needle, which every text holds."""
+    owners: list[int] = []
+    literals: list[str] = []
+    for i, screen in screens:
+        found = screen.needles
+        for literal in found if found is not None else ("",):
+            owners.append(i)
+            literals.append(literal)
+    return tuple(owners), tuple(literals)
+
+
 def _first_by_markers(body: str) -> int:
     """Index of the first format whose markers are in the body (len(table) if none)."""
     global _LAST_BODY
@@ -142,7 +253,20 @@ def _first_by_markers(body: str) -> int:
     table = load_formats()
     head = body[:_MARKER_HEAD]
     low = lowered(head)
-    first = next((i for i, fmt in enumerate(table) if fmt.marker_screen.search(head, low)), len(table))
+    sweep = _sweep() if low is not None else None
+    if sweep is None or low is None:
+        first = next((i for i, fmt in enumerate(table) if fmt.marker_screen.search(head, low)), len(table))
+    else:
+        owners, literals = sweep
+        first = len(table)
+        tried = -1
+        # Formats in table order, each as often as the head holds one of its needles.
+        for i in compress(owners, map(low.__contains__, literals)):
+            if i != tried:
+                tried = i
+                if table[i].marker_screen.search(head, low):
+                    first = i
+                    break
     if len(body) <= _CACHE_LIMIT:
         _LAST_BODY = (body, first)
     return first
@@ -168,11 +292,15 @@ def _cut(body: str, fmt: Format | None) -> int:
     low = lowered(body)
     ends = zip((*(fmt.end if fmt else ()), *GENERIC_END),
                (*(fmt.end_needles if fmt else ()), *_GENERIC_END_NEEDLES),
-               (*(fmt.end_starts if fmt else ()), *_GENERIC_END_STARTS), strict=True)
-    for pattern, found, start in ends:
+               (*(fmt.end_starts if fmt else ()), *_GENERIC_END_STARTS),
+               (*(fmt.end_lines if fmt else ()), *_GENERIC_END_LINES), strict=True)
+    for pattern, found, start, line in ends:
         if not may_match(found, low):
             continue
-        match = first_match(pattern, body, low, start)
+        if line is not None and low is not None:
+            match = _at_line_start(pattern, body, low, line, cut)
+        else:
+            match = first_match(pattern, body, low, start)
         if match and match.start() < cut:
             cut = match.start()
     return cut

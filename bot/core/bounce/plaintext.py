@@ -204,19 +204,20 @@ def remote_host(text: str) -> str | None:
     return next(g for g in match.groups() if g).rstrip(".").lower()
 
 
-def _best_blocks(blocks: list[tuple[str, list[str]]]) -> dict[str, list[str]]:
-    """Each address's block: the first, unless a later one for the same address says more."""
-    best: dict[str, list[str]] = {}
-    said: dict[str, str] = {}  # the remote words of the block kept in `best`
+def _best_blocks(blocks: list[tuple[str, list[str]]]) -> dict[str, tuple[list[str], tuple[str, str | None]]]:
+    """Each address's block: the first, unless a later one for the same address says more;
+    with the block, what remote_text() answers for it (worked out here anyway)."""
+    best: dict[str, tuple[list[str], tuple[str, str | None]]] = {}
     for address, lines in blocks:
         key = address.lower()
-        if key in best and REPLY.search(said[key]):
+        kept = best.get(key)
+        if kept is not None and REPLY.search(kept[1][0]):
             continue  # the block kept already carries the server's reply
-        words = remote_text(lines)[0]
+        said = remote_text(lines)
         # A later block for the same address may carry the reply (Sendmail, Exchange's lines
         # for administrators under its summary for users).
-        if key not in best or not _informative(said[key]) or REPLY.search(words):
-            best[key], said[key] = lines, words
+        if kept is None or not _informative(kept[1][0]) or REPLY.search(said[0]):
+            best[key] = (lines, said)
     return best
 
 
@@ -226,7 +227,7 @@ def commands(report: str) -> dict[str, str | None]:
     best = _best_blocks(_blocks(report))
     if not best:
         return {r.address.lower(): r.command for r in transcript(report) if r.address}
-    return {key: command_of("\n".join(lines)) for key, lines in best.items()}
+    return {key: said[1] for key, (_, said) in best.items()}
 
 
 def extract(report: str) -> list[RecipientRecord]:
@@ -244,8 +245,7 @@ def extract(report: str) -> list[RecipientRecord]:
         if key in seen:
             continue
         seen.add(key)
-        lines = best[key]
-        diagnostic, command = remote_text(lines)
+        lines, (diagnostic, command) = best[key]
         if not diagnostic or not (REPLY.search(diagnostic) or STATUS_LOOSE.search(diagnostic)):
             # The block holds the MTA's own words ("Message will be retried ..."); when it is the
             # only recipient, the remote server's reply printed elsewhere (Gmail, Exchange) says

@@ -22,19 +22,26 @@ _DSN_IN_TEXT = re.compile(r"^(?:Final|Original)-Recipient\s*:", re.IGNORECASE | 
 _DSN_NEEDLES = needles(_DSN_IN_TEXT)
 
 
+_BLANK = ("", "")
+
+
 def _fields(text: str) -> list[tuple[str, str]]:
     """Field lines with their continuation lines unfolded, in order; blank lines kept as ("", "")."""
     out: list[tuple[str, str]] = []
+    append = out.append
+    match_field = _FIELD.match
     for line in text.split("\n"):
-        if not line.strip():
-            out.append(("", ""))
-        elif line[:1] in (" ", "\t") and out and out[-1][0]:
+        stripped = line.strip()
+        if not stripped:
+            append(_BLANK)
+        elif line[0] in " \t" and out and out[-1][0]:
             name, value = out[-1]
             out[-1] = (name, value + "\n" + line)
         else:
-            match = _FIELD.match(line.strip())
+            match = match_field(stripped)
             if match:
-                out.append((match.group(1).lower(), match.group(2)))
+                name, value = match.groups()
+                append((name.lower(), value))
             elif out and out[-1][0] == "diagnostic-code":  # an unindented continuation
                 name, value = out[-1]
                 out[-1] = (name, value + "\n" + line)

@@ -1,0 +1,96 @@
+"""Naming a bounce's format and cutting off its returned message: the fast paths decide as the
+plain regexes do."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+from bot.core.bounce import formats
+from bot.core.bounce.formats import cut_returned_message, identify, line_starts, load_formats
+from bot.core.prefilter import lowered
+
+HELDOUT = Path(__file__).parent / "heldout"
+
+
+def _texts() -> list[str]:
+    rng = random.Random(7)
+    phrases = ["Diagnostic information for administrators", "This is the mail system at host x",
+               "The original message was received at", "qmail-send", "Microsoft Exchange",
+               "----- Original message -----", "-- Returned message", "Original message headers:",
+               "Content-Type: message/rfc822", "  ---- Original message follows", "x --- Returned message",
+               "The response was:", "amavis", "MDaemon", "Your message:", "------- Failure Reasons"]
+    texts = [p.read_text("utf-8", "replace") for p in sorted(HELDOUT.rglob("*")) if p.is_file()]
+    for _ in range(300):
+        lines = [rng.choice(phrases) for _ in range(rng.randint(0, 8))]
+        text = "\n".join(lines)
+        texts.append("".join(c.upper() if rng.random() < 0.2 else c for c in text))
+    return texts
+
+
+def test_the_format_named_is_the_first_in_the_table_whose_markers_match() -> None:
+    table = load_formats()
+    for _ in range(2):  # the second round runs the sweep built after the first body
+        for text in _texts():
+            plain = next((fmt for fmt in table if any(m.search(text) for m in fmt.markers)), None)
+            formats._LAST_BODY = None
+            assert identify(text) is plain, text[:200]
+
+
+def test_the_returned_message_is_cut_at_the_earliest_end_that_starts_a_line() -> None:
+    for fmt in (None, *load_formats()):
+        for text in _texts():
+            ends = (*(fmt.end if fmt else ()), *formats.GENERIC_END)
+            found = [m.start() for m in (p.search(text) for p in ends) if m]
+            formats._LAST_CUT = None
+            assert cut_returned_message(text, fmt) == text[:min(found, default=len(text))]
+
+
+def test_an_end_that_opens_a_line_is_found_at_line_starts_only() -> None:
+    for pattern in (*formats.GENERIC_END, *(e for fmt in load_formats() for e in fmt.end)):
+        found = line_starts(pattern)
+        if found is None:
+            continue
+        for text in _texts():
+            low = lowered(text)
+            if low is None:
+                continue
+            plain = pattern.search(text)
+            ours = formats._at_line_start(pattern, text, low, found, len(text))
+            assert (ours and ours.span()) == (plain and plain.span()), (pattern.pattern, text)
+    assert line_starts(formats.GENERIC_END[0]) == ("-",)
+    assert line_starts(formats.GENERIC_END[1]) is None  # "^\|?-{3,}": no literal every match starts with
+
+
+def test_a_text_part_mostly_of_indented_quoted_lines_is_read_through_the_quotes() -> None:
+    from bot.core.bounce import read
+
+    quoted = ("From: colleague@example.org\nTo: ops@example.org\nSubject: see below\n\n"
+              "  > <user@example.com>: host mx.example.com[192.0.2.1] said: 550 5.1.1 User unknown\n"
+              "\t>  (in reply to RCPT TO command)\n\n\n>\n")
+    (bounce,) = read(quoted.encode())
+    assert [(r.address, r.reply_code, r.command) for r in bounce.recipients] == [
+        ("user@example.com", "550", "RCPT")]
+    assert ">" not in bounce.recipients[0].diagnostic
+    # Fewer than half its lines quoted: the text is read as it stands, quote marks and all.
+    kept = quoted.replace("\n\n\n>\n", "\nfirst\nsecond\nthird\n")
+    (bounce,) = read(kept.encode())
+    assert bounce.text.startswith("  > <user@example.com>")
+    assert [r.address for r in bounce.recipients] == [None]  # no line starts with the address
+
+
+def test_a_from_or_subject_pattern_names_a_format_before_later_formats_markers() -> None:
+    table = load_formats()
+    senders = ["", "MAILER-DAEMON@yahoo.com", "postmaster@outlook.com", "x@googlegroups.com",
+               "Mail Delivery System <mailer-daemon@gmail.com>", "MDaemon@mx.example.org", "a@mail.ru"]
+    subjects = ["", "Undelivered Mail Returned to Sender", "Mail delivery failed",
+                "Returned mail: see transcript", "DELIVERY FAILURE: user unknown", "hello"]
+    rng = random.Random(5)
+    texts = _texts()
+    for _ in range(2):
+        for text in texts[::3]:
+            sender, subject = rng.choice(senders), rng.choice(subjects)
+            plain = next((fmt for fmt in table if any(m.search(text) for m in fmt.markers)
+                          or any(p.search(sender) for p in fmt.from_)
+                          or any(p.search(subject) for p in fmt.subject)), None)
+            assert identify(text, sender, subject) is plain, (text[:200], sender, subject)
