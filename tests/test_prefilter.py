@@ -202,6 +202,25 @@ def test_grouped_phrases_answer_as_their_screens_text_after_text() -> None:
             assert grouped.says(reason, text, lowered(text)) == expected  # remembered answer
 
 
+def test_grouped_phrases_name_every_group_that_matches_and_no_more_after_the_first_text() -> None:
+    from bot.core.prefilter import Grouped, Screen
+
+    kb = load()
+    texts = [p.example for p in kb.phrases if p.example] + [r.example for r in kb.rules]
+    grouped = Grouped({reason: tuple(Screen((p.pattern,), split=True) for p in rows)
+                       for reason, rows in kb.by_reason.items()})
+    assert grouped.groups(lowered(texts[0])) is None  # one text alone: every group may match
+    for text in texts:
+        possible = grouped.groups(lowered(text))
+        assert possible is not None
+        said = {reason for reason in kb.by_reason if grouped.says(reason, text, lowered(text))}
+        assert said == {p.reason for p in kb.phrases if p.pattern.search(text)}, text
+        assert said <= possible, text
+    nothing = grouped.groups(lowered("nothing to see here"))
+    assert nothing is not None and len(nothing) < len(kb.by_reason) // 2
+    assert grouped.groups(lowered("İstanbul blocked")) is None  # a case trap is never prefiltered
+
+
 def test_finders_sharing_a_scanner_each_answer_for_their_own_literals() -> None:
     from bot.core.prefilter import Finder, Scanner
 

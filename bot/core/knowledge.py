@@ -165,7 +165,6 @@ class Knowledge:
     _scanner: Scanner = field(init=False, compare=False, repr=False)
     rule_candidates: Candidates = field(init=False, compare=False, repr=False)
     phrase_groups: Grouped = field(init=False, compare=False, repr=False)
-    _said: tuple[tuple[Reason, ...], Candidates] = field(init=False, compare=False, repr=False)
     _kinds_cache: dict[tuple[str, ...], tuple[Provider, ...]] = field(
         default_factory=dict, init=False, compare=False, repr=False)
     # domain -> (the provider's position in the data's order, the first provider holding it)
@@ -182,9 +181,10 @@ class Knowledge:
     def may_say(self, low: str | None) -> frozenset[Reason]:
         """The reasons whose generic phrases may occur in the text `low` (prefilter.lowered) was
         lowered from: one of their needles is in it, or a phrase has none. No other reason's
-        phrases can match, so `says` is False for every reason outside this set."""
-        reasons, candidates = self._said
-        return frozenset([reasons[i] for i in candidates.of(low)])
+        phrases can match, so `says` is False for every reason outside this set. The phrase
+        index `says` asks answers it, from the scan `says` uses too."""
+        possible = self.phrase_groups.groups(low)
+        return frozenset(self.by_reason) if possible is None else possible
 
     def __post_init__(self) -> None:
         # The rules, the phrases and the providers' markers ask about the same diagnostics: one
@@ -194,15 +194,11 @@ class Knowledge:
         object.__setattr__(self, "rule_candidates", Candidates(tuple(r.screen for r in self.rules), scanner))
         object.__setattr__(self, "phrase_groups", Grouped(
             {reason: tuple(p.screen for p in rows) for reason, rows in self.by_reason.items()}, scanner))
-        reasons = tuple(self.by_reason)
-        object.__setattr__(self, "_said", (reasons, Candidates(tuple(
-            Screen(tuple(p.pattern for p in self.by_reason[r]), split=True) for r in reasons), scanner)))
 
     def _prepare(self) -> None:
         """Build every needle index that shares the scanner, so its trie is compiled once."""
         self.rule_candidates._build()
         self.phrase_groups._build()
-        self._said[1]._build()
         for kinds in (("receiver", "gateway"), ("dnsbl", "reputation", "gateway"), ("dnsbl", "reputation")):
             self._markers("text", kinds).build()
 

@@ -483,23 +483,27 @@ class Grouped:
     Asked group after group about the same text (the generic phrases of each reason, about one
     diagnostic), it finds once which alternatives of all the groups' screens the text may match
     (one Finder scan) and then runs only those, remembering each group's answer for that text.
-    Built on the second text, like Screen.
+    `groups` tells which groups may match at all, from the same scan. Built on the second text,
+    like Screen.
     """
 
-    __slots__ = ("_always", "_finder", "_groups", "_last", "_owners", "_scanner", "_seen", "_texts")
+    __slots__ = ("_always", "_answers", "_finder", "_groups", "_last", "_owners", "_scanner", "_seen",
+                 "_texts")
 
     def __init__(self, groups: dict[Any, tuple[Screen, ...]], scanner: Scanner | None = None) -> None:
         self._groups = groups
         self._scanner = scanner
-        self._texts = 0
-        self._seen: str | None = None
+        self._texts = [0, 0]
+        self._seen: list[str | None] = [None, None]
         self._finder: Finder | None = None
         # alternative number -> (group, pattern, its starts)
         self._owners: list[tuple[Any, re.Pattern[str], Needles]] = []
         self._always: frozenset[int] = frozenset()
-        # (text, the alternatives it may match by group with their starts, answers so far): replaced
-        # whole when the text changes, so concurrent callers at worst work an answer out twice.
-        self._last: tuple[str, dict[Any, list[_Started]], dict[Any, bool]] | None = None
+        # (lowered text, the alternatives it may match by group with their starts, those groups):
+        # replaced whole when the text changes, so concurrent callers at worst work it out twice.
+        # What may match depends on the lowered text alone; the answers, on the text itself.
+        self._last: tuple[str, dict[Any, list[_Started]], frozenset[Any]] | None = None
+        self._answers: tuple[str, dict[Any, bool]] | None = None  # (text, answers so far)
 
     def _build(self) -> Finder:
         if self._finder is not None:
@@ -523,30 +527,50 @@ class Grouped:
         self._finder = finder  # last: a reader that sees _finder also sees the rest
         return finder
 
-    def says(self, group: Any, text: str, low: str | None) -> bool:
-        """A screen of `group` matches `text`; `low` is prefilter.lowered(text)."""
-        finder = self._finder
-        if finder is None:
-            if self._seen is not text:
-                self._seen = text
-                self._texts += 1
-            if self._texts >= 2:
-                finder = self._build()
-        if finder is None or low is None:
-            return any(screen.search(text, low) for screen in self._groups.get(group, ()))
+    def _second(self, text: str | None, slot: int) -> Finder | None:
+        """The index, built once a second text is asked about; else None. Texts (slot 0, `says`)
+        and lowered texts (slot 1, `groups`) are counted apart: one diagnostic is asked about
+        as both, and a process that reads one bounce should not build the index."""
+        if self._seen[slot] is not text:
+            self._seen[slot] = text
+            self._texts[slot] += 1
+        return self._build() if self._texts[slot] >= 2 else None
+
+    def _possible(self, finder: Finder, low: str) -> tuple[str, dict[Any, list[_Started]], frozenset[Any]]:
+        """The alternatives `low` may match, by group in the screens' order, and those groups."""
         last = self._last
-        if last is None or last[0] is not text:
+        if last is None or last[0] is not low:
             possible: dict[Any, list[_Started]] = {}
             owners = self._owners
             for number in sorted(finder.find(low) | self._always):
                 owner, pattern, start = owners[number]
                 possible.setdefault(owner, []).append((pattern, start))
-            last = (text, possible, {})
+            last = (low, possible, frozenset(possible))
             self._last = last
-        answers = last[2]
+        return last
+
+    def groups(self, low: str | None) -> frozenset[Any] | None:
+        """The groups a screen of which may match the text `low` (prefilter.lowered) was lowered
+        from: one of an alternative's needles is in it, or an alternative has none. `says` is
+        False for every other group. None when any group may (not built yet, or `low` is None)."""
+        finder = self._finder if self._finder is not None else self._second(low, 1)
+        if finder is None or low is None:
+            return None
+        return self._possible(finder, low)[2]
+
+    def says(self, group: Any, text: str, low: str | None) -> bool:
+        """A screen of `group` matches `text`; `low` is prefilter.lowered(text)."""
+        finder = self._finder if self._finder is not None else self._second(text, 0)
+        if finder is None or low is None:
+            return any(screen.search(text, low) for screen in self._groups.get(group, ()))
+        kept = self._answers
+        if kept is None or kept[0] is not text:
+            kept = (text, {})
+            self._answers = kept
+        answers = kept[1]
         answer = answers.get(group)
         if answer is None:
             answer = any(first_match(pattern, text, low, start) is not None
-                         for pattern, start in last[1].get(group, ()))
+                         for pattern, start in self._possible(finder, low)[1].get(group, ()))
             answers[group] = answer
         return answer
