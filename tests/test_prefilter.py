@@ -168,7 +168,9 @@ def test_the_reasons_a_text_may_say_hold_every_reason_whose_phrase_matches() -> 
 def test_the_finder_reports_every_literal_a_text_holds_overlapping_or_nested() -> None:
     from bot.core.prefilter import Finder
 
-    literals = ["block", "blocked", "blocked using", "using zen", "zen", "spamhaus", "(as1601260", "5.7.1"]
+    # Literals starting with a common character (" using", "ed using") and with any other overlap.
+    literals = ["block", "blocked", "blocked using", "using zen", "zen", "spamhaus", "(as1601260", "5.7.1",
+                " using", "ed using", "sing"]
     finder = Finder({word: [i] for i, word in enumerate(literals)})
     text = "554 5.7.1 client host blocked using zen.spamhaus.org (as16012607)"
     assert finder.find(text) == {i for i, word in enumerate(literals) if word in text}
