@@ -99,6 +99,23 @@ def test_matching_only_where_a_match_can_start_finds_what_search_finds() -> None
                 pattern.pattern, text)
 
 
+def test_matching_from_a_position_finds_what_search_from_it_finds() -> None:
+    from bot.core import engine
+
+    rng = random.Random(17)
+    words = [w for r in load().rules for w in r.example.split()]
+    texts = [" ".join(rng.choice(words) for _ in range(rng.randint(1, 30))) for _ in range(60)]
+    texts += ["Client host [999.1.1.1] blocked; client host [203.0.113.5] BLOCKED using zen.spamhaus.org",
+              "Connections will not be accepted from 203.0.113.5, your IP (198.51.100.7) ip=192.0.2.1"]
+    for pattern in _every_pattern() + list(engine._IP_IN_REJECTION):
+        found = starts(pattern)
+        for text in texts:
+            for pos in (0, 1, len(text) // 3, len(text) // 2, len(text)):
+                ours, plain = first_match(pattern, text, lowered(text), found, pos), pattern.search(text, pos)
+                assert (ours and (ours.span(), ours.groups())) == (
+                    plain and (plain.span(), plain.groups())), (pattern.pattern, text, pos)
+
+
 def test_top_level_alternatives_split_only_where_the_meaning_is_kept() -> None:
     from bot.core.prefilter import _top_level_alternatives
 

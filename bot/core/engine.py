@@ -38,7 +38,7 @@ from bot.core.model import (
     Recipient,
     RecipientRecord,
 )
-from bot.core.prefilter import lowered, may_match, needles
+from bot.core.prefilter import first_match, lowered, may_match, needles, starts
 from bot.core.verdict import describe
 
 # Where a rejection names the refused IP; the first pattern that finds a public address wins.
@@ -77,7 +77,8 @@ _LIST_NAME = re.compile(
 # ("blocked using <zone>"; cPanel's Exim: "is in an RBL on <zone>").
 _DNSBL_HIT = re.compile(r"(?:blocked using|in an? (?:RBL|DNSBL) (?:on|at)) [a-z0-9][\w-]*(?:\.[\w-]+)+", re.I)
 _RECEIVED = re.compile(r"^Received:.*(?:\n[ \t].*)*", re.M | re.I)
-_IP_NEEDLES = tuple(needles(p) for p in _IP_IN_REJECTION)
+# Each pattern with its needles and the literals its matches start with.
+_IP_SCREENED = tuple((p, needles(p), starts(p)) for p in _IP_IN_REJECTION)
 _X_IP_NEEDLES = needles(_X_IP_HEADERS)
 _DELAYED = frozenset({"delayed"})
 _RECIPIENT_STATES = frozenset({Reason.USERUNKNOWN, Reason.MAILBOXFULL, Reason.SUSPEND, Reason.HASMOVED,
@@ -115,14 +116,18 @@ def rejected_ip(diagnostic: str, low: str | None = None) -> str | None:
         return None  # no address in it to find
     if low is None:
         low = lowered(diagnostic)
-    for pattern, found in zip(_IP_IN_REJECTION, _IP_NEEDLES, strict=True):
-        if not may_match(found, low):
-            continue
-        for match in pattern.finditer(diagnostic):
+    for pattern, found, start in _IP_SCREENED:
+        if found is not None and low is not None and not any(map(low.__contains__, found)):
+            continue  # may_match(found, low), inline: this runs for every pattern
+        # pattern.finditer(diagnostic), each match tried only where one can start: every match
+        # holds an address, so none is empty and the next one is searched for from its end.
+        match = first_match(pattern, diagnostic, low, start)
+        while match is not None:
             candidate = match.group(1).rstrip(".:")
             try:
                 ipaddress.ip_address(candidate)
             except ValueError:
+                match = first_match(pattern, diagnostic, low, start, max(match.end(), match.start() + 1))
                 continue
             return candidate
     if not dotted:

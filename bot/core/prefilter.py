@@ -107,18 +107,20 @@ def _uncased_or_ascii(code: int) -> bool:
 _MAX_TRIES = 4  # start positions tried one by one; past them the regex searches on by itself
 
 
-def first_match(pattern: re.Pattern[str], text: str, low: str | None, found: Needles) -> re.Match[str] | None:
-    """pattern.search(text), with `found` = starts(pattern) and `low` = lowered(text).
+def first_match(pattern: re.Pattern[str], text: str, low: str | None, found: Needles,
+                pos: int = 0) -> re.Match[str] | None:
+    """pattern.search(text, pos), with `found` = starts(pattern) and `low` = lowered(text).
 
-    The match search() finds is the one at the first position where the regex matches; every
-    match starts where `low` holds one of the literals, and `low` has the text's offsets (lowered()
-    gives None for the one character lower() lengthens). So matching at those positions in
-    order finds the same match; look-behinds and ^ still see the text before each position.
+    The match search() finds is the one at the first position (from `pos` on) where the regex
+    matches; every match starts where `low` holds one of the literals, and `low` has the text's
+    offsets (lowered() gives None for the one character lower() lengthens). So matching at those
+    positions in order finds the same match; look-behinds and ^ still see the text before each
+    position.
     """
     if found is None or low is None:
-        return pattern.search(text)
+        return pattern.search(text, pos)
     find = low.find
-    at = -1
+    at = pos - 1
     for tries in range(_MAX_TRIES + 1):
         pos = -1
         for literal in found:
