@@ -80,6 +80,7 @@ _RECEIVED = re.compile(r"^Received:.*(?:\n[ \t].*)*", re.M | re.I)
 # Each pattern with its needles and the literals its matches start with.
 _IP_SCREENED = tuple((p, needles(p), starts(p)) for p in _IP_IN_REJECTION)
 _X_IP_NEEDLES = needles(_X_IP_HEADERS)
+_X_IP_STARTS = starts(_X_IP_HEADERS)
 _DELAYED = frozenset({"delayed"})
 _RECIPIENT_STATES = frozenset({Reason.USERUNKNOWN, Reason.MAILBOXFULL, Reason.SUSPEND, Reason.HASMOVED,
                                Reason.HOSTUNKNOWN, Reason.NOTACCEPT})
@@ -156,14 +157,14 @@ def _external(text: str) -> bool:
 def ip_from_headers(headers: str) -> tuple[str | None, str | None]:
     """The sending IP from the returned message's headers, and which header said so."""
     low = lowered(headers)
-    match = _X_IP_HEADERS.search(headers) if may_match(_X_IP_NEEDLES, low) else None
+    match = first_match(_X_IP_HEADERS, headers, low, _X_IP_STARTS) if may_match(_X_IP_NEEDLES, low) else None
     ip = match and (match.group(1) or match.group(2))
     if match and ip and _valid_ip(ip):
         name = match.group(0).split(":")[0].strip()
         return ip, f"returned headers ({name})"
     for start, end in _received_fields(headers, low):
         by = _received_by(headers, low, start, end)
-        if by and _valid_ip(by.group(1)) and is_public_ip(by.group(1)):
+        if by and is_public_ip(by.group(1)):  # an invalid address is not public either
             return by.group(1), "returned headers (Received: by)"
     return None, None
 
