@@ -108,19 +108,19 @@ _MAX_TRIES = 4  # start positions tried one by one; past them the regex searches
 
 
 def first_match(pattern: re.Pattern[str], text: str, low: str | None, found: Needles,
-                pos: int = 0) -> re.Match[str] | None:
-    """pattern.search(text, pos), with `found` = starts(pattern) and `low` = lowered(text).
+                start: int = 0) -> re.Match[str] | None:
+    """pattern.search(text, start), with `found` = starts(pattern) and `low` = lowered(text).
 
-    The match search() finds is the one at the first position (from `pos` on) where the regex
+    The match search() finds is the one at the first position (from `start` on) where the regex
     matches; every match starts where `low` holds one of the literals, and `low` has the text's
     offsets (lowered() gives None for the one character lower() lengthens). So matching at those
     positions in order finds the same match; look-behinds and ^ still see the text before each
     position.
     """
     if found is None or low is None:
-        return pattern.search(text, pos)
+        return pattern.search(text, start)
     find = low.find
-    at = pos - 1
+    at = start - 1
     for tries in range(_MAX_TRIES + 1):
         pos = -1
         for literal in found:
