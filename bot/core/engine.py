@@ -38,7 +38,7 @@ from bot.core.model import (
     Recipient,
     RecipientRecord,
 )
-from bot.core.prefilter import first_match, lowered, may_match, needles, starts
+from bot.core.prefilter import first_match, lowered, needles, starts
 from bot.core.verdict import describe
 
 # Where a rejection names the refused IP; the first pattern that finds a public address wins.
@@ -79,8 +79,6 @@ _DNSBL_HIT = re.compile(r"(?:blocked using|in an? (?:RBL|DNSBL) (?:on|at)) [a-z0
 _RECEIVED = re.compile(r"^Received:.*(?:\n[ \t].*)*", re.M | re.I)
 # Each pattern with its needles and the literals its matches start with.
 _IP_SCREENED = tuple((p, needles(p), starts(p)) for p in _IP_IN_REJECTION)
-_X_IP_NEEDLES = needles(_X_IP_HEADERS)
-_X_IP_STARTS = starts(_X_IP_HEADERS)
 _DELAYED = frozenset({"delayed"})
 _RECIPIENT_STATES = frozenset({Reason.USERUNKNOWN, Reason.MAILBOXFULL, Reason.SUSPEND, Reason.HASMOVED,
                                Reason.HOSTUNKNOWN, Reason.NOTACCEPT})
@@ -157,7 +155,7 @@ def _external(text: str) -> bool:
 def ip_from_headers(headers: str) -> tuple[str | None, str | None]:
     """The sending IP from the returned message's headers, and which header said so."""
     low = lowered(headers)
-    match = first_match(_X_IP_HEADERS, headers, low, _X_IP_STARTS) if may_match(_X_IP_NEEDLES, low) else None
+    match = _x_ip_header(headers, low)
     ip = match and (match.group(1) or match.group(2))
     if match and ip and _valid_ip(ip):
         name = match.group(0).split(":")[0].strip()
@@ -167,6 +165,22 @@ def ip_from_headers(headers: str) -> tuple[str | None, str | None]:
         if by and is_public_ip(by.group(1)):  # an invalid address is not public either
             return by.group(1), "returned headers (Received: by)"
     return None, None
+
+
+def _x_ip_header(headers: str, low: str | None) -> re.Match[str] | None:
+    """_X_IP_HEADERS.search(headers), the regex tried only where a line starts with "x-": each
+    of its alternatives starts a line (^ with re.M) with those two letters, and a search finds
+    the match at the first position where there is one. One scan for such lines instead of one
+    per header name."""
+    if low is None or len(low) != len(headers):
+        return _X_IP_HEADERS.search(headers)
+    at = 0 if low.startswith("x-") else low.find("\nx-") + 1 or -1
+    while at != -1:
+        match = _X_IP_HEADERS.match(headers, at)
+        if match:
+            return match
+        at = low.find("\nx-", at) + 1 or -1
+    return None
 
 
 def _received_fields(headers: str, low: str | None) -> Iterator[tuple[int, int]]:
