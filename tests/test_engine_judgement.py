@@ -512,3 +512,22 @@ def test_the_sending_ip_comes_from_the_first_received_by_address_whatever_the_ca
     [diagnosis] = diagnose_bytes(raw.encode(), "t")
     assert diagnosis.sending_ip == "93.184.216.34"
     assert diagnosis.sending_ip_source == "returned headers (Received: by)"
+
+
+def test_the_refused_ip_is_the_first_valid_address_the_rejection_names_whatever_its_case():
+    raw = dsn("Final-Recipient: rfc822; user@example.com\nAction: failed\nStatus: 5.7.1\n"
+              "Diagnostic-Code: smtp; 554 5.7.1 Service unavailable; CLIENT HOST [999.1.1.1] garbled, "
+              "Client host [203.0.113.5] blocked using zen.spamhaus.org")
+    (diagnosis,) = diagnose_bytes(raw.encode(), "t")
+    assert (diagnosis.sending_ip, diagnosis.sending_ip_source) == ("203.0.113.5", "rejection text")
+
+
+def test_the_sending_ip_header_is_found_among_other_x_headers_in_any_case():
+    from bot.core.engine import ip_from_headers
+
+    headers = ("X-Mailer: mailer 1.0\nX-Spam-Score: 0\nReceived: from a by b\n  x-originating-ip: wrapped\n"
+               "x-ORIGINATING-IP: [198.51.100.7]\nX-Sender-IP: 203.0.113.9\n")
+    assert ip_from_headers(headers) == ("198.51.100.7", "returned headers (x-ORIGINATING-IP)")
+    assert ip_from_headers("X-SES-Outgoing: 2025.10.20-198.51.100.210\n") == (
+        "198.51.100.210", "returned headers (X-SES-Outgoing)")
+    assert ip_from_headers("X-Mailer: x-originating-ip: 198.51.100.7\n") == (None, None)

@@ -99,6 +99,23 @@ def test_matching_only_where_a_match_can_start_finds_what_search_finds() -> None
                 pattern.pattern, text)
 
 
+def test_matching_from_a_position_finds_what_search_from_it_finds() -> None:
+    from bot.core import engine
+
+    rng = random.Random(17)
+    words = [w for r in load().rules for w in r.example.split()]
+    texts = [" ".join(rng.choice(words) for _ in range(rng.randint(1, 30))) for _ in range(60)]
+    texts += ["Client host [999.1.1.1] blocked; client host [203.0.113.5] BLOCKED using zen.spamhaus.org",
+              "Connections will not be accepted from 203.0.113.5, your IP (198.51.100.7) ip=192.0.2.1"]
+    for pattern in _every_pattern() + list(engine._IP_IN_REJECTION):
+        found = starts(pattern)
+        for text in texts:
+            for pos in (0, 1, len(text) // 3, len(text) // 2, len(text)):
+                ours, plain = first_match(pattern, text, lowered(text), found, pos), pattern.search(text, pos)
+                assert (ours and (ours.span(), ours.groups())) == (
+                    plain and (plain.span(), plain.groups())), (pattern.pattern, text, pos)
+
+
 def test_top_level_alternatives_split_only_where_the_meaning_is_kept() -> None:
     from bot.core.prefilter import _top_level_alternatives
 
@@ -168,7 +185,9 @@ def test_the_reasons_a_text_may_say_hold_every_reason_whose_phrase_matches() -> 
 def test_the_finder_reports_every_literal_a_text_holds_overlapping_or_nested() -> None:
     from bot.core.prefilter import Finder
 
-    literals = ["block", "blocked", "blocked using", "using zen", "zen", "spamhaus", "(as1601260", "5.7.1"]
+    # Literals starting with a common character (" using", "ed using") and with any other overlap.
+    literals = ["block", "blocked", "blocked using", "using zen", "zen", "spamhaus", "(as1601260", "5.7.1",
+                " using", "ed using", "sing"]
     finder = Finder({word: [i] for i, word in enumerate(literals)})
     text = "554 5.7.1 client host blocked using zen.spamhaus.org (as16012607)"
     assert finder.find(text) == {i for i, word in enumerate(literals) if word in text}
@@ -200,6 +219,25 @@ def test_grouped_phrases_answer_as_their_screens_text_after_text() -> None:
             expected = any(p.pattern.search(text) for p in rows)
             assert grouped.says(reason, text, lowered(text)) == expected, (reason, text)
             assert grouped.says(reason, text, lowered(text)) == expected  # remembered answer
+
+
+def test_grouped_phrases_name_every_group_that_matches_and_no_more_after_the_first_text() -> None:
+    from bot.core.prefilter import Grouped, Screen
+
+    kb = load()
+    texts = [p.example for p in kb.phrases if p.example] + [r.example for r in kb.rules]
+    grouped = Grouped({reason: tuple(Screen((p.pattern,), split=True) for p in rows)
+                       for reason, rows in kb.by_reason.items()})
+    assert grouped.groups(lowered(texts[0])) is None  # one text alone: every group may match
+    for text in texts:
+        possible = grouped.groups(lowered(text))
+        assert possible is not None
+        said = {reason for reason in kb.by_reason if grouped.says(reason, text, lowered(text))}
+        assert said == {p.reason for p in kb.phrases if p.pattern.search(text)}, text
+        assert said <= possible, text
+    nothing = grouped.groups(lowered("nothing to see here"))
+    assert nothing is not None and len(nothing) < len(kb.by_reason) // 2
+    assert grouped.groups(lowered("İstanbul blocked")) is None  # a case trap is never prefiltered
 
 
 def test_finders_sharing_a_scanner_each_answer_for_their_own_literals() -> None:

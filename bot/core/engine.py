@@ -38,7 +38,7 @@ from bot.core.model import (
     Recipient,
     RecipientRecord,
 )
-from bot.core.prefilter import lowered, may_match, needles
+from bot.core.prefilter import first_match, lowered, needles, starts
 from bot.core.verdict import describe
 
 # Where a rejection names the refused IP; the first pattern that finds a public address wins.
@@ -77,8 +77,8 @@ _LIST_NAME = re.compile(
 # ("blocked using <zone>"; cPanel's Exim: "is in an RBL on <zone>").
 _DNSBL_HIT = re.compile(r"(?:blocked using|in an? (?:RBL|DNSBL) (?:on|at)) [a-z0-9][\w-]*(?:\.[\w-]+)+", re.I)
 _RECEIVED = re.compile(r"^Received:.*(?:\n[ \t].*)*", re.M | re.I)
-_IP_NEEDLES = tuple(needles(p) for p in _IP_IN_REJECTION)
-_X_IP_NEEDLES = needles(_X_IP_HEADERS)
+# Each pattern with its needles and the literals its matches start with.
+_IP_SCREENED = tuple((p, needles(p), starts(p)) for p in _IP_IN_REJECTION)
 _DELAYED = frozenset({"delayed"})
 _RECIPIENT_STATES = frozenset({Reason.USERUNKNOWN, Reason.MAILBOXFULL, Reason.SUSPEND, Reason.HASMOVED,
                                Reason.HOSTUNKNOWN, Reason.NOTACCEPT})
@@ -115,14 +115,18 @@ def rejected_ip(diagnostic: str, low: str | None = None) -> str | None:
         return None  # no address in it to find
     if low is None:
         low = lowered(diagnostic)
-    for pattern, found in zip(_IP_IN_REJECTION, _IP_NEEDLES, strict=True):
-        if not may_match(found, low):
-            continue
-        for match in pattern.finditer(diagnostic):
+    for pattern, found, start in _IP_SCREENED:
+        if found is not None and low is not None and not any(map(low.__contains__, found)):
+            continue  # may_match(found, low), inline: this runs for every pattern
+        # pattern.finditer(diagnostic), each match tried only where one can start: every match
+        # holds an address, so none is empty and the next one is searched for from its end.
+        match = first_match(pattern, diagnostic, low, start)
+        while match is not None:
             candidate = match.group(1).rstrip(".:")
             try:
                 ipaddress.ip_address(candidate)
             except ValueError:
+                match = first_match(pattern, diagnostic, low, start, max(match.end(), match.start() + 1))
                 continue
             return candidate
     if not dotted:
@@ -151,16 +155,32 @@ def _external(text: str) -> bool:
 def ip_from_headers(headers: str) -> tuple[str | None, str | None]:
     """The sending IP from the returned message's headers, and which header said so."""
     low = lowered(headers)
-    match = _X_IP_HEADERS.search(headers) if may_match(_X_IP_NEEDLES, low) else None
+    match = _x_ip_header(headers, low)
     ip = match and (match.group(1) or match.group(2))
     if match and ip and _valid_ip(ip):
         name = match.group(0).split(":")[0].strip()
         return ip, f"returned headers ({name})"
     for start, end in _received_fields(headers, low):
         by = _received_by(headers, low, start, end)
-        if by and _valid_ip(by.group(1)) and is_public_ip(by.group(1)):
+        if by and is_public_ip(by.group(1)):  # an invalid address is not public either
             return by.group(1), "returned headers (Received: by)"
     return None, None
+
+
+def _x_ip_header(headers: str, low: str | None) -> re.Match[str] | None:
+    """_X_IP_HEADERS.search(headers), the regex tried only where a line starts with "x-": each
+    of its alternatives starts a line (^ with re.M) with those two letters, and a search finds
+    the match at the first position where there is one. One scan for such lines instead of one
+    per header name."""
+    if low is None or len(low) != len(headers):
+        return _X_IP_HEADERS.search(headers)
+    at = 0 if low.startswith("x-") else low.find("\nx-") + 1 or -1
+    while at != -1:
+        match = _X_IP_HEADERS.match(headers, at)
+        if match:
+            return match
+        at = low.find("\nx-", at) + 1 or -1
+    return None
 
 
 def _received_fields(headers: str, low: str | None) -> Iterator[tuple[int, int]]:

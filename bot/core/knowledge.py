@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 from bot.core.errors import KnowledgeError
 from bot.core.model import DelistMethod, DelistRoute, Reason
-from bot.core.prefilter import Candidates, Grouped, Needles, Scanner, Screen
+from bot.core.prefilter import Candidates, Grouped, Needles, Scanner, Screen, first_match, starts
 
 DATA_DIR = Path(__file__).resolve().parent.parent / "data"
 
@@ -136,22 +136,40 @@ class _Markers:
     no needles does not make its other patterns run on every text.
     """
 
-    __slots__ = ("_candidates", "_owners", "_patterns")
+    __slots__ = ("_candidates", "_owners", "_patterns", "_starts", "_uses")
 
     def __init__(self, providers: tuple[Provider, ...], what: str, scanner: Scanner | None) -> None:
         pairs = [(p, pattern) for p in providers for pattern in (p.text if what == "text" else p.hosts)]
         self._owners = tuple(p for p, _ in pairs)
         self._patterns = tuple(pattern for _, pattern in pairs)
         self._candidates = Candidates(tuple(Screen((pattern,)) for pattern in self._patterns), scanner)
+        self._uses = 0
+        # Each pattern's starting literals (prefilter.starts), found on the second use like the
+        # needles: a pattern then runs only where a match can begin (prefilter.first_match).
+        self._starts: tuple[Needles, ...] | None = None
 
     def build(self) -> None:
         self._candidates._build()
+        self._starts_of()
+
+    def _starts_of(self) -> tuple[Needles, ...]:
+        found = self._starts
+        if found is None:
+            found = tuple(starts(pattern) for pattern in self._patterns)
+            self._starts = found
+        return found
 
     def first(self, text: str, low: str | None) -> Provider | None:
         """The owner of the first pattern that matches `text` (`low`: prefilter.lowered(text))."""
         patterns = self._patterns
+        found = self._starts
+        if found is None:
+            self._uses += 1
+            if self._uses >= 2:
+                found = self._starts_of()
         for i in self._candidates.of(low):  # each holds one of its needles, or has none
-            if patterns[i].search(text):
+            if (patterns[i].search(text) if found is None
+                    else first_match(patterns[i], text, low, found[i])) is not None:
                 return self._owners[i]
         return None
 
@@ -165,7 +183,6 @@ class Knowledge:
     _scanner: Scanner = field(init=False, compare=False, repr=False)
     rule_candidates: Candidates = field(init=False, compare=False, repr=False)
     phrase_groups: Grouped = field(init=False, compare=False, repr=False)
-    _said: tuple[tuple[Reason, ...], Candidates] = field(init=False, compare=False, repr=False)
     _kinds_cache: dict[tuple[str, ...], tuple[Provider, ...]] = field(
         default_factory=dict, init=False, compare=False, repr=False)
     # domain -> (the provider's position in the data's order, the first provider holding it)
@@ -182,9 +199,10 @@ class Knowledge:
     def may_say(self, low: str | None) -> frozenset[Reason]:
         """The reasons whose generic phrases may occur in the text `low` (prefilter.lowered) was
         lowered from: one of their needles is in it, or a phrase has none. No other reason's
-        phrases can match, so `says` is False for every reason outside this set."""
-        reasons, candidates = self._said
-        return frozenset([reasons[i] for i in candidates.of(low)])
+        phrases can match, so `says` is False for every reason outside this set. The phrase
+        index `says` asks answers it, from the scan `says` uses too."""
+        possible = self.phrase_groups.groups(low)
+        return frozenset(self.by_reason) if possible is None else possible
 
     def __post_init__(self) -> None:
         # The rules, the phrases and the providers' markers ask about the same diagnostics: one
@@ -194,15 +212,11 @@ class Knowledge:
         object.__setattr__(self, "rule_candidates", Candidates(tuple(r.screen for r in self.rules), scanner))
         object.__setattr__(self, "phrase_groups", Grouped(
             {reason: tuple(p.screen for p in rows) for reason, rows in self.by_reason.items()}, scanner))
-        reasons = tuple(self.by_reason)
-        object.__setattr__(self, "_said", (reasons, Candidates(tuple(
-            Screen(tuple(p.pattern for p in self.by_reason[r]), split=True) for r in reasons), scanner)))
 
     def _prepare(self) -> None:
         """Build every needle index that shares the scanner, so its trie is compiled once."""
         self.rule_candidates._build()
         self.phrase_groups._build()
-        self._said[1]._build()
         for kinds in (("receiver", "gateway"), ("dnsbl", "reputation", "gateway"), ("dnsbl", "reputation")):
             self._markers("text", kinds).build()
 

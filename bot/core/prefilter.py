@@ -107,18 +107,20 @@ def _uncased_or_ascii(code: int) -> bool:
 _MAX_TRIES = 4  # start positions tried one by one; past them the regex searches on by itself
 
 
-def first_match(pattern: re.Pattern[str], text: str, low: str | None, found: Needles) -> re.Match[str] | None:
-    """pattern.search(text), with `found` = starts(pattern) and `low` = lowered(text).
+def first_match(pattern: re.Pattern[str], text: str, low: str | None, found: Needles,
+                start: int = 0) -> re.Match[str] | None:
+    """pattern.search(text, start), with `found` = starts(pattern) and `low` = lowered(text).
 
-    The match search() finds is the one at the first position where the regex matches; every
-    match starts where `low` holds one of the literals, and `low` has the text's offsets (lowered()
-    gives None for the one character lower() lengthens). So matching at those positions in
-    order finds the same match; look-behinds and ^ still see the text before each position.
+    The match search() finds is the one at the first position (from `start` on) where the regex
+    matches; every match starts where `low` holds one of the literals, and `low` has the text's
+    offsets (lowered() gives None for the one character lower() lengthens). So matching at those
+    positions in order finds the same match; look-behinds and ^ still see the text before each
+    position.
     """
     if found is None or low is None:
-        return pattern.search(text)
+        return pattern.search(text, start)
     find = low.find
-    at = -1
+    at = start - 1
     for tries in range(_MAX_TRIES + 1):
         pos = -1
         for literal in found:
@@ -290,6 +292,13 @@ class Scanner:
     called once before that first compilation so the owner can add every Finder it will have
     at once (one compilation, not one per Finder). The last few texts' answers are kept: the
     rules, the phrases and the providers' markers all ask about one diagnostic in a row.
+
+    The literals make two tries, split by their first character: those starting with one of the
+    most common characters of mail text (`_COMMON_FIRST`) and the others. At each position the
+    regex engine tries a trie's top-level alternatives one after another, so a position now
+    tries only the alternatives of its own character's trie (about 10 or 30, not 40). Every
+    literal starting at a position starts with that position's character, so they are all in
+    one trie and that trie's longest match there stands for them as before.
     """
 
     def __init__(self, prepare: Callable[[], None] | None = None) -> None:
@@ -297,10 +306,11 @@ class Scanner:
         # Replaced by a new set whenever literals are added, never changed in place.
         self._keys: frozenset[str] = frozenset()
         self._adding = threading.Lock()
-        # (the literals it was built for, search, the literals each longest match stands for).
+        # (the literals it was built for, each trie's search, the literals each longest match
+        # stands for).
         # A state built for other literals than the current ones (another thread added some
         # meanwhile) is out of date and built again, so no Finder misses its own literals.
-        self._state: tuple[frozenset[str], Any, dict[str, tuple[str, ...]]] | None = None
+        self._state: tuple[frozenset[str], tuple[Any, ...], dict[str, tuple[str, ...]]] | None = None
         self._recent: dict[str, tuple[str, ...]] = {}
 
     def add(self, literals: Iterable[str]) -> None:
@@ -309,14 +319,16 @@ class Scanner:
             if new:
                 self._keys = self._keys | new
 
-    def _build(self) -> tuple[frozenset[str], Any, dict[str, tuple[str, ...]]]:
+    def _build(self) -> tuple[frozenset[str], tuple[Any, ...], dict[str, tuple[str, ...]]]:
         prepare, self._prepare = self._prepare, None
         if prepare is not None:
             prepare()
         keys = self._keys
         prefixes = {key: tuple(key[:end] for end in range(1, len(key) + 1) if key[:end] in keys)
                     for key in keys}
-        state = (keys, re.compile(_trie_pattern(set(keys))).search if keys else None, prefixes)
+        common = {key for key in keys if key[:1] in _COMMON_FIRST}
+        searches = tuple(re.compile(_trie_pattern(part)).search for part in (common, keys - common) if part)
+        state = (keys, searches, prefixes)
         self._recent = {}
         self._state = state
         return state
@@ -330,9 +342,9 @@ class Scanner:
         known = recent.get(low)
         if known is not None:
             return known
-        _, search, prefixes = state
+        _, searches, prefixes = state
         found: set[str] = set()
-        if search is not None:
+        for search in searches:
             pos = 0
             while True:
                 match = search(low, pos)
@@ -348,7 +360,12 @@ class Scanner:
         return answer
 
 
-def _trie_pattern(words: set[str]) -> str:
+# The characters that most often start a position of a diagnostic (space, then English text's
+# most frequent letters): literals starting with one get a trie of their own (see Scanner).
+_COMMON_FIRST = frozenset(" etoainsrl")
+
+
+def _trie_pattern(words: Iterable[str]) -> str:
     trie: dict[str, Any] = {}
     for word in words:
         node = trie
@@ -483,23 +500,27 @@ class Grouped:
     Asked group after group about the same text (the generic phrases of each reason, about one
     diagnostic), it finds once which alternatives of all the groups' screens the text may match
     (one Finder scan) and then runs only those, remembering each group's answer for that text.
-    Built on the second text, like Screen.
+    `groups` tells which groups may match at all, from the same scan. Built on the second text,
+    like Screen.
     """
 
-    __slots__ = ("_always", "_finder", "_groups", "_last", "_owners", "_scanner", "_seen", "_texts")
+    __slots__ = ("_always", "_answers", "_finder", "_groups", "_last", "_owners", "_scanner", "_seen",
+                 "_texts")
 
     def __init__(self, groups: dict[Any, tuple[Screen, ...]], scanner: Scanner | None = None) -> None:
         self._groups = groups
         self._scanner = scanner
-        self._texts = 0
-        self._seen: str | None = None
+        self._texts = [0, 0]
+        self._seen: list[str | None] = [None, None]
         self._finder: Finder | None = None
         # alternative number -> (group, pattern, its starts)
         self._owners: list[tuple[Any, re.Pattern[str], Needles]] = []
         self._always: frozenset[int] = frozenset()
-        # (text, the alternatives it may match by group with their starts, answers so far): replaced
-        # whole when the text changes, so concurrent callers at worst work an answer out twice.
-        self._last: tuple[str, dict[Any, list[_Started]], dict[Any, bool]] | None = None
+        # (lowered text, the alternatives it may match by group with their starts, those groups):
+        # replaced whole when the text changes, so concurrent callers at worst work it out twice.
+        # What may match depends on the lowered text alone; the answers, on the text itself.
+        self._last: tuple[str, dict[Any, list[_Started]], frozenset[Any]] | None = None
+        self._answers: tuple[str, dict[Any, bool]] | None = None  # (text, answers so far)
 
     def _build(self) -> Finder:
         if self._finder is not None:
@@ -523,30 +544,50 @@ class Grouped:
         self._finder = finder  # last: a reader that sees _finder also sees the rest
         return finder
 
-    def says(self, group: Any, text: str, low: str | None) -> bool:
-        """A screen of `group` matches `text`; `low` is prefilter.lowered(text)."""
-        finder = self._finder
-        if finder is None:
-            if self._seen is not text:
-                self._seen = text
-                self._texts += 1
-            if self._texts >= 2:
-                finder = self._build()
-        if finder is None or low is None:
-            return any(screen.search(text, low) for screen in self._groups.get(group, ()))
+    def _second(self, text: str | None, slot: int) -> Finder | None:
+        """The index, built once a second text is asked about; else None. Texts (slot 0, `says`)
+        and lowered texts (slot 1, `groups`) are counted apart: one diagnostic is asked about
+        as both, and a process that reads one bounce should not build the index."""
+        if self._seen[slot] is not text:
+            self._seen[slot] = text
+            self._texts[slot] += 1
+        return self._build() if self._texts[slot] >= 2 else None
+
+    def _possible(self, finder: Finder, low: str) -> tuple[str, dict[Any, list[_Started]], frozenset[Any]]:
+        """The alternatives `low` may match, by group in the screens' order, and those groups."""
         last = self._last
-        if last is None or last[0] is not text:
+        if last is None or last[0] is not low:
             possible: dict[Any, list[_Started]] = {}
             owners = self._owners
             for number in sorted(finder.find(low) | self._always):
                 owner, pattern, start = owners[number]
                 possible.setdefault(owner, []).append((pattern, start))
-            last = (text, possible, {})
+            last = (low, possible, frozenset(possible))
             self._last = last
-        answers = last[2]
+        return last
+
+    def groups(self, low: str | None) -> frozenset[Any] | None:
+        """The groups a screen of which may match the text `low` (prefilter.lowered) was lowered
+        from: one of an alternative's needles is in it, or an alternative has none. `says` is
+        False for every other group. None when any group may (not built yet, or `low` is None)."""
+        finder = self._finder if self._finder is not None else self._second(low, 1)
+        if finder is None or low is None:
+            return None
+        return self._possible(finder, low)[2]
+
+    def says(self, group: Any, text: str, low: str | None) -> bool:
+        """A screen of `group` matches `text`; `low` is prefilter.lowered(text)."""
+        finder = self._finder if self._finder is not None else self._second(text, 0)
+        if finder is None or low is None:
+            return any(screen.search(text, low) for screen in self._groups.get(group, ()))
+        kept = self._answers
+        if kept is None or kept[0] is not text:
+            kept = (text, {})
+            self._answers = kept
+        answers = kept[1]
         answer = answers.get(group)
         if answer is None:
             answer = any(first_match(pattern, text, low, start) is not None
-                         for pattern, start in last[1].get(group, ()))
+                         for pattern, start in self._possible(finder, low)[1].get(group, ()))
             answers[group] = answer
         return answer
