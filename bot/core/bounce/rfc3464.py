@@ -112,9 +112,13 @@ def _diagnostic(value: str | None) -> str:
     return join_reply_lines(text.split("\n"))
 
 
+_COMMENT = re.compile(r"\((.+)\)\s*$")
+_STATUS_CODE = re.compile(r"[245]\.\d{1,3}\.\d{1,3}")
+
+
 def _status_comment(value: str | None) -> str:
     """"4.0.0 (host name lookup failure)": the comment RFC 3464 allows after the Status code."""
-    match = re.search(r"\((.+)\)\s*$", value or "")
+    match = _COMMENT.search(value) if value and ")" in value else None
     return match.group(1).strip() if match else ""
 
 
@@ -141,7 +145,7 @@ def parse(report: str) -> tuple[dict[str, str], list[RecipientRecord]]:
         reply = Reply(None, None) if (kind or "").startswith("x-unix") else find_reply(diagnostic)
         status_field = (block.get("status") or "").strip().split()[0:1]
         status = status_field[0] if status_field else None
-        if status and not re.fullmatch(r"[245]\.\d{1,3}\.\d{1,3}", status):
+        if status and not _STATUS_CODE.fullmatch(status):
             status = None
         records.append(
             RecipientRecord(
