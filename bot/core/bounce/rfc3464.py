@@ -22,30 +22,41 @@ _DSN_IN_TEXT = re.compile(r"^(?:Final|Original)-Recipient\s*:", re.IGNORECASE | 
 _DSN_NEEDLES = needles(_DSN_IN_TEXT)
 
 
-_BLANK = ("", "")
+def _paragraphs(text: str) -> list[tuple[list[tuple[str, str]], bool]]:
+    """Blank-line-separated paragraphs of field lines, in order, with whether each names a recipient.
 
-
-def _fields(text: str) -> list[tuple[str, str]]:
-    """Field lines with their continuation lines unfolded, in order; blank lines kept as ("", "")."""
-    out: list[tuple[str, str]] = []
-    append = out.append
+    Names are lowered; continuation lines (indented, or a non-field line after a Diagnostic-Code) are
+    unfolded into the field before them; lines that are neither are skipped. One pass over the
+    lines: a paragraph is opened by its first field and closed by the next blank line.
+    """
+    paragraphs: list[tuple[list[tuple[str, str]], bool]] = []
+    current: list[tuple[str, str]] = []  # the paragraph being read; empty after a blank line
+    names_recipient = False
     match_field = _FIELD.match
     for line in text.split("\n"):
         stripped = line.strip()
         if not stripped:
-            append(_BLANK)
-        elif line[0] in " \t" and out and out[-1][0]:
-            name, value = out[-1]
-            out[-1] = (name, value + "\n" + line)
+            if current:
+                paragraphs.append((current, names_recipient))
+                current = []
+                names_recipient = False
+        elif current and line[0] in " \t":
+            name, value = current[-1]
+            current[-1] = (name, value + "\n" + line)
         else:
             match = match_field(stripped)
             if match:
                 name, value = match.groups()
-                append((name.lower(), value))
-            elif out and out[-1][0] == "diagnostic-code":  # an unindented continuation
-                name, value = out[-1]
-                out[-1] = (name, value + "\n" + line)
-    return out
+                name = name.lower()
+                current.append((name, value))
+                if name in _RECIPIENT_SET:
+                    names_recipient = True
+            elif current and current[-1][0] == "diagnostic-code":  # an unindented continuation
+                name, value = current[-1]
+                current[-1] = (name, value + "\n" + line)
+    if current:
+        paragraphs.append((current, names_recipient))
+    return paragraphs
 
 
 _PER_MESSAGE_FIELDS = frozenset({"reporting-mta", "received-from-mta", "arrival-date", "original-envelope-id",
@@ -61,14 +72,8 @@ def _blocks(text: str) -> tuple[dict[str, str], list[dict[str, str]]]:
     """
     per_message: dict[str, str] = {}
     recipients: list[dict[str, str]] = []
-    paragraphs: list[list[tuple[str, str]]] = [[]]
-    for name, value in _fields(text):
-        if name:
-            paragraphs[-1].append((name, value))
-        elif paragraphs[-1]:
-            paragraphs.append([])
-    for paragraph in paragraphs:
-        if _RECIPIENT_SET.isdisjoint([name for name, _ in paragraph]):
+    for paragraph, names_recipient in _paragraphs(text):
+        if not names_recipient:
             target = recipients[-1] if recipients else per_message
             for name, value in paragraph:
                 (per_message if name in _PER_MESSAGE_FIELDS else target).setdefault(name, value)
@@ -107,9 +112,13 @@ def _diagnostic(value: str | None) -> str:
     return join_reply_lines(text.split("\n"))
 
 
+_COMMENT = re.compile(r"\((.+)\)\s*$")
+_STATUS_CODE = re.compile(r"[245]\.\d{1,3}\.\d{1,3}")
+
+
 def _status_comment(value: str | None) -> str:
     """"4.0.0 (host name lookup failure)": the comment RFC 3464 allows after the Status code."""
-    match = re.search(r"\((.+)\)\s*$", value or "")
+    match = _COMMENT.search(value) if value and ")" in value else None
     return match.group(1).strip() if match else ""
 
 
@@ -136,7 +145,7 @@ def parse(report: str) -> tuple[dict[str, str], list[RecipientRecord]]:
         reply = Reply(None, None) if (kind or "").startswith("x-unix") else find_reply(diagnostic)
         status_field = (block.get("status") or "").strip().split()[0:1]
         status = status_field[0] if status_field else None
-        if status and not re.fullmatch(r"[245]\.\d{1,3}\.\d{1,3}", status):
+        if status and not _STATUS_CODE.fullmatch(status):
             status = None
         records.append(
             RecipientRecord(
