@@ -167,19 +167,29 @@ def ip_from_headers(headers: str) -> tuple[str | None, str | None]:
     return None, None
 
 
+# Where a line of the lowered headers starts with one of the names _X_IP_HEADERS knows.
+_X_IP_NAMES = re.compile(r"\nx-(?:originating-ip|accept-ip|sender-ip|source-ip|ses-outgoing)")
+
+
 def _x_ip_header(headers: str, low: str | None) -> re.Match[str] | None:
-    """_X_IP_HEADERS.search(headers), the regex tried only where a line starts with "x-": each
-    of its alternatives starts a line (^ with re.M) with those two letters, and a search finds
-    the match at the first position where there is one. One scan for such lines instead of one
-    per header name."""
+    """_X_IP_HEADERS.search(headers), the regex tried only where a line of the lowered headers
+    starts with one of its header names: each of its alternatives starts a line (^ with re.M:
+    the text's start or after a newline) with one of those names, case-insensitively, and a
+    search finds the match at the first position where there is one. _X_IP_NAMES starts with
+    the literal "\\nx-", which the regex engine skips to in C, so the many other X- lines
+    (X-Google-*, X-MS-*) are not tried one by one."""
     if low is None or len(low) != len(headers):
         return _X_IP_HEADERS.search(headers)
-    at = 0 if low.startswith("x-") else low.find("\nx-") + 1 or -1
-    while at != -1:
-        match = _X_IP_HEADERS.match(headers, at)
+    if _X_IP_NAMES.match("\n" + low[:20]):  # the first line
+        match = _X_IP_HEADERS.match(headers)
         if match:
             return match
-        at = low.find("\nx-", at) + 1 or -1
+    line = _X_IP_NAMES.search(low)  # the others, each after its newline
+    while line is not None:
+        match = _X_IP_HEADERS.match(headers, line.start() + 1)
+        if match:
+            return match
+        line = _X_IP_NAMES.search(low, line.start() + 1)
     return None
 
 
