@@ -104,8 +104,10 @@ def _any_ip(text: str) -> str | None:
     return None
 
 
-# What every IPv4 address holds ("d.d.d.d"); an IPv6 address holds two colons at least.
-_DOTTED = re.compile(r"\d\.\d{1,3}\.\d{1,3}\.\d")
+# What every IPv4 address holds ("d.d.d.d", ASCII digits: ipaddress takes no others, and every
+# pattern below reads its digits as [0-9]); an IPv6 address holds two colons at least. [0-9] is a
+# range test per character, where \d looks each one up in the Unicode tables.
+_DOTTED = re.compile(r"[0-9]\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]")
 
 
 def rejected_ip(diagnostic: str, low: str | None = None) -> str | None:
