@@ -104,8 +104,10 @@ def _any_ip(text: str) -> str | None:
     return None
 
 
-# What every IPv4 address holds ("d.d.d.d"); an IPv6 address holds two colons at least.
-_DOTTED = re.compile(r"\d\.\d{1,3}\.\d{1,3}\.\d")
+# What every IPv4 address holds ("d.d.d.d", ASCII digits: ipaddress takes no others, and every
+# pattern below reads its digits as [0-9]); an IPv6 address holds two colons at least. [0-9] is a
+# range test per character, where \d looks each one up in the Unicode tables.
+_DOTTED = re.compile(r"[0-9]\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]")
 
 
 def rejected_ip(diagnostic: str, low: str | None = None) -> str | None:
@@ -154,61 +156,72 @@ def _external(text: str) -> bool:
 
 def ip_from_headers(headers: str) -> tuple[str | None, str | None]:
     """The sending IP from the returned message's headers, and which header said so."""
-    low = lowered(headers)
-    match = _x_ip_header(headers, low)
+    match = _x_ip_header(headers)
     ip = match and (match.group(1) or match.group(2))
     if match and ip and _valid_ip(ip):
         name = match.group(0).split(":")[0].strip()
         return ip, f"returned headers ({name})"
-    for start, end in _received_fields(headers, low):
-        by = _received_by(headers, low, start, end)
+    for start, end in _received_fields(headers):
+        by = _received_by(headers, start, end)
         if by and is_public_ip(by.group(1)):  # an invalid address is not public either
             return by.group(1), "returned headers (Received: by)"
     return None, None
 
 
-def _x_ip_header(headers: str, low: str | None) -> re.Match[str] | None:
-    """_X_IP_HEADERS.search(headers), the regex tried only where a line starts with "x-": each
-    of its alternatives starts a line (^ with re.M) with those two letters, and a search finds
-    the match at the first position where there is one. One scan for such lines instead of one
-    per header name."""
-    if low is None or len(low) != len(headers):
-        return _X_IP_HEADERS.search(headers)
-    at = 0 if low.startswith("x-") else low.find("\nx-") + 1 or -1
-    while at != -1:
-        match = _X_IP_HEADERS.match(headers, at)
+# A line (after its newline) that starts with a header name _X_IP_HEADERS knows, and a Received
+# line. Both start with the uncased literal "\n", which the regex engine skips to in C.
+_X_IP_LINE = re.compile(r"\n(?:X-Originating-IP|X-ACCEPT-IP|X-Sender-IP|X-Source-IP|X-SES-Outgoing)", re.I)
+_RECEIVED_LINE = re.compile(r"\nReceived:", re.I)
+
+
+def _x_ip_header(headers: str) -> re.Match[str] | None:
+    """_X_IP_HEADERS.search(headers), the regex tried only where a line starts with one of its
+    header names: each of its alternatives starts a line (^ with re.M: the text's start or just
+    after a newline) with one of those names, matched with the same flags as _X_IP_LINE, and a
+    search finds the match at the first position where there is one. The many other X- lines
+    (X-Google-*, X-MS-*) are not tried one by one, and the headers need not be lowered."""
+    match = _X_IP_HEADERS.match(headers)  # the first line
+    if match:
+        return match
+    line = _X_IP_LINE.search(headers)  # the others, each after its newline
+    while line is not None:
+        match = _X_IP_HEADERS.match(headers, line.start() + 1)
         if match:
             return match
-        at = low.find("\nx-", at) + 1 or -1
+        line = _X_IP_LINE.search(headers, line.start() + 1)
     return None
 
 
-def _received_fields(headers: str, low: str | None) -> Iterator[tuple[int, int]]:
+def _received_fields(headers: str) -> Iterator[tuple[int, int]]:
     """Where each Received field is (_RECEIVED.finditer), trying the regex only where a line
-    starts with "received:", one field at a time: the first with a public `by` address ends it."""
-    if low is None or len(low) != len(headers):
-        yield from (m.span() for m in _RECEIVED.finditer(headers))
-        return
-    at = 0 if low.startswith("received:") else low.find("\nreceived:") + 1 or -1
-    while at != -1:
+    starts with "Received:" (any case, as _RECEIVED matches it), one field at a time: the first
+    with a public `by` address ends it. A field's continuation lines start with a space or a
+    tab, so no Received line lies inside another's field."""
+    at: int | None = 0
+    while at is not None:
         match = _RECEIVED.match(headers, at)
         if match:
             yield match.span()
-        at = low.find("\nreceived:", at) + 1 or -1
+        line = _RECEIVED_LINE.search(headers, at)
+        at = line.start() + 1 if line else None
 
 
-def _received_by(headers: str, low: str | None, start: int, end: int) -> re.Match[str] | None:
-    """_RECEIVED_BY_IP.search(headers[start:end]), the regex tried only where the lowered text
+def _received_by(headers: str, start: int, end: int) -> re.Match[str] | None:
+    """_RECEIVED_BY_IP.search(headers[start:end]), the regex tried only where the lowered field
     holds "by": a case-insensitive match starts with those two letters and nowhere else. (A
-    field starts with "Received:", so the word boundary before "by" lies inside the field.)"""
-    if low is None or len(low) != len(headers):
+    field starts with "Received:", so the word boundary before "by" lies inside the field.)
+    Only an ASCII field is lowered (same offsets, and re.IGNORECASE matches "b" and "y" there
+    exactly as lower() does); another is searched by the regex itself."""
+    field = headers[start:end]
+    if not field.isascii():
         return _RECEIVED_BY_IP.search(headers, start, end)
-    at = low.find("by", start, end)
+    low = field.lower()
+    at = low.find("by")
     while at != -1:
-        match = _RECEIVED_BY_IP.match(headers, at, end)
+        match = _RECEIVED_BY_IP.match(headers, start + at, end)
         if match:
             return match
-        at = low.find("by", at + 1, end)
+        at = low.find("by", at + 1)
     return None
 
 
@@ -472,8 +485,11 @@ _HOSTING = ("receiver", "gateway", "dnsbl", "reputation")
 
 
 def find_receiver(knowledge: Knowledge, bounce: Bounce, record: RecipientRecord,
-                  low: str | None = None) -> Provider | None:
-    """Who rejected: the rejection's own markers, then the remote host, then the domain."""
+                  low: str | None, domain: str | None) -> Provider | None:
+    """Who rejected: the rejection's own markers, then the remote host, then the domain.
+
+    `low` is prefilter.lowered(record.diagnostic) and `domain` the recipient's domain
+    (_domain(record.address)), both worked out once by the caller, which needs them too."""
     receivers = ("receiver", "gateway")
     named = _providers_named(knowledge, record.diagnostic, receivers, low)
     if named:
@@ -485,7 +501,6 @@ def find_receiver(knowledge: Knowledge, bounce: Bounce, record: RecipientRecord,
         by_host = knowledge.by_host(hosts[0], lowered(hosts[0]), _HOSTING)
         if by_host:
             return by_host
-    domain = _domain(record.address)
     return knowledge.by_domain(domain, receivers) if domain else None
 
 
@@ -534,8 +549,9 @@ def _conclude(knowledge: Knowledge, bounce: Bounce, record: RecipientRecord, low
               recipients: list[Recipient], reason: Reason, rule: Rule | None) -> Diagnosis:
     diagnostic = record.diagnostic
     returned = says_returned(bounce)
+    recipient_domain = _domain(record.address)
     receiver = knowledge.providers.get(rule.receiver) if rule and rule.receiver else None
-    receiver = receiver or find_receiver(knowledge, bounce, record, low)
+    receiver = receiver or find_receiver(knowledge, bounce, record, low, recipient_domain)
     blocklist: Provider | None = None
     zone: str | None = None
     if rule and rule.blocklist and rule.blocklist != "?":
@@ -547,7 +563,6 @@ def _conclude(knowledge: Knowledge, bounce: Bounce, record: RecipientRecord, low
     # A rule routes unless it says the recipient's mailbox or domain is the problem (no address,
     # full, closed, moved, no mail accepted): no party can lift that for the sender.
     routed = rule is not None and (rule.route is not None or reason not in _RECIPIENT_STATES)
-    recipient_domain = _domain(record.address)
     route = _route(rule, acting, recipient_domain) if reason in SENDER_REASONS or routed else NO_ROUTE
     if ((route is NO_ROUTE and reason in (Reason.AUTHFAILURE, Reason.REQUIREPTR))
             or (reason in _THROTTLED and blocklist is None and not (rule and rule.route)
