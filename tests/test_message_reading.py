@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from bot.core.bounce.message import looks_like_message, normalise_newlines, split_mbox
+from bot.core.bounce.message import looks_like_message, mbox_messages, normalise_newlines, split_mbox
 from tests.corpus import CORPUS, need_shared
 
 _FIELD_LINE = re.compile(rb"^[A-Za-z][\w-]*:[ \t]?.*$")
@@ -70,15 +70,7 @@ def _split_by_scanning(data: bytes) -> list[bytes]:
     """mbox splitting with the separator pattern searched over the whole text."""
     if not data.startswith(b"From "):
         return [data]
-    starts = [m.start() for m in _SEPARATOR.finditer(data)]
-    if not starts or starts[0] != 0:
-        return [data]
-    chunks = []
-    for begin, end in zip(starts, [*starts[1:], len(data)], strict=True):
-        line_end = data.find(b"\n", begin)
-        body = data[line_end + 1 : end] if line_end != -1 else b""
-        chunks.append(re.sub(rb"(?m)^>(>*From )", rb"\1", body))
-    return [c for c in chunks if c.strip()]
+    return mbox_messages(data, [m.start() for m in _SEPARATOR.finditer(data)])
 
 
 MBOXES = [

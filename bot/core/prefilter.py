@@ -79,21 +79,7 @@ def _leading(items: list[tuple[Any, Any]]) -> list[str] | None:
             continue
         if run:
             break
-        if op is _c.SUBPATTERN:
-            _group, add_flags, del_flags, sub = av
-            return None if (add_flags | del_flags) & re.IGNORECASE else _leading(list(sub))
-        if op is _c.BRANCH:
-            alternatives: list[str] = []
-            for branch in av[1]:
-                found = _leading(list(branch))
-                if not found:
-                    return None
-                alternatives += found
-            return alternatives
-        if op in (_c.MAX_REPEAT, _c.MIN_REPEAT, getattr(_c, "POSSESSIVE_REPEAT", None)):
-            low, _high, sub = av
-            return _leading(list(sub)) if low >= 1 else None
-        return None
+        return _inside(op, av, _leading)
     return ["".join(run)] if run else None
 
 
@@ -472,22 +458,27 @@ def _required(items: list[tuple[Any, Any]]) -> list[str] | None:
 
 
 def _node(op: Any, av: Any) -> list[str] | None:
+    return _inside(op, av, _required)
+
+
+def _inside(op: Any, av: Any, walk: Callable[[list[tuple[Any, Any]]], list[str] | None]) -> list[str] | None:
+    """`walk`'s literals for a group, a choice of alternatives or a repeat, None for any other
+    item: a group's are its content's; a choice's, all its alternatives' (None if one has none);
+    a repeat's, its body's when the body occurs at least once."""
     if op is _c.SUBPATTERN:
         _group, add_flags, del_flags, sub = av
-        if (add_flags | del_flags) & re.IGNORECASE:
-            return None
-        return _required(list(sub))
+        return None if (add_flags | del_flags) & re.IGNORECASE else walk(list(sub))
     if op is _c.BRANCH:
         alternatives: list[str] = []
         for branch in av[1]:
-            found = _required(list(branch))
+            found = walk(list(branch))
             if not found:
                 return None
             alternatives += found
         return alternatives
     if op in (_c.MAX_REPEAT, _c.MIN_REPEAT, getattr(_c, "POSSESSIVE_REPEAT", None)):
         low, _high, sub = av
-        return _required(list(sub)) if low >= 1 else None
+        return walk(list(sub)) if low >= 1 else None
     return None
 
 

@@ -59,6 +59,12 @@ def split_mbox(data: bytes) -> list[bytes]:
         if _MBOX_FROM.match(data, at + 1):
             starts.append(at + 1)
         at = data.find(b"\nFrom ", at + 1)
+    return mbox_messages(data, starts)
+
+
+def mbox_messages(data: bytes, starts: list[int]) -> list[bytes]:
+    """The messages of an mbox whose separator lines begin at `starts`, without the separators
+    and with ">From " unquoted; [data] when the text does not open with a separator."""
     if not starts or starts[0] != 0:
         return [data]
     chunks = []
