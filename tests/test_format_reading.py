@@ -7,8 +7,8 @@ import random
 from pathlib import Path
 
 from bot.core.bounce import formats
-from bot.core.bounce.formats import cut_returned_message, identify, line_starts, load_formats
-from bot.core.prefilter import lowered
+from bot.core.bounce.formats import cut_returned_message, identify, load_formats
+from bot.core.prefilter import at_line_start, line_starts, lowered
 
 HELDOUT = Path(__file__).parent / "heldout"
 
@@ -56,7 +56,7 @@ def test_an_end_that_opens_a_line_is_found_at_line_starts_only() -> None:
             if low is None:
                 continue
             plain = pattern.search(text)
-            ours = formats._at_line_start(pattern, text, low, found, len(text))
+            ours = at_line_start(pattern, text, low, found, len(text))
             assert (ours and ours.span()) == (plain and plain.span()), (pattern.pattern, text)
     assert line_starts(formats.GENERIC_END[0]) == ("-",)
     assert line_starts(formats.GENERIC_END[1]) is None  # "^\|?-{3,}": no literal every match starts with

@@ -125,6 +125,46 @@ def first_match(pattern: re.Pattern[str], text: str, low: str | None, found: Nee
     return None  # pragma: no cover - the loop returns on its last round
 
 
+def line_starts(pattern: re.Pattern[str]) -> Needles:
+    """starts(pattern) when every match of it also starts at a line start (a MULTILINE pattern
+    whose top level opens with ^); None otherwise."""
+    if _p is None or not pattern.flags & re.MULTILINE:
+        return None
+    try:
+        items = list(_p.parse(pattern.pattern, pattern.flags))
+    except (AttributeError, TypeError, ValueError, IndexError, re.error):
+        return None
+    if not items or items[0] != (_c.AT, _c.AT_BEGINNING):
+        return None
+    return starts(pattern)
+
+
+def at_line_start(pattern: re.Pattern[str], text: str, low: str, found: tuple[str, ...],
+                   before: int) -> re.Match[str] | None:
+    """pattern.search(text), or None in place of a match that starts after `before`; `found`
+    is line_starts(pattern) and `low` is lowered(text).
+
+    Every match starts at a line start (position 0 or after a newline) where `low`, which has
+    the text's offsets, holds one of the literals: matching at those positions in order finds
+    the match search() finds, as ^ sees the same newline there. Only they are tried, not every
+    position of the text from the first literal on.
+    """
+    positions = set()
+    for literal in found:
+        if low.startswith(literal):
+            positions.add(0)
+        needle = "\n" + literal
+        at = low.find(needle, 0, before + len(literal))
+        while at != -1:
+            positions.add(at + 1)
+            at = low.find(needle, at + 1, before + len(literal))
+    for pos in sorted(positions):
+        match = pattern.match(text, pos)
+        if match is not None:
+            return match
+    return None
+
+
 class Screen:
     """Whether any of some regexes matches a text, running only those that can.
 

@@ -12,13 +12,17 @@ from pathlib import Path
 
 from bot.core.errors import KnowledgeError
 from bot.core.model import Reason
-from bot.core.prefilter import Needles, Screen, first_match, lowered, may_match, needles, starts
-
-try:  # the parser behind re.compile, as prefilter uses it; without it every end is searched
-    from re import _constants as _sre_c  # type: ignore[attr-defined]
-    from re import _parser as _sre_parse  # type: ignore[attr-defined]
-except ImportError:  # pragma: no cover - other Python implementations
-    _sre_parse = _sre_c = None
+from bot.core.prefilter import (
+    Needles,
+    Screen,
+    at_line_start,
+    first_match,
+    line_starts,
+    lowered,
+    may_match,
+    needles,
+    starts,
+)
 
 FORMATS_FILE = Path(__file__).resolve().parent.parent.parent / "data" / "formats.toml"
 _KEYS = {"id", "markers", "from", "subject", "end", "source", "reason", "headings"}
@@ -33,47 +37,6 @@ GENERIC_END = (
     re.compile(r"^(?:Original message headers|Below is a copy of the original message|"
                r"Content-Type: message/rfc822|------ This is a copy of the message)", _FLAGS),
 )
-
-
-
-def line_starts(pattern: re.Pattern[str]) -> Needles:
-    """starts(pattern) when every match of it also starts at a line start (a MULTILINE pattern
-    whose top level opens with ^); None otherwise."""
-    if _sre_parse is None or not pattern.flags & re.MULTILINE:
-        return None
-    try:
-        items = list(_sre_parse.parse(pattern.pattern, pattern.flags))
-    except (re.error, TypeError, ValueError, IndexError):
-        return None
-    if not items or items[0] != (_sre_c.AT, _sre_c.AT_BEGINNING):
-        return None
-    return starts(pattern)
-
-
-def _at_line_start(pattern: re.Pattern[str], text: str, low: str, found: tuple[str, ...],
-                   before: int) -> re.Match[str] | None:
-    """pattern.search(text), or None in place of a match that starts after `before`; `found`
-    is line_starts(pattern) and `low` is lowered(text).
-
-    Every match starts at a line start (position 0 or after a newline) where `low`, which has
-    the text's offsets, holds one of the literals: matching at those positions in order finds
-    the match search() finds, as ^ sees the same newline there. Only they are tried, not every
-    position of the text from the first literal on.
-    """
-    positions = set()
-    for literal in found:
-        if low.startswith(literal):
-            positions.add(0)
-        needle = "\n" + literal
-        at = low.find(needle, 0, before + len(literal))
-        while at != -1:
-            positions.add(at + 1)
-            at = low.find(needle, at + 1, before + len(literal))
-    for pos in sorted(positions):
-        match = pattern.match(text, pos)
-        if match is not None:
-            return match
-    return None
 
 
 _GENERIC_END_NEEDLES = tuple(needles(p) for p in GENERIC_END)
@@ -298,7 +261,7 @@ def _cut(body: str, fmt: Format | None) -> int:
         if not may_match(found, low):
             continue
         if line is not None and low is not None:
-            match = _at_line_start(pattern, body, low, line, cut)
+            match = at_line_start(pattern, body, low, line, cut)
         else:
             match = first_match(pattern, body, low, start)
         if match and match.start() < cut:
