@@ -72,7 +72,10 @@ def _simple_boundary(content_type: str) -> str | None:
     match = _BOUNDARY.search(content_type)
     if not match:
         return None
-    return email.utils.unquote(email.utils.unquote(match.group(1))).rstrip()
+    value = match.group(1)
+    if value[0] not in '"<':
+        return value.rstrip()  # unquote() changes only a value that starts with a quote or "<"
+    return email.utils.unquote(email.utils.unquote(value)).rstrip()
 
 
 class Unsupported(Exception):
