@@ -72,7 +72,10 @@ def _simple_boundary(content_type: str) -> str | None:
     match = _BOUNDARY.search(content_type)
     if not match:
         return None
-    return email.utils.unquote(email.utils.unquote(match.group(1))).rstrip()
+    value = match.group(1)
+    if value[0] not in '"<':
+        return value.rstrip()  # unquote() changes only a value that starts with a quote or "<"
+    return email.utils.unquote(email.utils.unquote(value)).rstrip()
 
 
 class Unsupported(Exception):
@@ -407,7 +410,8 @@ class _Quick:
         if not isinstance(cur, _Message):
             return
         for name, value in fields:
-            if name.lower() == "content-type":
+            # (names here are ASCII, so only a 12-character one can lower to "content-type")
+            if len(name) == 12 and name.lower() == "content-type":
                 # get_content_type() as compat32 answers it, for a plain (ASCII) value
                 if value.isascii():
                     ctype = value.split(";", 1)[0].strip().lower()
@@ -425,12 +429,12 @@ class _Quick:
         if ctype == "message/delivery-status":
             self._report(cur, ctype, body, end)
             return
-        maintype = ctype.split("/")[0]
-        if maintype == "message":
+        # A content type here always holds one "/": its main type is what comes before it.
+        if ctype.startswith("message/"):
             sub = self._new(cur, ctype)
             self._part(sub, body, end)
             return
-        if maintype == "multipart":
+        if ctype.startswith("multipart/"):
             self._multipart(cur, ctype, body, end)
             return
         cur.set_payload(self.text[body:end])
@@ -439,7 +443,12 @@ class _Quick:
         msg = _Message(policy=_POLICY)
         if parent_type == "multipart/digest":
             msg.set_default_type("message/rfc822")
-        parent.attach(msg)
+        # parent.attach(msg): a parent's payload here is None or its list of parts
+        payload = parent._payload  # type: ignore[attr-defined]
+        if payload is None:
+            parent._payload = [msg]  # type: ignore[attr-defined]
+        else:
+            payload.append(msg)
         return msg
 
     def _report(self, cur: email.message.Message, ctype: str, pos: int, end: int) -> None:
