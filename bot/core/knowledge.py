@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 from bot.core.errors import KnowledgeError
 from bot.core.model import DelistMethod, DelistRoute, Reason
-from bot.core.prefilter import Candidates, Grouped, Needles, Scanner, Screen, first_match, starts
+from bot.core.prefilter import Candidates, Grouped, Needles, Scanner, Screen
 
 DATA_DIR = Path(__file__).resolve().parent.parent / "data"
 
@@ -136,40 +136,24 @@ class _Markers:
     no needles does not make its other patterns run on every text.
     """
 
-    __slots__ = ("_candidates", "_owners", "_patterns", "_starts", "_uses")
+    __slots__ = ("_candidates", "_owners", "_screens")
 
     def __init__(self, providers: tuple[Provider, ...], what: str, scanner: Scanner | None) -> None:
         pairs = [(p, pattern) for p in providers for pattern in (p.text if what == "text" else p.hosts)]
         self._owners = tuple(p for p, _ in pairs)
-        self._patterns = tuple(pattern for _, pattern in pairs)
-        self._candidates = Candidates(tuple(Screen((pattern,)) for pattern in self._patterns), scanner)
-        self._uses = 0
-        # Each pattern's starting literals (prefilter.starts), found on the second use like the
-        # needles: a pattern then runs only where a match can begin (prefilter.first_match).
-        self._starts: tuple[Needles, ...] | None = None
+        # As for the rules: each pattern its own Screen, which runs it only where a match can
+        # start once its needles and starts are derived (on its second use).
+        self._screens = tuple(Screen((pattern,)) for _, pattern in pairs)
+        self._candidates = Candidates(self._screens, scanner)
 
     def build(self) -> None:
         self._candidates._build()
-        self._starts_of()
-
-    def _starts_of(self) -> tuple[Needles, ...]:
-        found = self._starts
-        if found is None:
-            found = tuple(starts(pattern) for pattern in self._patterns)
-            self._starts = found
-        return found
 
     def first(self, text: str, low: str | None) -> Provider | None:
         """The owner of the first pattern that matches `text` (`low`: prefilter.lowered(text))."""
-        patterns = self._patterns
-        found = self._starts
-        if found is None:
-            self._uses += 1
-            if self._uses >= 2:
-                found = self._starts_of()
+        screens = self._screens
         for i in self._candidates.of(low):  # each holds one of its needles, or has none
-            if (patterns[i].search(text) if found is None
-                    else first_match(patterns[i], text, low, found[i])) is not None:
+            if screens[i].search(text, low):
                 return self._owners[i]
         return None
 
