@@ -251,25 +251,12 @@ def content_charset(part: email.message.Message) -> str | None:
     return None
 
 
-def _transfer_encoding(part: email.message.Message) -> object:
-    """part.get("content-transfer-encoding", ""): the first such field's value, which compat32
-    hands back as it is when it is plain ASCII (the policy is asked only for other values). Only a
-    25-character name can lower to the field's name (no character lowers to several ASCII ones),
-    so other names are not lowered."""
-    for name, value in part._headers:  # type: ignore[attr-defined]
-        if len(name) == 25 and name.lower() == "content-transfer-encoding":
-            if isinstance(value, str) and value.isascii():
-                return value
-            return part.policy.header_fetch_parse(name, value)
-    return ""
-
-
 def _payload_text(part: email.message.Message) -> str:
     raw = part._payload  # type: ignore[attr-defined]
     if isinstance(raw, str) and raw.isascii() and "\x1b" not in raw:
         # Plain ASCII in an ASCII-compatible charset reads as itself: what get_payload(decode=True)
         # and decode_bytes() would give, without the round trip through bytes.
-        cte = _transfer_encoding(part)
+        cte = mime.field(part, "content-transfer-encoding", "")
         if (isinstance(cte, str) and cte.lower() not in _ENCODED
                 and charset_name(content_charset(part)) in _ASCII_SUPERSETS):
             return raw[:MAX_PART_BYTES]
@@ -325,7 +312,7 @@ def _report_text(part: email.message.Message) -> str:
     """A report part's fields; some gateways send them base64 or quoted-printable encoded
     (RFC 3464 allows any 7bit-safe transfer encoding), which the parser leaves undecoded."""
     text = _raw_text(part)
-    encoding = str(_transfer_encoding(part)).strip().lower()
+    encoding = str(mime.field(part, "content-transfer-encoding", "")).strip().lower()
     if encoding not in ("base64", "quoted-printable"):
         return text
     raw = text.encode("ascii", "ignore")

@@ -55,7 +55,21 @@ def content_type_value(msg: email.message.Message) -> object:
     """msg.get("content-type"), without another scan of the fields where _Quick noted it."""
     if isinstance(msg, _Message) and msg._ctype_known:
         return msg._ctype_value
-    return msg.get("content-type")
+    return field(msg, "content-type")
+
+
+def field(msg: email.message.Message, name: str, default: object = None) -> object:
+    """msg.get(name, default) for a lower-case `name`: the first such field's value, which
+    compat32 hands back as it is when it is plain ASCII (the policy is asked only for other
+    values). Field names here are ASCII, and no character lowers to several ASCII ones, so only
+    a name of the same length can lower to `name`: the others are not lowered."""
+    size = len(name)
+    for key, value in msg._headers:  # type: ignore[attr-defined]
+        if len(key) == size and key.lower() == name:
+            if isinstance(value, str) and value.isascii():
+                return value
+            return msg.policy.header_fetch_parse(key, value)
+    return default
 
 
 _BOUNDARY = re.compile(r';\s*boundary\s*=\s*("[^"]*"|[^\s;"]+)\s*(?:;|$)', re.IGNORECASE)
