@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from bot.core.bounce.message import html_to_text
+import random
+import re
+from html import unescape
+
+from bot.core.bounce import mime
+from bot.core.bounce.message import html_to_text, normalise_newlines
+from tests.corpus import CORPUS, need_shared
 
 
 def test_block_elements_break_lines_and_entities_become_characters() -> None:
@@ -26,3 +32,65 @@ def test_comments_and_declarations_vanish_and_broken_markup_keeps_its_text() -> 
     assert html_to_text("<!DOCTYPE html><!-- note --><p>one<p>two<div>three") == "one\ntwo\nthree"
     assert html_to_text("a < b and c > d") == "a < b and c > d"
     assert html_to_text("") == ""
+
+
+_REFERENCE_MARKUP = re.compile(
+    r"""<!--.*?(?:-->|\Z)|<![^>]*>|<\?[^>]*>|<(/?)([a-zA-Z][^\s/>]*)(?:[^>"']|"[^"]*"|'[^']*')*>""",
+    re.S,
+)
+_REFERENCE_CDATA_END = {name: re.compile(rf"</{name}(?=[\s/>])", re.I) for name in ("script", "style")}
+
+
+def _tag_by_tag(html: str) -> str:
+    """The reading spelled out: search for the next piece of markup from where the last ended,
+    with an attribute pattern that steps character by character, and tidy line by line."""
+    out: list[str] = []
+    hidden = 0
+    pos = 0
+    while pos < len(html):
+        tag = _REFERENCE_MARKUP.search(html, pos)
+        if tag is None:
+            break
+        if not hidden and tag.start() > pos:
+            out.append(html[pos:tag.start()])
+        pos = tag.end()
+        if tag.group(2) is None:
+            continue
+        name = tag.group(2).lower()
+        if name in ("style", "script", "head"):
+            if tag.group(1):
+                hidden = max(0, hidden - 1)
+            else:
+                hidden += 1
+                if name in _REFERENCE_CDATA_END:
+                    end = _REFERENCE_CDATA_END[name].search(html, pos)
+                    pos = end.start() if end else len(html)
+        elif name in ("br", "p", "div", "tr", "li", "table", "h1", "h2", "h3", "h4"):
+            out.append("\n")
+    if not hidden and pos < len(html):
+        out.append(html[pos:])
+    lines = [" ".join(line.split()) for line in unescape("".join(out)).splitlines()]
+    return "\n".join(line for line in lines if line)
+
+
+def test_the_text_of_corpus_html_parts_and_mangled_ones_is_read_as_tag_by_tag() -> None:
+    need_shared()
+    htmls = []
+    for path in sorted((CORPUS / "sisimai").rglob("*.eml")):
+        for part in mime.parse(normalise_newlines(path.read_bytes())).walk():
+            if part.get_content_type() == "text/html":
+                payload = part.get_payload(decode=True)
+                if isinstance(payload, bytes):
+                    htmls.append(payload.decode("utf-8", "replace"))
+    assert len(htmls) > 20
+    rng = random.Random(7)
+    pieces = ['"', "'", "<", ">", "<!--", "-->", "<style>", "</style >", "<script a='>'>", "</", "<br/>",
+              "<HEAD>", "</head>", "&amp;", "<a b=\"c>"]
+    for html in htmls:
+        assert html_to_text(html) == _tag_by_tag(html)
+        for _ in range(20):
+            mangled = list(html)
+            for _ in range(rng.randint(1, 4)):
+                mangled.insert(rng.randrange(len(mangled) + 1), rng.choice(pieces))
+            text = "".join(mangled)
+            assert html_to_text(text) == _tag_by_tag(text)

@@ -138,8 +138,10 @@ def decode_header(value: object) -> str:
 
 
 # A tag, comment, declaration or processing instruction; quoted attribute values may hold ">".
+# (A tag's attributes: runs of other characters and quoted values, one way only to read them,
+# so the loop is possessive and unrolled: the same matches, without a step per character.)
 _HTML_MARKUP = re.compile(
-    r"""<!--.*?(?:-->|\Z)|<![^>]*>|<\?[^>]*>|<(/?)([a-zA-Z][^\s/>]*)(?:[^>"']|"[^"]*"|'[^']*')*>""",
+    r"""<!--.*?(?:-->|\Z)|<![^>]*>|<\?[^>]*>|<(/?)([a-zA-Z][^\s/>]*)[^>"']*+(?:(?:"[^"]*+"|'[^']*+')[^>"']*+)*+>""",
     re.S,
 )
 _HTML_BLOCKS = frozenset({"br", "p", "div", "tr", "li", "table", "h1", "h2", "h3", "h4"})
@@ -156,29 +158,35 @@ def html_to_text(html: str) -> str:
     pos = 0
     size = len(html)
     while pos < size:
-        tag = _HTML_MARKUP.search(html, pos)
-        if tag is None:
-            break
-        if not hidden and tag.start() > pos:
-            out.append(html[pos:tag.start()])
-        pos = tag.end()
-        name = tag.group(2)
-        if name is None:
-            continue  # a comment, doctype or processing instruction
-        name = name.lower()
-        closing = bool(tag.group(1))
-        if name in _HTML_HIDDEN:
-            hidden = max(0, hidden - 1) if closing else hidden + 1
-            cdata = None if closing else _HTML_CDATA_END.get(name)
-            if cdata is not None:
-                end = cdata.search(html, pos)
-                pos = end.start() if end else size
-        elif name in _HTML_BLOCKS:
-            out.append("\n")
+        # The markup from `pos` on, each match where the last ended (as searching again from
+        # there would find it), until a CDATA element moves `pos` past its content.
+        for tag in _HTML_MARKUP.finditer(html, pos):
+            start, end = tag.span()
+            if not hidden and start > pos:
+                out.append(html[pos:start])
+            pos = end
+            name = tag[2]
+            if name is None:
+                continue  # a comment, doctype or processing instruction
+            name = name.lower()
+            if name in _HTML_BLOCKS:
+                out.append("\n")
+            elif name in _HTML_HIDDEN:
+                if tag[1]:  # a closing tag
+                    hidden = max(0, hidden - 1)
+                    continue
+                hidden += 1
+                cdata = _HTML_CDATA_END.get(name)
+                if cdata is not None:
+                    found = cdata.search(html, pos)
+                    pos = found.start() if found else size
+                    break
+        else:
+            break  # no markup after `pos`
     if not hidden and pos < size:
         out.append(html[pos:])
-    lines = (" ".join(line.split()) for line in unescape("".join(out)).splitlines())
-    return "\n".join(line for line in lines if line)
+    lines = unescape("".join(out)).splitlines()
+    return "\n".join(filter(None, map(" ".join, map(str.split, lines))))
 
 
 @dataclass
