@@ -189,7 +189,7 @@ def html_to_text(html: str) -> str:
     return "\n".join(filter(None, map(" ".join, map(str.split, lines))))
 
 
-@dataclass
+@dataclass(init=False)
 class Parts:
     """The parts of one message that bounce detectors read, already decoded to text."""
 
@@ -202,6 +202,17 @@ class Parts:
     content_type: str = "text/plain"
 
     _first: dict[str, object] | None = field(default=None, init=False, repr=False, compare=False)
+
+    def __init__(self, headers: email.message.Message, content_type: str = "text/plain") -> None:
+        # Written out: the generated one calls a factory per list (one Parts per message read).
+        self.headers = headers
+        self.text = []
+        self.delivery_status = []
+        self.feedback = []
+        self.original = []
+        self.attached = []
+        self.content_type = content_type
+        self._first = None
 
     def header(self, name: str) -> str:
         """The first `name` field's value, decoded (as headers.get(name) gives it, looked up in
@@ -233,18 +244,16 @@ _ASCII_SUPERSETS = frozenset({
 _ENCODED = frozenset({"quoted-printable", "base64", "x-uuencode", "uuencode", "uue", "x-uue"})
 
 
-_QUOTED = re.compile(r'"[^"]*"')
-
-
 def content_charset(part: email.message.Message) -> str | None:
     """part.get_content_charset(), read directly for a plain ASCII Content-Type (no RFC 2231
-    pieces, escapes, or quoted ";"); the stdlib's parameter parser otherwise."""
+    pieces, escapes, or quoted ";"); the stdlib's parameter parser otherwise. (With an even
+    number of quotes, every other piece between them is a quoted string.)"""
     value = mime.content_type_value(part)
     if value is None:
         return None
     if (not isinstance(value, str) or not value.isascii() or "\\" in value or "*" in value
             or "<" in value or value.count('"') % 2
-            or ('"' in value and any(";" in quoted for quoted in _QUOTED.findall(value)))):
+            or ('"' in value and ";" in '"'.join(value.split('"')[1::2]))):
         return part.get_content_charset()
     for piece in value.split(";"):
         name, _, charset = piece.partition("=")
