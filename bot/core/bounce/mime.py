@@ -169,13 +169,13 @@ class _Parser:
 
     # -- the FeedParser part ------------------------------------------------------------------
     def parse(self) -> email.message.Message:
-        root = _Message(policy=_POLICY)
+        root = _Message(_POLICY)
         self.last = root
         self._parsegen(root)
         return root
 
     def _new(self, parent: email.message.Message, parent_type: str) -> email.message.Message:
-        msg = _Message(policy=_POLICY)
+        msg = _Message(_POLICY)
         if parent_type == "multipart/digest":
             msg.set_default_type("message/rfc822")
         parent.attach(msg)
@@ -370,7 +370,8 @@ class _Quick:
     follows FeedParser's way with boundary newlines, preambles and epilogues; anything else
     (a header block that is not all fields, a missing final newline, text before the first
     boundary that closes, a block with a content type of its own) gives up and leaves the text
-    to _Parser, whose output tests/test_mime.py compares with the stdlib's.
+    to _Parser, whose output tests/test_mime.py compares with the stdlib's. (A payload here is a
+    str with no charset, which set_payload() would just store: it is stored directly.)
     """
 
     def __init__(self, text: str) -> None:
@@ -380,7 +381,7 @@ class _Quick:
         text = self.text
         if text and not text.endswith("\n"):
             return None
-        root = _Message(policy=_POLICY)
+        root = _Message(_POLICY)
         try:
             self._part(root, 0, len(text))
         except _NotQuick:
@@ -451,10 +452,10 @@ class _Quick:
         if ctype.startswith("multipart/"):
             self._multipart(cur, ctype, body, end)
             return
-        cur.set_payload(self.text[body:end])
+        cur._payload = self.text[body:end]  # type: ignore[attr-defined]
 
     def _new(self, parent: email.message.Message, parent_type: str) -> email.message.Message:
-        msg = _Message(policy=_POLICY)
+        msg = _Message(_POLICY)
         if parent_type == "multipart/digest":
             msg.set_default_type("message/rfc822")
         # parent.attach(msg): a parent's payload here is None or its list of parts
@@ -480,7 +481,7 @@ class _Quick:
                 raise _NotQuick
             if sub.get_content_type() != "text/plain":
                 raise _NotQuick
-            sub.set_payload(text[body:blank])
+            sub._payload = text[body:blank]  # type: ignore[attr-defined]
             if blank >= end:
                 return
             pos = blank + 1  # the blank line is consumed
@@ -495,14 +496,14 @@ class _Quick:
         if boundary is None:
             boundary = cur.get_boundary()
         if boundary is None:
-            cur.set_payload(self.text[start:end])
+            cur._payload = self.text[start:end]  # type: ignore[attr-defined]
             return
         text = self.text
         marks = self._boundaries("--" + boundary, start, end)
         if not marks:
             # No boundary line: FeedParser reads the whole body as the preamble, then, having
             # met no boundary, makes it the payload, with an empty epilogue.
-            cur.set_payload(text[start:end])
+            cur._payload = text[start:end]  # type: ignore[attr-defined]
             cur.epilogue = ""
             return
         if marks[0][2]:
