@@ -481,12 +481,19 @@ def _required(items: list[tuple[Any, Any]]) -> list[str] | None:
             candidates.append(["".join(run)])
             run.clear()
 
-    for op, av in items:
+    for at, (op, av) in enumerate(items):
         if op is _c.LITERAL and av < 128:
             run.append(chr(av).lower())
         elif op is _c.AT:
             continue  # zero-width (^, $, \b): the literals around it stay adjacent in a match
         else:
+            if 0 < len(run) < _MIN_NEEDLE:
+                # Too short alone, the run is followed at once by the match of the items from
+                # here on, which starts with one of their leading literals: "[" before
+                # (?:TSS\d\d|PH\d\d) gives "[tss" and "[ph", where "[" or "ph" are too short.
+                lead = _leading(items[at:])
+                if lead:
+                    candidates.append(["".join(run) + literal for literal in lead])
             close_run()
             inner = _node(op, av)
             if inner:
