@@ -36,6 +36,9 @@ def test_needles_of_alternations_groups_and_repeats() -> None:
     assert set(needles(re.compile(r"(?:foo|bar)-x", re.I)) or ()) == {"bar", "foo"}
     assert needles(re.compile(r"blocked using|block ?list", re.I)) == ("block",)
     assert needles(re.compile(r"\bno\b", re.I)) is None  # too short to be worth a test
+    # Leading spaces go where enough is left: every match holds the rest as much as the whole.
+    assert needles(re.compile(r"(?:Ip|Connection) frequency limited", re.I)) == ("frequency limited",)
+    assert needles(re.compile(r"\w ab", re.I)) == (" ab",)
     assert needles(re.compile(r"(?:abc)?def", re.I)) == ("def",)
     assert needles(re.compile("case sensitive")) is None
 

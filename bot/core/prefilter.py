@@ -43,6 +43,10 @@ def needles(pattern: re.Pattern[str]) -> Needles:
         return None
     if not found or min(len(n) for n in found) < _MIN_NEEDLE:
         return None
+    # A needle's leading spaces go (when enough is left): what follows them is in every match
+    # too, and space, the commonest character of mail text, would otherwise be a position the
+    # needle sweep (Scanner) tries at almost every word.
+    found = [n.lstrip(" ") if len(n.lstrip(" ")) >= _MIN_NEEDLE else n for n in found]
     unique = sorted(set(found), key=len)
     # A needle holding a shorter one adds nothing: "banned" already covers "banned sending ip".
     kept: list[str] = []
