@@ -39,6 +39,9 @@ def test_needles_of_alternations_groups_and_repeats() -> None:
     # Leading spaces go where enough is left: every match holds the rest as much as the whole.
     assert needles(re.compile(r"(?:Ip|Connection) frequency limited", re.I)) == ("frequency limited",)
     assert needles(re.compile(r"\w ab", re.I)) == (" ab",)
+    # Shorter needles on request, for patterns run one by one rather than swept for.
+    assert needles(re.compile(r"\[(?:IPv6:)?([0-9a-f.:]+)\]", re.I), shortest=1) == ("[",)
+    assert needles(re.compile(r"\[(?:IPv6:)?([0-9a-f.:]+)\]", re.I)) is None
     assert needles(re.compile(r"(?:abc)?def", re.I)) == ("def",)
     assert needles(re.compile("case sensitive")) is None
 

@@ -77,8 +77,10 @@ _LIST_NAME = re.compile(
 # ("blocked using <zone>"; cPanel's Exim: "is in an RBL on <zone>").
 _DNSBL_HIT = re.compile(r"(?:blocked using|in an? (?:RBL|DNSBL) (?:on|at)) [a-z0-9][\w-]*(?:\.[\w-]+)+", re.I)
 _RECEIVED = re.compile(r"^Received:.*(?:\n[ \t].*)*", re.M | re.I)
-# Each pattern with its needles and the literals its matches start with.
-_IP_SCREENED = tuple((p, needles(p), starts(p)) for p in _IP_IN_REJECTION)
+# Each pattern with its needles and the literals its matches start with. These patterns run
+# one after another on each diagnostic that quotes an address, so even a needle of one or two
+# characters ("[", "ip", "=") is worth its test where it spares a regex search.
+_IP_SCREENED = tuple((p, needles(p, shortest=1), starts(p)) for p in _IP_IN_REJECTION)
 _DELAYED = frozenset({"delayed"})
 _RECIPIENT_STATES = frozenset({Reason.USERUNKNOWN, Reason.MAILBOXFULL, Reason.SUSPEND, Reason.HASMOVED,
                                Reason.HOSTUNKNOWN, Reason.NOTACCEPT})
