@@ -531,3 +531,17 @@ def test_the_sending_ip_header_is_found_among_other_x_headers_in_any_case():
     assert ip_from_headers("X-SES-Outgoing: 2025.10.20-198.51.100.210\n") == (
         "198.51.100.210", "returned headers (X-SES-Outgoing)")
     assert ip_from_headers("X-Mailer: x-originating-ip: 198.51.100.7\n") == (None, None)
+
+
+@pytest.mark.parametrize(("diagnostic", "expected"), [
+    ("203.0.113.5 said no thanks", "203.0.113.5"),  # at the very start
+    ("mx1.example.net 198.51.100.7 said no", "198.51.100.7"),
+    ("host 10.1.2.3 and 198.51.100.7 said no", "198.51.100.7"),  # the internal one does not count
+    ("a 198.51.100.7 and 203.0.113.9 said no", None),  # two public ones: neither is surely the client
+    ("x1.2.3.198.51.100.7 no", None),  # part of a longer dotted run, not an address
+    ("\u0663198.51.100.7 said no", None),  # a digit before it, if not an ASCII one
+])
+def test_a_lone_public_address_in_the_reply_is_taken_as_the_client(diagnostic: str,
+                                                                   expected: str | None) -> None:
+    from bot.core.engine import rejected_ip
+    assert rejected_ip(diagnostic) == expected

@@ -28,10 +28,20 @@ def test_a_text_holding_a_case_trap_is_never_filtered() -> None:
 def test_needles_of_alternations_groups_and_repeats() -> None:
     assert needles(re.compile(r"5\.7\.513\b|AS16012607|Customer Block list", re.I)) == (
         "5.7.513", "as16012607", "customer block list")
-    assert needles(re.compile(r"(?:foo|bar)baz+qux", re.I)) == ("qux",)
+    # "ba" alone is too short, but the z+ right after it makes "baz", as long as "qux"; the first wins.
+    assert needles(re.compile(r"(?:foo|bar)baz+qux", re.I)) == ("baz",)
+    # A too-short literal joined to the alternatives that follow it: "[" and "ph" alone are too short.
+    assert set(needles(re.compile(r"\[(?:TSS\d\d|PH\d\d)\]", re.I)) or ()) == {"[tss", "[ph"}
+    assert needles(re.compile(r"\[(?:T|PH)\d\]", re.I)) is None  # "[t" is still too short
     assert set(needles(re.compile(r"(?:foo|bar)-x", re.I)) or ()) == {"bar", "foo"}
     assert needles(re.compile(r"blocked using|block ?list", re.I)) == ("block",)
     assert needles(re.compile(r"\bno\b", re.I)) is None  # too short to be worth a test
+    # Leading spaces go where enough is left: every match holds the rest as much as the whole.
+    assert needles(re.compile(r"(?:Ip|Connection) frequency limited", re.I)) == ("frequency limited",)
+    assert needles(re.compile(r"\w ab", re.I)) == (" ab",)
+    # Shorter needles on request, for patterns run one by one rather than swept for.
+    assert needles(re.compile(r"\[(?:IPv6:)?([0-9a-f.:]+)\]", re.I), shortest=1) == ("[",)
+    assert needles(re.compile(r"\[(?:IPv6:)?([0-9a-f.:]+)\]", re.I)) is None
     assert needles(re.compile(r"(?:abc)?def", re.I)) == ("def",)
     assert needles(re.compile("case sensitive")) is None
 

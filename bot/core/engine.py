@@ -77,8 +77,10 @@ _LIST_NAME = re.compile(
 # ("blocked using <zone>"; cPanel's Exim: "is in an RBL on <zone>").
 _DNSBL_HIT = re.compile(r"(?:blocked using|in an? (?:RBL|DNSBL) (?:on|at)) [a-z0-9][\w-]*(?:\.[\w-]+)+", re.I)
 _RECEIVED = re.compile(r"^Received:.*(?:\n[ \t].*)*", re.M | re.I)
-# Each pattern with its needles and the literals its matches start with.
-_IP_SCREENED = tuple((p, needles(p), starts(p)) for p in _IP_IN_REJECTION)
+# Each pattern with its needles and the literals its matches start with. These patterns run
+# one after another on each diagnostic that quotes an address, so even a needle of one or two
+# characters ("[", "ip", "=") is worth its test where it spares a regex search.
+_IP_SCREENED = tuple((p, needles(p, shortest=1), starts(p)) for p in _IP_IN_REJECTION)
 _DELAYED = frozenset({"delayed"})
 _RECIPIENT_STATES = frozenset({Reason.USERUNKNOWN, Reason.MAILBOXFULL, Reason.SUSPEND, Reason.HASMOVED,
                                Reason.HOSTUNKNOWN, Reason.NOTACCEPT})
@@ -112,7 +114,8 @@ _DOTTED = re.compile(r"[0-9]\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]")
 
 def rejected_ip(diagnostic: str, low: str | None = None) -> str | None:
     """The IP the rejection names as refused, if it names one (`low`: prefilter.lowered(diagnostic))."""
-    dotted = _DOTTED.search(diagnostic) is not None
+    first = _DOTTED.search(diagnostic)
+    dotted = first is not None
     if not dotted and diagnostic.count(":") < 2:
         return None  # no address in it to find
     if low is None:
@@ -131,11 +134,15 @@ def rejected_ip(diagnostic: str, low: str | None = None) -> str | None:
                 match = first_match(pattern, diagnostic, low, start, max(match.end(), match.start() + 1))
                 continue
             return candidate
-    if not dotted:
+    if first is None:
         return None
     # No phrase names it, but the reply quotes exactly one public address outside a link
     # ("resimta-ch2-18v.sys.comcast.net 203.0.113.5 found on one or more DNSBLs"): the client's.
-    quoted = {m.group(0) for m in IPV4.finditer(diagnostic)
+    # In an ASCII text (where IPV4's \d is [0-9]) every IPV4 match holds a _DOTTED match that
+    # starts at most two characters after it (the last digit of its first part), so none starts
+    # before `first` less two: the scan starts there (its look-behind still sees the text before).
+    scan_from = max(first.start() - 2, 0) if diagnostic.isascii() else 0
+    quoted = {m.group(0) for m in IPV4.finditer(diagnostic, scan_from)
               if diagnostic[m.start() - 1:m.start()] not in ("/", "=") and _external(m.group(0))}
     return quoted.pop() if len(quoted) == 1 else None
 

@@ -6,9 +6,50 @@ rules (`bot.core.rules`), and read by every edge (CLI, Slack, store). Nothing he
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import MISSING, dataclass, field, fields
 from enum import StrEnum
-from typing import Any
+from typing import Any, TypeVar, dataclass_transform
+
+_T = TypeVar("_T")
+
+
+@dataclass_transform(frozen_default=True, field_specifiers=(field,))
+def _frozen(cls: type[_T]) -> type[_T]:
+    """`@dataclass(frozen=True)`, with an __init__ that fills the new instance's __dict__.
+
+    The __init__ dataclass writes for a frozen class stores each field with a call of
+    object.__setattr__ (the class's own __setattr__ refuses every assignment); a parser builds
+    thousands of these values per mailbox, so those calls add up. This __init__ takes the same
+    parameters (names, order, defaults, default factories) and stores the fields as plain items
+    of the instance dict, which is what object.__setattr__ does for a class without slots. The
+    instance is as frozen as before: assigning or deleting a field still raises
+    FrozenInstanceError, and equality, hashing and repr are dataclass's own.
+    """
+    made: Any = dataclass(frozen=True)(cls)
+    env: dict[str, Any] = {"_FACTORY": object()}
+    params: list[str] = []
+    lines: list[str] = []
+    for f in fields(made):
+        if not f.init:
+            raise TypeError(f"{cls.__name__}.{f.name}: _frozen classes set every field in __init__")
+        if f.default is not MISSING:
+            env[f"_default_{f.name}"] = f.default
+            params.append(f"{f.name}=_default_{f.name}")
+        elif f.default_factory is not MISSING:
+            env[f"_factory_{f.name}"] = f.default_factory
+            params.append(f"{f.name}=_FACTORY")
+            lines.append(f"    if {f.name} is _FACTORY:\n        {f.name} = _factory_{f.name}()")
+        else:
+            params.append(f.name)
+        lines.append(f"    __d[{f.name!r}] = {f.name}")
+    source = f"def __init__(self, {', '.join(params)}):\n    __d = self.__dict__\n" + "\n".join(lines)
+    if hasattr(cls, "__post_init__"):
+        raise TypeError(f"{cls.__name__}: _frozen classes have no __post_init__")
+    exec(source, env)  # the source is built above from the class's own field names
+    init = env["__init__"]
+    init.__qualname__ = f"{made.__qualname__}.__init__"
+    made.__init__ = init
+    return cls  # dataclass() returned the class itself (no slots)
 
 
 class Reason(StrEnum):
@@ -82,7 +123,7 @@ class DelistMethod(StrEnum):
     NONE = "none"
 
 
-@dataclass(frozen=True)
+@_frozen
 class RecipientRecord:
     """One failed (or delayed) recipient as the bounce reports it, before any judgement."""
 
@@ -105,7 +146,7 @@ class RecipientRecord:
 DELIVERED_ACTIONS = frozenset({"delivered", "relayed", "expanded"})
 
 
-@dataclass(frozen=True)
+@_frozen
 class Bounce:
     """What one message says, parsed; no provider knowledge applied yet."""
 
@@ -145,7 +186,7 @@ class DelistRoute:
 NO_ROUTE = DelistRoute(method=DelistMethod.NONE)
 
 
-@dataclass(frozen=True)
+@_frozen
 class Recipient:
     """A failed recipient with the reason delistbot gives it."""
 
@@ -169,7 +210,7 @@ class Recipient:
         }
 
 
-@dataclass(frozen=True)
+@_frozen
 class Diagnosis:
     """delistbot's conclusion about one message (or one bare IP)."""
 

@@ -32,8 +32,9 @@ _MIN_NEEDLE = 3  # shorter literals ("no", "ip") are in nearly every text: not w
 Needles = tuple[str, ...] | None
 
 
-def needles(pattern: re.Pattern[str]) -> Needles:
-    """Lower-case literals of which every match contains one, or None when unknown."""
+def needles(pattern: re.Pattern[str], shortest: int = _MIN_NEEDLE) -> Needles:
+    """Lower-case literals of which every match contains one, or None when unknown (or when
+    one of them would be shorter than `shortest`)."""
     if _p is None or not pattern.flags & re.IGNORECASE:
         return None  # only case-insensitive patterns are prefiltered: their texts are lowered
     try:
@@ -41,8 +42,12 @@ def needles(pattern: re.Pattern[str]) -> Needles:
         found = _required(list(parsed))
     except (AttributeError, TypeError, ValueError, IndexError, re.error):
         return None
-    if not found or min(len(n) for n in found) < _MIN_NEEDLE:
+    if not found or min(len(n) for n in found) < shortest:
         return None
+    # A needle's leading spaces go (when enough is left): what follows them is in every match
+    # too, and space, the commonest character of mail text, would otherwise be a position the
+    # needle sweep (Scanner) tries at almost every word.
+    found = [n.lstrip(" ") if len(n.lstrip(" ")) >= shortest else n for n in found]
     unique = sorted(set(found), key=len)
     # A needle holding a shorter one adds nothing: "banned" already covers "banned sending ip".
     kept: list[str] = []
@@ -481,12 +486,19 @@ def _required(items: list[tuple[Any, Any]]) -> list[str] | None:
             candidates.append(["".join(run)])
             run.clear()
 
-    for op, av in items:
+    for at, (op, av) in enumerate(items):
         if op is _c.LITERAL and av < 128:
             run.append(chr(av).lower())
         elif op is _c.AT:
             continue  # zero-width (^, $, \b): the literals around it stay adjacent in a match
         else:
+            if 0 < len(run) < _MIN_NEEDLE:
+                # Too short alone, the run is followed at once by the match of the items from
+                # here on, which starts with one of their leading literals: "[" before
+                # (?:TSS\d\d|PH\d\d) gives "[tss" and "[ph", where "[" or "ph" are too short.
+                lead = _leading(items[at:])
+                if lead:
+                    candidates.append(["".join(run) + literal for literal in lead])
             close_run()
             inner = _node(op, av)
             if inner:
