@@ -11,6 +11,7 @@ blocks headed by an address, then a document-wide diagnostic for blocks that car
 from __future__ import annotations
 
 import re
+from itertools import compress, count, repeat
 
 from bot.core.bounce.text import (
     ADDRESS,
@@ -103,17 +104,28 @@ _REMOTE_HOST_STARTS = starts(_REMOTE_HOST)  # a host is named in the whole repor
 
 
 def _blocks(report: str) -> list[tuple[str, list[str]]]:
-    """(address, lines after it) for every line that starts with a recipient address."""
+    """(address, lines after it) for every line that starts with a recipient address.
+
+    A recipient line holds an address, so only the lines with an "@" are matched; they are
+    found in C, and of the lines between two of them only those a block still takes are
+    looked at (each would do nothing else: outside a block a line without "@" is skipped).
+    """
     blocks: list[tuple[str, list[str]]] = []
     current: list[str] | None = None
     indent = 0
-    for line in report.split("\n"):
-        # A recipient line holds an address, so a line without "@" needs no regex.
-        match = None if "@" not in line or _HEADER_FIELD.match(line) else _RECIPIENT_LINE.match(line)
+    lines = report.split("\n")
+    read = 0  # lines before this one are done with
+    for at in compress(count(), map(str.__contains__, lines, repeat("@"))):
+        if current is not None:
+            current = _continue(current, lines, read, at)
+        read = at + 1
+        line = lines[at]
+        match = None if _HEADER_FIELD.match(line) else _RECIPIENT_LINE.match(line)
         depth = len(line) - len(line.lstrip())
         if match and current and depth > indent:
             match = None  # an indented continuation that repeats the address (Postfix, Sendmail)
-        reason_first = None if match or "@" not in line else _REASON_FIRST.match(line)
+        # _REASON_FIRST ends in "<address>" and spaces: test that before its costly look-ahead.
+        reason_first = None if match or not line.rstrip().endswith(">") else _REASON_FIRST.match(line)
         if reason_first:
             current = [reason_first.group(1)]
             blocks.append((reason_first.group(2), current))
@@ -126,12 +138,22 @@ def _blocks(report: str) -> list[tuple[str, list[str]]]:
             blocks.append((match.group("addr"), current))
             indent = depth
         elif current is not None:
-            if not line.strip():
-                if current:  # the block ends at the first blank line after some text
-                    current = None
-                continue
-            current.append(line)
+            current.append(line)  # a line with "@" is never blank
+    if current is not None:
+        _continue(current, lines, read, len(lines))
     return blocks
+
+
+def _continue(current: list[str], lines: list[str], start: int, end: int) -> list[str] | None:
+    """Lines start..end-1 (none with an address line among them) added to the block being
+    read, up to the first blank line after some text, which ends it (None)."""
+    for line in lines[start:end]:
+        if not line.strip():
+            if current:
+                return None
+            continue
+        current.append(line)
+    return current
 
 
 # qmail appends its queue-lifetime note to the last temporary failure; the failure is the cause.
