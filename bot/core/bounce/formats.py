@@ -10,6 +10,7 @@ from functools import cache
 from itertools import compress
 from pathlib import Path
 
+from bot.core.bounce.text import lowered_once
 from bot.core.errors import KnowledgeError
 from bot.core.model import Reason
 from bot.core.prefilter import (
@@ -227,7 +228,7 @@ def _first_by_markers(body: str) -> int:
         return last[1]
     table = load_formats()
     head = body[:_MARKER_HEAD]
-    low = lowered(head)
+    low = lowered_once(head)
     sweep = _sweep() if low is not None else None
     if sweep is None or low is None:
         first = next((i for i, fmt in enumerate(table) if fmt.marker_screen.search(head, low)), len(table))
@@ -265,7 +266,7 @@ def cut_returned_message(body: str, fmt: Format | None) -> str:
 
 def _cut(body: str, fmt: Format | None) -> int:
     cut = len(body)
-    low = lowered(body)
+    low = lowered_once(body)
     ends = zip((*(fmt.end if fmt else ()), *GENERIC_END),
                (*(fmt.end_needles if fmt else ()), *_GENERIC_END_NEEDLES),
                (*(fmt.end_starts if fmt else ()), *_GENERIC_END_STARTS),

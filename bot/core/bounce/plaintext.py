@@ -21,6 +21,7 @@ from bot.core.bounce.text import (
     command_of,
     find_reply,
     join_reply_lines,
+    lowered_once,
     squash,
 )
 from bot.core.model import RecipientRecord
@@ -195,7 +196,7 @@ def remote_text(lines: list[str]) -> tuple[str, str | None]:
 
 def global_diagnostic(report: str) -> str:
     """The remote reply printed away from any address (Gmail, Exchange, bare pastes)."""
-    low = lowered(report)
+    low = lowered_once(report)
     markers = zip(_GLOBAL_MARKERS, _GLOBAL_NEEDLES, strict=True)
     marker = next(filter(None, (p.search(report) for p, found in markers if may_match(found, low))), None)
     if marker:
@@ -220,7 +221,7 @@ def remote_host(text: str) -> str | None:
     admin = _EXCHANGE_ADMIN.search(text) if "#" in text else None  # the line always has a "#"
     if admin and admin.group("remote"):
         return admin.group("remote").rstrip(".").lower()
-    match = first_match(_REMOTE_HOST, text, lowered(text), _REMOTE_HOST_STARTS)
+    match = first_match(_REMOTE_HOST, text, lowered_once(text), _REMOTE_HOST_STARTS)
     if not match:
         return None
     return next(g for g in match.groups() if g).rstrip(".").lower()

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import re
 
-from bot.core.bounce.text import Reply, find_reply, join_reply_lines
+from bot.core.bounce.text import Reply, find_reply, join_reply_lines, lowered_once
 from bot.core.model import RecipientRecord
-from bot.core.prefilter import lowered, may_match, needles
+from bot.core.prefilter import may_match, needles
 
 _FIELD = re.compile(r"^([A-Za-z][\w-]*)\s*:\s*(.*)$")
 _RECIPIENT_FIELDS = ("final-recipient", "original-recipient", "x-actual-recipient")
@@ -175,7 +175,7 @@ def _most_specific(field_status: str | None, text_status: str | None) -> str | N
 
 def embedded_report(text: str) -> str | None:
     """A delivery-status report pasted into a text part (no MIME), if there is one."""
-    if not may_match(_DSN_NEEDLES, lowered(text)):
+    if not may_match(_DSN_NEEDLES, lowered_once(text)):
         return None
     match = _DSN_IN_TEXT.search(text)
     if not match:
