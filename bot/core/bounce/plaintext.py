@@ -246,11 +246,17 @@ def _best_blocks(blocks: list[tuple[str, list[str]]]) -> dict[str, tuple[list[st
 
 def commands(report: str) -> dict[str, str | None]:
     """The SMTP command of each recipient's record, by lower-cased address: what extract()
-    would put in each record's `command`, without working out the rest of the record."""
-    best = _best_blocks(_blocks(report))
-    if not best:
+    would put in each record's `command`, without working out the rest of the record.
+
+    When no address heads two blocks, each address's block is its only one, whatever
+    remote_text() says of it: its command is read without working out the remote words."""
+    blocks = _blocks(report)
+    if not blocks:
         return {r.address.lower(): r.command for r in transcript(report) if r.address}
-    return {key: said[1] for key, (_, said) in best.items()}
+    keys = [address.lower() for address, _ in blocks]
+    if len(set(keys)) == len(keys):
+        return {key: command_of("\n".join(lines)) for key, (_, lines) in zip(keys, blocks, strict=True)}
+    return {key: said[1] for key, (_, said) in _best_blocks(blocks).items()}
 
 
 def extract(report: str) -> list[RecipientRecord]:
