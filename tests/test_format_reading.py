@@ -4,10 +4,14 @@ plain regexes do."""
 from __future__ import annotations
 
 import random
+from dataclasses import MISSING, fields, replace
 from pathlib import Path
 
-from bot.core.bounce import formats
+import pytest
+
+from bot.core.bounce import _with, formats
 from bot.core.bounce.formats import cut_returned_message, identify, load_formats
+from bot.core.model import Reason, RecipientRecord
 from bot.core.prefilter import at_line_start, line_starts, lowered
 
 HELDOUT = Path(__file__).parent / "heldout"
@@ -94,3 +98,23 @@ def test_a_from_or_subject_pattern_names_a_format_before_later_formats_markers()
                           or any(p.search(sender) for p in fmt.from_)
                           or any(p.search(subject) for p in fmt.subject)), None)
             assert identify(text, sender, subject) is plain, (text[:200], sender, subject)
+
+
+def test_a_record_filled_in_by_the_readers_equals_what_dataclasses_replace_builds() -> None:
+    # _with copies the instance dict: it holds only while every field is a plain init field.
+    assert not hasattr(RecipientRecord, "__post_init__")
+    assert all(f.init and f.default_factory is MISSING for f in fields(RecipientRecord))
+    record = RecipientRecord(address="a@b.example", diagnostic="550 5.1.1 no such user", status="5.1.1",
+                             action="failed")
+    changes = {"address": "c@d.example", "diagnostic": "452 4.2.2 full", "status": "4.2.2",
+               "reply_code": "452", "remote_mta": "mx.d.example", "action": "delayed", "command": "RCPT",
+               "hint": Reason.BLOCKED,
+               "diagnostic_type": "smtp"}
+    assert set(changes) == {f.name for f in fields(RecipientRecord)}
+    for name, value in changes.items():
+        filled = _with(record, **{name: value})
+        assert filled == replace(record, **{name: value})
+        assert getattr(filled, name) == value and record != filled
+    assert _with(record, **changes) == replace(record, **changes)
+    with pytest.raises(TypeError):
+        _with(record, commands="RCPT")
