@@ -258,12 +258,17 @@ def _original_field(original: str, name: str) -> str | None:
 _FORWARD_SUBJECT = re.compile(r"^\s*(?:fwd?|wg|tr|rv|enc|doorst|vs|i)\s*:", re.IGNORECASE)
 
 
+# A ">" with nothing but spaces before it on its line: where a quoted line's quoting starts. The
+# look-behind stands after the ">", so the regex engine skips in C from one ">" to the next.
+_QUOTE_START = re.compile(r">(?<!\S.)")
+
+
 def _forwarded(text: str, subject: str = "") -> str:
     """A bounce forwarded inline, its quoting and forwarded-header lines removed; other text as is."""
     if _FORWARD_SUBJECT.match(subject) and has_forward_marker(text):
         return clean_paste(text)
-    if ">" not in text:
-        return text
+    if not _QUOTE_START.search(text):
+        return text  # no line is quoted
     # Counted in C: a line is blank when nothing is left of it stripped on the left, and quoted
     # when what is left starts with ">", i.e. follows a newline in the lines joined again.
     lines = list(map(str.lstrip, text.split("\n")))
