@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 
+from bot.core.bounce.records import built
 from bot.core.bounce.text import Reply, find_reply, join_reply_lines, lowered_once
 from bot.core.model import RecipientRecord
 from bot.core.prefilter import may_match, needles
@@ -148,7 +149,8 @@ def parse(report: str) -> tuple[dict[str, str], list[RecipientRecord]]:
         if status and not _STATUS_CODE.fullmatch(status):
             status = None
         records.append(
-            RecipientRecord(
+            built(
+                RecipientRecord,
                 address=address,
                 diagnostic=diagnostic,
                 status=_most_specific(status, reply.status),
