@@ -28,6 +28,7 @@ from bot.core.bounce.message import (
     parts_of,
     split_mbox,
 )
+from bot.core.bounce.records import built, with_
 from bot.core.bounce.text import clean_paste, command_of, find_reply, has_forward_marker, may_name_command
 from bot.core.model import Bounce, Reason, RecipientRecord
 
@@ -185,7 +186,7 @@ def _attached_bounce(parts: Parts, source: str, depth: int) -> Bounce | None:
 
 
 def _not_bounce(source: str, why: str, **kwargs: Any) -> Bounce:
-    return Bounce(source=source, format=None, is_bounce=False, not_bounce_reason=why, **kwargs)
+    return built(Bounce, source=source, format=None, is_bounce=False, not_bounce_reason=why, **kwargs)
 
 
 _ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
@@ -258,12 +259,17 @@ def _original_field(original: str, name: str) -> str | None:
 _FORWARD_SUBJECT = re.compile(r"^\s*(?:fwd?|wg|tr|rv|enc|doorst|vs|i)\s*:", re.IGNORECASE)
 
 
+# A ">" with nothing but spaces before it on its line: where a quoted line's quoting starts. The
+# look-behind stands after the ">", so the regex engine skips in C from one ">" to the next.
+_QUOTE_START = re.compile(r">(?<!\S.)")
+
+
 def _forwarded(text: str, subject: str = "") -> str:
     """A bounce forwarded inline, its quoting and forwarded-header lines removed; other text as is."""
     if _FORWARD_SUBJECT.match(subject) and has_forward_marker(text):
         return clean_paste(text)
-    if ">" not in text:
-        return text
+    if not _QUOTE_START.search(text):
+        return text  # no line is quoted
     # Counted in C: a line is blank when nothing is left of it stripped on the left, and quoted
     # when what is left starts with ">", i.e. follows a newline in the lines joined again.
     lines = list(map(str.lstrip, text.split("\n")))
@@ -398,8 +404,9 @@ def _from_report(parts: Parts, source: str, subject: str, from_header: str,
         merged = [RecipientRecord(address=to[0][1], action="failed")]
     stated = fmt.stated_reason(body) if fmt else None
     if stated:
-        merged = [replace(r, hint=r.hint or Reason(stated)) for r in merged]
-    return Bounce(
+        merged = [with_(r, hint=r.hint or Reason(stated)) for r in merged]
+    return built(
+        Bounce,
         source=source,
         format=fmt.id if fmt else "rfc3464",
         recipients=tuple(merged),
@@ -423,8 +430,9 @@ def _merge(records: list[RecipientRecord], text_records: list[RecipientRecord],
             out.append(record)  # delivered: another recipient's failure is not its diagnostic
             continue
         if record.diagnostic:
-            command = text_commands.get(key)
-            out.append(replace(record, command=command or _command_in(body, len(records))))
+            command = text_commands.get(key) or _command_in(body, len(records))
+            # A copy that changes nothing (no command found) is the record itself: it is frozen.
+            out.append(with_(record, command=command) if command != record.command else record)
             continue
         if match and match.diagnostic:
             diagnostic = match.diagnostic
@@ -432,7 +440,7 @@ def _merge(records: list[RecipientRecord], text_records: list[RecipientRecord],
             fallback = plaintext.global_diagnostic(body) if fallback is None else fallback
             diagnostic = fallback
         reply = find_reply(diagnostic)
-        out.append(replace(
+        out.append(with_(
             record, diagnostic=diagnostic,
             status=rfc3464._most_specific(record.status, reply.status),
             reply_code=record.reply_code or reply.reply_code,
@@ -460,12 +468,12 @@ def _from_text(text: str, source: str, *, subject: str, from_header: str, **comm
         return _not_bounce(source, NOT_A_BOUNCE, subject=subject or None)
     stated = fmt.stated_reason(report) if fmt else None
     if stated:
-        records = [replace(r, hint=r.hint or Reason(stated)) for r in records]
+        records = [with_(r, hint=r.hint or Reason(stated)) for r in records]
     if "original_headers" not in common:
         common["original_headers"] = text[len(report):]
     if len(records) == 1 and not records[0].address:
         # The notice names only the domain (MailEnable: "Your message addressed to the target
         # domain (b) could not be delivered"): the returned message says whom it was for.
-        records = [replace(records[0], address=_sole_recipient(str(common["original_headers"])))]
-    return Bounce(source=source, format=fmt.id if fmt else None, recipients=tuple(records),
-                  subject=subject or None, text=text, **common)
+        records = [with_(records[0], address=_sole_recipient(str(common["original_headers"])))]
+    return built(Bounce, source=source, format=fmt.id if fmt else None, recipients=tuple(records),
+                 subject=subject or None, text=text, **common)

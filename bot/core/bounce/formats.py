@@ -10,6 +10,7 @@ from functools import cache
 from itertools import compress
 from pathlib import Path
 
+from bot.core.bounce.text import lowered_once
 from bot.core.errors import KnowledgeError
 from bot.core.model import Reason
 from bot.core.prefilter import (
@@ -164,17 +165,20 @@ _CACHE_LIMIT = 256 * 1024
 _MARKER_HEAD = 256 * 1024
 
 
-_SWEEP: tuple[tuple[int, ...], tuple[str, ...]] | None = None
+# A marker pattern: its format's index, the pattern, and starts(pattern) for first_match.
+_Marker = tuple[int, re.Pattern[str], Needles]
+_SWEEP: tuple[tuple[_Marker, ...], tuple[int, ...], tuple[str, ...]] | None = None
 _SWEEP_USES = 0
 
 
-def _sweep() -> tuple[tuple[int, ...], tuple[str, ...]] | None:
-    """Every format's marker needles in table order, each with its format's index.
+def _sweep() -> tuple[tuple[_Marker, ...], tuple[int, ...], tuple[str, ...]] | None:
+    """Every marker pattern in table order, and their needles, each with its pattern's number.
 
-    A format whose markers match has one of its needles in the lowered head (Screen.search
-    answers False otherwise), so only the formats whose needles `compress` yields need their
-    markers run, in the same order: the first of them that matches is the first format that
-    does. A format without needles gets the empty needle, which every text holds. Built on the
+    A pattern that matches has one of its needles in the lowered head, so only the patterns
+    whose needles `compress` yields need to run, in the same order: the format of the first of
+    them that matches is the first format one of whose markers does (what asking each format's
+    marker Screen in turn answers, without the Screen scanning the head for the needles again).
+    A pattern without needles gets the empty needle, which every text holds. Built on the
     second body, like the screens.
     """
     global _SWEEP, _SWEEP_USES, _HEADER_SWEEP
@@ -186,7 +190,16 @@ def _sweep() -> tuple[tuple[int, ...], tuple[str, ...]] | None:
         # A format without markers (or From, or Subject patterns) is left out: none can match.
         _HEADER_SWEEP = (*_literals((i, fmt.from_screen) for i, fmt in enumerate(table) if fmt.from_),
                          *_literals((i, fmt.subject_screen) for i, fmt in enumerate(table) if fmt.subject))
-        _SWEEP = _literals((i, fmt.marker_screen) for i, fmt in enumerate(table) if fmt.markers)
+        markers: list[_Marker] = []
+        owners: list[int] = []
+        literals: list[str] = []
+        for i, fmt in enumerate(table):
+            for pattern, found in fmt.marker_screen.branches():
+                for literal in found if found is not None else ("",):
+                    owners.append(len(markers))
+                    literals.append(literal)
+                markers.append((i, pattern, starts(pattern)))
+        _SWEEP = (tuple(markers), tuple(owners), tuple(literals))
     return _SWEEP
 
 
@@ -215,19 +228,20 @@ def _first_by_markers(body: str) -> int:
         return last[1]
     table = load_formats()
     head = body[:_MARKER_HEAD]
-    low = lowered(head)
+    low = lowered_once(head)
     sweep = _sweep() if low is not None else None
     if sweep is None or low is None:
         first = next((i for i, fmt in enumerate(table) if fmt.marker_screen.search(head, low)), len(table))
     else:
-        owners, literals = sweep
+        markers, owners, literals = sweep
         first = len(table)
         tried = -1
-        # Formats in table order, each as often as the head holds one of its needles.
-        for i in compress(owners, map(low.__contains__, literals)):
-            if i != tried:
-                tried = i
-                if table[i].marker_screen.search(head, low):
+        # Marker patterns in table order, each as often as the head holds one of its needles.
+        for n in compress(owners, map(low.__contains__, literals)):
+            if n != tried:
+                tried = n
+                i, pattern, start = markers[n]
+                if first_match(pattern, head, low, start):
                     first = i
                     break
     if len(body) <= _CACHE_LIMIT:
@@ -252,7 +266,7 @@ def cut_returned_message(body: str, fmt: Format | None) -> str:
 
 def _cut(body: str, fmt: Format | None) -> int:
     cut = len(body)
-    low = lowered(body)
+    low = lowered_once(body)
     ends = zip((*(fmt.end if fmt else ()), *GENERIC_END),
                (*(fmt.end_needles if fmt else ()), *_GENERIC_END_NEEDLES),
                (*(fmt.end_starts if fmt else ()), *_GENERIC_END_STARTS),

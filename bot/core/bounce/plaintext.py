@@ -11,7 +11,9 @@ blocks headed by an address, then a document-wide diagnostic for blocks that car
 from __future__ import annotations
 
 import re
+from itertools import compress, count, repeat
 
+from bot.core.bounce.records import built
 from bot.core.bounce.text import (
     ADDRESS,
     REPLY,
@@ -20,6 +22,7 @@ from bot.core.bounce.text import (
     command_of,
     find_reply,
     join_reply_lines,
+    lowered_once,
     squash,
 )
 from bot.core.model import RecipientRecord
@@ -103,17 +106,28 @@ _REMOTE_HOST_STARTS = starts(_REMOTE_HOST)  # a host is named in the whole repor
 
 
 def _blocks(report: str) -> list[tuple[str, list[str]]]:
-    """(address, lines after it) for every line that starts with a recipient address."""
+    """(address, lines after it) for every line that starts with a recipient address.
+
+    A recipient line holds an address, so only the lines with an "@" are matched; they are
+    found in C, and of the lines between two of them only those a block still takes are
+    looked at (each would do nothing else: outside a block a line without "@" is skipped).
+    """
     blocks: list[tuple[str, list[str]]] = []
     current: list[str] | None = None
     indent = 0
-    for line in report.split("\n"):
-        # A recipient line holds an address, so a line without "@" needs no regex.
-        match = None if "@" not in line or _HEADER_FIELD.match(line) else _RECIPIENT_LINE.match(line)
+    lines = report.split("\n")
+    read = 0  # lines before this one are done with
+    for at in compress(count(), map(str.__contains__, lines, repeat("@"))):
+        if current is not None:
+            current = _continue(current, lines, read, at)
+        read = at + 1
+        line = lines[at]
+        match = None if _HEADER_FIELD.match(line) else _RECIPIENT_LINE.match(line)
         depth = len(line) - len(line.lstrip())
         if match and current and depth > indent:
             match = None  # an indented continuation that repeats the address (Postfix, Sendmail)
-        reason_first = None if match or "@" not in line else _REASON_FIRST.match(line)
+        # _REASON_FIRST ends in "<address>" and spaces: test that before its costly look-ahead.
+        reason_first = None if match or not line.rstrip().endswith(">") else _REASON_FIRST.match(line)
         if reason_first:
             current = [reason_first.group(1)]
             blocks.append((reason_first.group(2), current))
@@ -126,12 +140,22 @@ def _blocks(report: str) -> list[tuple[str, list[str]]]:
             blocks.append((match.group("addr"), current))
             indent = depth
         elif current is not None:
-            if not line.strip():
-                if current:  # the block ends at the first blank line after some text
-                    current = None
-                continue
-            current.append(line)
+            current.append(line)  # a line with "@" is never blank
+    if current is not None:
+        _continue(current, lines, read, len(lines))
     return blocks
+
+
+def _continue(current: list[str], lines: list[str], start: int, end: int) -> list[str] | None:
+    """Lines start..end-1 (none with an address line among them) added to the block being
+    read, up to the first blank line after some text, which ends it (None)."""
+    for line in lines[start:end]:
+        if not line.strip():
+            if current:
+                return None
+            continue
+        current.append(line)
+    return current
 
 
 # qmail appends its queue-lifetime note to the last temporary failure; the failure is the cause.
@@ -173,7 +197,7 @@ def remote_text(lines: list[str]) -> tuple[str, str | None]:
 
 def global_diagnostic(report: str) -> str:
     """The remote reply printed away from any address (Gmail, Exchange, bare pastes)."""
-    low = lowered(report)
+    low = lowered_once(report)
     markers = zip(_GLOBAL_MARKERS, _GLOBAL_NEEDLES, strict=True)
     marker = next(filter(None, (p.search(report) for p, found in markers if may_match(found, low))), None)
     if marker:
@@ -198,7 +222,7 @@ def remote_host(text: str) -> str | None:
     admin = _EXCHANGE_ADMIN.search(text) if "#" in text else None  # the line always has a "#"
     if admin and admin.group("remote"):
         return admin.group("remote").rstrip(".").lower()
-    match = first_match(_REMOTE_HOST, text, lowered(text), _REMOTE_HOST_STARTS)
+    match = first_match(_REMOTE_HOST, text, lowered_once(text), _REMOTE_HOST_STARTS)
     if not match:
         return None
     return next(g for g in match.groups() if g).rstrip(".").lower()
@@ -223,11 +247,17 @@ def _best_blocks(blocks: list[tuple[str, list[str]]]) -> dict[str, tuple[list[st
 
 def commands(report: str) -> dict[str, str | None]:
     """The SMTP command of each recipient's record, by lower-cased address: what extract()
-    would put in each record's `command`, without working out the rest of the record."""
-    best = _best_blocks(_blocks(report))
-    if not best:
+    would put in each record's `command`, without working out the rest of the record.
+
+    When no address heads two blocks, each address's block is its only one, whatever
+    remote_text() says of it: its command is read without working out the remote words."""
+    blocks = _blocks(report)
+    if not blocks:
         return {r.address.lower(): r.command for r in transcript(report) if r.address}
-    return {key: said[1] for key, (_, said) in best.items()}
+    keys = [address.lower() for address, _ in blocks]
+    if len(set(keys)) == len(keys):
+        return {key: command_of("\n".join(lines)) for key, (_, lines) in zip(keys, blocks, strict=True)}
+    return {key: said[1] for key, (_, said) in _best_blocks(blocks).items()}
 
 
 def extract(report: str) -> list[RecipientRecord]:
@@ -257,7 +287,8 @@ def extract(report: str) -> list[RecipientRecord]:
                 diagnostic = fallback or diagnostic
         reply = find_reply(diagnostic)
         records.append(
-            RecipientRecord(
+            built(
+                RecipientRecord,
                 address=address,
                 diagnostic=diagnostic,
                 status=reply.status,

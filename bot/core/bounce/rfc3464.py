@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import re
 
-from bot.core.bounce.text import Reply, find_reply, join_reply_lines
+from bot.core.bounce.records import built
+from bot.core.bounce.text import Reply, find_reply, join_reply_lines, lowered_once
 from bot.core.model import RecipientRecord
-from bot.core.prefilter import lowered, may_match, needles
+from bot.core.prefilter import may_match, needles
 
 _FIELD = re.compile(r"^([A-Za-z][\w-]*)\s*:\s*(.*)$")
 _RECIPIENT_FIELDS = ("final-recipient", "original-recipient", "x-actual-recipient")
@@ -148,7 +149,8 @@ def parse(report: str) -> tuple[dict[str, str], list[RecipientRecord]]:
         if status and not _STATUS_CODE.fullmatch(status):
             status = None
         records.append(
-            RecipientRecord(
+            built(
+                RecipientRecord,
                 address=address,
                 diagnostic=diagnostic,
                 status=_most_specific(status, reply.status),
@@ -175,7 +177,7 @@ def _most_specific(field_status: str | None, text_status: str | None) -> str | N
 
 def embedded_report(text: str) -> str | None:
     """A delivery-status report pasted into a text part (no MIME), if there is one."""
-    if not may_match(_DSN_NEEDLES, lowered(text)):
+    if not may_match(_DSN_NEEDLES, lowered_once(text)):
         return None
     match = _DSN_IN_TEXT.search(text)
     if not match:

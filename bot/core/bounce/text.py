@@ -26,6 +26,29 @@ ADDRESS = re.compile(r"[\w.!#$%&'*+/=?^`{|}~-]+@[\w-]+(?:\.[\w-]+)+", re.UNICODE
 IPV4 = re.compile(r"(?<![\d.])(?:25[0-5]|2[0-4]\d|1?\d?\d)(?:\.(?:25[0-5]|2[0-4]\d|1?\d?\d)){3}(?![\d.]*\d)")
 IPV6 = re.compile(r"(?<![\w:])(?:[0-9a-f]{0,4}:){2,7}[0-9a-f]{0,4}(?![\w:])", re.IGNORECASE)
 
+# The texts lowered last, by identity: one diagnosis lowers its body in several readers (the
+# formats' markers and cut, the look for a pasted report, the answered command's words).
+_LOWERED: dict[int, tuple[str, str | None]] = {}
+_LOWERED_MIN = 512  # a shorter text costs less to lower again than to keep
+_LOWERED_MAX = 256 * 1024
+
+
+def lowered_once(text: str) -> str | None:
+    """prefilter.lowered(text), kept for the last few long texts: the same text object
+    lowers to the same answer, so it is worked out once for all the readers that ask."""
+    if len(text) < _LOWERED_MIN:
+        return lowered(text)
+    kept = _LOWERED.get(id(text))
+    if kept is not None and kept[0] is text:  # a kept text is alive, so its id is its own
+        return kept[1]
+    low = lowered(text)
+    if len(text) <= _LOWERED_MAX:
+        if len(_LOWERED) >= 8:
+            _LOWERED.clear()
+        _LOWERED[id(text)] = (text, low)
+    return low
+
+
 _QUOTE = re.compile(r"^[ \t]*(?:>[ \t]?)+", re.MULTILINE)
 # A mail client's forwarded/replied header block, in the languages clients commonly use.
 _FWD_MARKERS = re.compile(
@@ -229,7 +252,7 @@ _COMMAND_NEEDLES = tuple(needles(pattern) for pattern, _ in _COMMAND_WORDS)
 def may_name_command(text: str) -> bool:
     """False only when command_of() finds nothing in the text or in any run of its lines, and
     the text is no SMTP session transcript (one names RCPT)."""
-    low = lowered(text)
+    low = lowered_once(text)
     if low is None:
         return True
     return ">>>" in text or "rcpt" in low or any(may_match(found, low) for found in _COMMAND_NEEDLES)
@@ -237,7 +260,7 @@ def may_name_command(text: str) -> bool:
 
 def command_of(text: str) -> str | None:
     """The SMTP command a rejection answered, when the bounce's text says which."""
-    low = lowered(text)
+    low = lowered_once(text)
     for (pattern, fixed), found in zip(_COMMAND_WORDS, _COMMAND_NEEDLES, strict=True):
         if not may_match(found, low):
             continue
