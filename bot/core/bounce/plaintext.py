@@ -13,7 +13,6 @@ from __future__ import annotations
 import re
 from itertools import compress, count, repeat
 
-from bot.core.bounce.records import built
 from bot.core.bounce.text import (
     ADDRESS,
     REPLY,
@@ -287,8 +286,7 @@ def extract(report: str) -> list[RecipientRecord]:
                 diagnostic = fallback or diagnostic
         reply = find_reply(diagnostic)
         records.append(
-            built(
-                RecipientRecord,
+            RecipientRecord(
                 address=address,
                 diagnostic=diagnostic,
                 status=reply.status,

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import re
 
-from bot.core.bounce.records import built
 from bot.core.bounce.text import Reply, find_reply, join_reply_lines, lowered_once
 from bot.core.model import RecipientRecord
 from bot.core.prefilter import may_match, needles
@@ -149,8 +148,7 @@ def parse(report: str) -> tuple[dict[str, str], list[RecipientRecord]]:
         if status and not _STATUS_CODE.fullmatch(status):
             status = None
         records.append(
-            built(
-                RecipientRecord,
+            RecipientRecord(
                 address=address,
                 diagnostic=diagnostic,
                 status=_most_specific(status, reply.status),
