@@ -452,11 +452,11 @@ _RECORD_FIELDS = frozenset(f.name for f in fields(RecipientRecord))
 
 
 def _with(record: RecipientRecord, **changes: Any) -> RecipientRecord:
-    """dataclasses.replace(record, **changes) at a fifth of the cost, for the records the
-    readers fill in. replace() walks the fields in Python and calls the frozen __init__, which
-    sets each field through object.__setattr__; a RecipientRecord's fields are all plain init
-    fields and it has no __post_init__ (tests/test_format_reading.py checks both), so the copy
-    replace() builds is the record's instance dict with the changes."""
+    """dataclasses.replace(record, **changes), cheaper, for the records the readers fill in.
+    replace() walks the fields in Python, gathers them into keyword arguments and calls
+    __init__; a RecipientRecord's fields are all plain init fields and it has no __post_init__
+    (tests/test_format_reading.py checks both), so the copy replace() builds is the record's
+    instance dict with the changes."""
     unknown = changes.keys() - _RECORD_FIELDS
     if unknown:
         raise TypeError(f"RecipientRecord has no field(s) {sorted(unknown)}")
