@@ -28,7 +28,14 @@ from bot.core.bounce.message import (
     parts_of,
     split_mbox,
 )
-from bot.core.bounce.text import clean_paste, command_of, find_reply, has_forward_marker, may_name_command
+from bot.core.bounce.text import (
+    clean_paste,
+    command_of,
+    find_reply,
+    has_forward_marker,
+    lowered_once,
+    may_name_command,
+)
 from bot.core.model import Bounce, Reason, RecipientRecord
 
 MAX_INPUT_BYTES = 8 * 1024 * 1024  # beyond this the tail is not read; bounces are small
@@ -216,22 +223,6 @@ def _original(parts: Parts) -> str:
 
 
 _FIELD_PATTERNS: dict[str, re.Pattern[str]] = {}
-# The returned message lowered, for the several fields read from it in a row (From, Return-Path,
-# X-HmXmrOriginalRecipient, To ...): the same text, so the same lower-cased copy.
-_LAST_LOW: tuple[str, str] | None = None
-_LOW_LIMIT = 256 * 1024
-
-
-def _lower(text: str) -> str:
-    """text.lower(), the last answer kept for the same text object."""
-    global _LAST_LOW
-    last = _LAST_LOW
-    if last is not None and last[0] is text:
-        return last[1]
-    low = text.lower()
-    if len(text) <= _LOW_LIMIT:
-        _LAST_LOW = (text, low)
-    return low
 
 
 def _original_field(original: str, name: str) -> str | None:
@@ -239,8 +230,10 @@ def _original_field(original: str, name: str) -> str | None:
     pattern = _FIELD_PATTERNS.get(name)
     if pattern is None:
         pattern = _FIELD_PATTERNS[name] = re.compile(rf"^{name}:\s*(.+)$", re.IGNORECASE | re.MULTILINE)
-    if original.isascii():  # lower() keeps every offset: look for the name before running the regex
-        low = _lower(original)
+    # An ASCII text lowers with every offset kept (and is never left unlowered): look for the name
+    # before running the regex. The returned message is lowered once for the several fields read
+    # from it in a row (From, Return-Path, X-HmXmrOriginalRecipient, To ...).
+    if original.isascii() and (low := lowered_once(original)) is not None:
         line = "\n" + name.lower() + ":"
         at = 0 if low.startswith(line[1:]) else low.find(line) + 1 or -1
         while at != -1:
