@@ -188,18 +188,13 @@ def _sweep() -> tuple[tuple[_Marker, ...], tuple[int, ...], tuple[str, ...]] | N
             return None
         table = load_formats()
         # A format without markers (or From, or Subject patterns) is left out: none can match.
-        _HEADER_SWEEP = (*_literals((i, fmt.from_screen) for i, fmt in enumerate(table) if fmt.from_),
-                         *_literals((i, fmt.subject_screen) for i, fmt in enumerate(table) if fmt.subject))
-        markers: list[_Marker] = []
-        owners: list[int] = []
-        literals: list[str] = []
-        for i, fmt in enumerate(table):
-            for pattern, found in fmt.marker_screen.branches():
-                for literal in found if found is not None else ("",):
-                    owners.append(len(markers))
-                    literals.append(literal)
-                markers.append((i, pattern, starts(pattern)))
-        _SWEEP = (tuple(markers), tuple(owners), tuple(literals))
+        _HEADER_SWEEP = (
+            *_literals((i, fmt.from_screen.needles) for i, fmt in enumerate(table) if fmt.from_),
+            *_literals((i, fmt.subject_screen.needles) for i, fmt in enumerate(table) if fmt.subject))
+        branches = [(i, pattern, found) for i, fmt in enumerate(table)
+                    for pattern, found in fmt.marker_screen.branches()]
+        markers = tuple((i, pattern, starts(pattern)) for i, pattern, _ in branches)
+        _SWEEP = (markers, *_literals((n, found) for n, (_, _, found) in enumerate(branches)))
     return _SWEEP
 
 
@@ -207,13 +202,12 @@ def _sweep() -> tuple[tuple[_Marker, ...], tuple[int, ...], tuple[str, ...]] | N
 _HEADER_SWEEP: tuple[tuple[int, ...], tuple[str, ...], tuple[int, ...], tuple[str, ...]] | None = None
 
 
-def _literals(screens: Iterable[tuple[int, Screen]]) -> tuple[tuple[int, ...], tuple[str, ...]]:
-    """The needles of numbered screens in order, each with its screen's number; a screen
-    without needles gets the empty needle, which every text holds."""
+def _literals(numbered: Iterable[tuple[int, Needles]]) -> tuple[tuple[int, ...], tuple[str, ...]]:
+    """Numbered needles (a screen's, or a pattern's) in order, each with its number; where
+    there are none known, the empty needle, which every text holds."""
     owners: list[int] = []
     literals: list[str] = []
-    for i, screen in screens:
-        found = screen.needles
+    for i, found in numbered:
         for literal in found if found is not None else ("",):
             owners.append(i)
             literals.append(literal)
