@@ -390,9 +390,8 @@ def _judge(knowledge: Knowledge, record: RecipientRecord, low: str | None) -> Re
             return _MAILBOXFULL
         return _SYSTEMERROR if (record.status or "")[1:3] == ".3" and by_status else _MAILERERROR
     command = (record.command or "").upper()
-    for reason in _FIRST_PASS:
+    for reason, weigh in _FIRST_PASS_WEIGHED:
         # Does the status code or the text say `reason`, given the SMTP command it answered?
-        weigh = _WEIGHED.get(reason)
         if weigh(record, command, by_status, says) if weigh else by_status is reason or says(reason):
             return reason
     if by_status and by_status not in _VAGUE:
@@ -498,6 +497,8 @@ _WEIGHED: dict[Reason, _Weigh] = {
     Reason.SPAMDETECTED: _spam, Reason.MESGTOOBIG: _too_big, Reason.NORELAYING: _no_relaying,
     Reason.SUSPEND: _suspended,
 }
+# The first pass with each reason's own weighing (None: the status code or a phrase says it).
+_FIRST_PASS_WEIGHED = tuple((reason, _WEIGHED.get(reason)) for reason in _FIRST_PASS)
 
 
 def _syntax_reply(code: str | None) -> bool:

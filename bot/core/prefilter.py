@@ -281,9 +281,9 @@ class Candidates:
             return range(len(self._screens))
         finder = self._finder
         assert finder is not None
-        hits = finder.find(low)
+        hits = finder.find(low)  # a new set, the caller's own
         if self._always:
-            hits = hits | set(self._always)
+            hits.update(self._always)
         return sorted(hits)
 
 
