@@ -8,7 +8,17 @@ import sys
 
 from bot.core.bounce.formats import load_formats
 from bot.core.knowledge import load
-from bot.core.prefilter import CASE_TRAPS, first_match, lowered, may_match, needles, starts
+from bot.core.prefilter import (
+    CASE_TRAPS,
+    Candidates,
+    Screen,
+    ascii_needles,
+    first_match,
+    lowered,
+    may_match,
+    needles,
+    starts,
+)
 
 
 def test_case_traps_are_every_non_ascii_character_ignorecase_matches_to_an_ascii_letter() -> None:
@@ -74,6 +84,55 @@ def test_no_knowledge_pattern_is_skipped_where_it_matches() -> None:
             text = "".join(c.upper() if rng.random() < 0.3 else c for c in text)
             if pattern.search(text):
                 assert may_match(found, lowered(text)), (pattern.pattern, text)
+
+
+def test_ascii_needles_join_short_literals_to_the_few_characters_a_class_allows() -> None:
+    digits = "0123456789"
+    # Comcast's reference codes: "bl", "es" and "rl" are too short alone; with the digit after them
+    # they are not (in an ASCII text, where \d is 0-9).
+    assert set(ascii_needles(re.compile(r"\b(?:BL|ES|RL)\d{6}\b", re.I)) or ()) == {
+        p + d for p in ("bl", "es", "rl") for d in digits}
+    bracketed = ascii_needles(re.compile(r"\[(?:T|PH)\d\]", re.I))
+    assert set(bracketed or ()) == {"[ph"} | {"[t" + d for d in digits}
+    assert ascii_needles(re.compile(r"ab\d{1,3}", re.I)) == tuple(sorted("ab" + d for d in digits))
+    assert ascii_needles(re.compile(r"ab[a-z]", re.I)) is None  # too many characters to list
+    assert ascii_needles(re.compile(r"ab[^c]", re.I)) is None  # a negation allows nearly any
+    assert ascii_needles(re.compile("ab[\u017f]", re.I)) is None  # long s: matches "s" and "S" too
+    assert ascii_needles(re.compile(r"x{2,}y", re.I)) is None  # a third x or the y: unknown
+    assert ascii_needles(re.compile(r"a(?:b|c\d)", re.I)) is None  # "ab" is a whole match
+    assert ascii_needles(re.compile(r"ab\d")) is None  # case-sensitive: its texts are not lowered
+
+
+def test_no_knowledge_pattern_is_skipped_by_its_ascii_needles_where_it_matches_an_ascii_text() -> None:
+    rng = random.Random(11)
+    words = [w for r in load().rules for w in r.example.split()]
+    codes = ["BL000123", "ES123456", "RL654321", "[TSS04]", "[PH01]", "AS16012607", "550", "5.7.1"]
+    checked = 0
+    for pattern in _every_pattern():
+        found = ascii_needles(pattern)
+        if found is None or found == needles(pattern):
+            continue
+        checked += 1
+        for _ in range(200):
+            text = " ".join(rng.choice(words + codes) for _ in range(rng.randint(1, 20)))
+            text = "".join(c.upper() if rng.random() < 0.3 else c for c in text)
+            if pattern.search(text):
+                assert may_match(found, lowered(text)), (pattern.pattern, text)
+    assert checked  # the knowledge has such a pattern (Comcast's codes)
+
+
+def test_a_screen_with_needles_for_ascii_texts_only_is_a_candidate_for_every_other_text() -> None:
+    code = re.compile(r"\b(?:BL|ES|RL)\d{6}\b", re.I)
+    word = re.compile(r"mailbox unavailable", re.I)
+    candidates = Candidates((Screen((word,)), Screen((code,))))
+    for _ in range(2):  # the first use returns every screen; the second builds the index
+        candidates.of(lowered("warm up"))
+    assert list(candidates.of(lowered("550 mailbox unavailable: messages refused"))) == [0]
+    assert list(candidates.of(lowered("550 refused, see RL000123"))) == [1]
+    # "RL" followed by Arabic-Indic digits: \d matches them, so the screen runs.
+    arabic = "550 refused, see RL\u0661\u0662\u0663\u0664\u0665\u0666"
+    assert code.search(arabic)
+    assert 1 in candidates.of(lowered(arabic))
 
 
 def test_starts_of_anchors_look_arounds_groups_and_alternatives() -> None:

@@ -62,7 +62,9 @@ _IP_IN_REJECTION = (
     re.compile(r"\byour IP(?: address)?\s*\(([0-9a-f.:]+)\)", re.I),
     re.compile(r"<\s*([0-9]{1,3}(?:\.[0-9]{1,3}){3})\s*>"),
 )
-_RECEIVED_BY_IP = re.compile(r"\bby\s+\S+\s+\(?\[?([0-9a-f.:]+)\]?\)?", re.I)
+# The host name is atomic, (?>\S+): the white space that must follow it cannot follow a shorter
+# part of it, so the regex engine is spared trying each (same matches, same groups).
+_RECEIVED_BY_IP = re.compile(r"\bby\s+(?>\S+)\s+\(?\[?([0-9a-f.:]+)\]?\)?", re.I)
 _X_IP_HEADERS = re.compile(
     r"^(?:X-Originating-IP|X-ACCEPT-IP|X-Sender-IP|X-Source-IP)\s*:\s*\[?([0-9a-f.:]+)\]?|"
     r"^X-SES-Outgoing\s*:\s*[\d.]+-([0-9a-f.:]+)",  # Amazon SES: "2025.10.20-198.51.100.210"
@@ -86,9 +88,47 @@ _RECIPIENT_STATES = frozenset({Reason.USERUNKNOWN, Reason.MAILBOXFULL, Reason.SU
                                Reason.HOSTUNKNOWN, Reason.NOTACCEPT})
 _THROTTLED = frozenset({Reason.RATELIMITED, Reason.TOOMANYCONN, Reason.SPEEDING})
 _FIX_SENDER = DelistRoute(method=DelistMethod.FIX_SENDER, template="fix_sender")
+# Enum members named in the functions below, looked up once. In Python 3.11 `Reason.X` in a
+# function body goes through the enum metaclass's attribute hook (EnumType.__getattr__) each
+# time, four times the cost of a global name, and one diagnosis names some fifty of them.
+_BLOCKED = Reason.BLOCKED
+_CONTENTERROR = Reason.CONTENTERROR
+_DELIVERED = Reason.DELIVERED
+_EXCEEDLIMIT = Reason.EXCEEDLIMIT
+_EXPIRED = Reason.EXPIRED
+_FEEDBACK = Reason.FEEDBACK
+_FILTERED = Reason.FILTERED
+_HOSTUNKNOWN = Reason.HOSTUNKNOWN
+_MAILBOXFULL = Reason.MAILBOXFULL
+_MAILERERROR = Reason.MAILERERROR
+_MESGTOOBIG = Reason.MESGTOOBIG
+_NETWORKERROR = Reason.NETWORKERROR
+_NORELAYING = Reason.NORELAYING
+_NOTACCEPT = Reason.NOTACCEPT
+_ONHOLD = Reason.ONHOLD
+_REJECTED = Reason.REJECTED
+_SECURITYERROR = Reason.SECURITYERROR
+_SPAMDETECTED = Reason.SPAMDETECTED
+_SUSPEND = Reason.SUSPEND
+_SYNTAXERROR = Reason.SYNTAXERROR
+_SYSTEMERROR = Reason.SYSTEMERROR
+_UNDEFINED = Reason.UNDEFINED
+_USERUNKNOWN = Reason.USERUNKNOWN
+_VACATION = Reason.VACATION
+_VIRUSDETECTED = Reason.VIRUSDETECTED
+_NOT_ONLY_UNKNOWN = (Reason.NORELAYING, Reason.BLOCKED, Reason.MAILBOXFULL, Reason.HASMOVED,
+                     Reason.REJECTED, Reason.NOTACCEPT, Reason.RATELIMITED)  # see _user_unknown
+_NO_OTHER_VERDICT = frozenset({None, Reason.ONHOLD, Reason.SECURITYERROR, Reason.SYSTEMERROR})
+_LISTED = frozenset({Reason.BLOCKED, Reason.BADREPUTATION})
+_SENDERS_FIX = frozenset({Reason.AUTHFAILURE, Reason.REQUIREPTR})
+_FORMS = frozenset({DelistMethod.WEB, DelistMethod.EMAIL})
+_NO_METHOD = DelistMethod.NONE
+_NOT_THE_PROVIDERS = frozenset({DelistMethod.NONE, DelistMethod.FIX_SENDER, DelistMethod.CONTACT_RECIPIENT})
 
 
 def is_public_ip(text: str) -> bool:
+    if "." not in text and ":" not in text:
+        return False  # neither IPv4 nor IPv6 (ipaddress would raise twice to say so)
     try:
         ip = ipaddress.ip_address(text)
     except ValueError:
@@ -112,12 +152,20 @@ def _any_ip(text: str) -> str | None:
 _DOTTED = re.compile(r"[0-9]\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]")
 
 
+# What every IPv6 address holds: ipaddress takes one with "::" or else eight (or six and an IPv4
+# address) hextets of ASCII hex digits, so a colon is followed by a hex digit or a colon somewhere.
+_V6_COLON = re.compile(r":[0-9a-fA-F:]")
+
+
 def rejected_ip(diagnostic: str, low: str | None = None) -> str | None:
     """The IP the rejection names as refused, if it names one (`low`: prefilter.lowered(diagnostic))."""
     first = _DOTTED.search(diagnostic)
     dotted = first is not None
-    if not dotted and diagnostic.count(":") < 2:
-        return None  # no address in it to find
+    if not dotted and (diagnostic.count(":") < 2 or _V6_COLON.search(diagnostic) is None):
+        # No address in it to find: every pattern's candidate is a part of the text, and without
+        # "d.d.d.d" only an IPv6 one could be valid ("550 5.7.1 <a@b.example>: Recipient address
+        # rejected: ..." has colons, none before a hex digit).
+        return None
     if low is None:
         low = lowered(diagnostic)
     for pattern, found, start in _IP_SCREENED:
@@ -258,24 +306,25 @@ def match_rule(knowledge: Knowledge, diagnostic: str, status: str | None,
     return None
 
 
-class _Phrases:
+_Phrases = Callable[[Reason], bool]  # does a generic phrase of this reason occur in the diagnostic?
+
+
+def _phrases(knowledge: Knowledge, text: str, low: str | None) -> _Phrases:
     """Which reasons the generic phrases give one diagnostic, asked reason after reason.
 
     One sweep of the needles (the scan the rules' sweep already made) tells which reasons'
     phrases can occur in the text at all; asking about any other reason is then a set lookup
-    instead of a call into the phrase index, with the same answer: False.
+    instead of a call into the phrase index, with the same answer: False. (A closure, and the
+    phrase index's own `says` rather than Knowledge.says, which only passes the question on: the
+    judgement asks some fifteen times per diagnostic.)
     """
+    possible = knowledge.may_say(low)
+    says = knowledge.phrase_groups.says
 
-    __slots__ = ("_knowledge", "_low", "_possible", "_text")
+    def said(reason: Reason) -> bool:
+        return reason in possible and says(reason, text, low)
 
-    def __init__(self, knowledge: Knowledge, text: str, low: str | None) -> None:
-        self._knowledge = knowledge
-        self._text = text
-        self._low = low
-        self._possible = knowledge.may_say(low)
-
-    def __call__(self, reason: Reason) -> bool:
-        return reason in self._possible and self._knowledge.says(reason, self._text, self._low)
+    return said
 
 
 # Reasons the enhanced status code or the text can each decide, most specific first: the state of
@@ -310,11 +359,11 @@ def classify(knowledge: Knowledge, record: RecipientRecord, bounce: Bounce,
              low: str | None = None) -> tuple[Reason, Rule | None]:
     """The recipient's reason and the rule that decided it; `low`: prefilter.lowered(diagnostic)."""
     if bounce.format == "arf":
-        return Reason.FEEDBACK, None
+        return _FEEDBACK, None
     if bounce.format == "rfc3834":
-        return Reason.VACATION, None
+        return _VACATION, None
     if record.delivered or (record.status or "").startswith("2."):
-        return Reason.DELIVERED, None
+        return _DELIVERED, None
     diagnostic = record.diagnostic
     if low is None:
         low = lowered(diagnostic)
@@ -331,19 +380,18 @@ def classify(knowledge: Knowledge, record: RecipientRecord, bounce: Bounce,
 def _judge(knowledge: Knowledge, record: RecipientRecord, low: str | None) -> Reason:
     """The generic judgement: status code, SMTP command and phrases weighed together."""
     text = record.diagnostic
-    says = _Phrases(knowledge, text, low)
+    says = _phrases(knowledge, text, low)
     by_status = _status_reason(knowledge, record.status)
     mailer = (record.diagnostic_type or "").startswith("x-unix")
     if mailer:
         # A local delivery program's exit status (RFC 3464 diagnostic type X-Unix), not SMTP;
         # X.3.x says the mail system itself failed rather than the program.
-        if says(Reason.MAILBOXFULL):
-            return Reason.MAILBOXFULL
-        return Reason.SYSTEMERROR if (record.status or "")[1:3] == ".3" and by_status else Reason.MAILERERROR
+        if says(_MAILBOXFULL):
+            return _MAILBOXFULL
+        return _SYSTEMERROR if (record.status or "")[1:3] == ".3" and by_status else _MAILERERROR
     command = (record.command or "").upper()
-    for reason in _FIRST_PASS:
+    for reason, weigh in _FIRST_PASS_WEIGHED:
         # Does the status code or the text say `reason`, given the SMTP command it answered?
-        weigh = _WEIGHED.get(reason)
         if weigh(record, command, by_status, says) if weigh else by_status is reason or says(reason):
             return reason
     if by_status and by_status not in _VAGUE:
@@ -355,22 +403,22 @@ def _judge(knowledge: Knowledge, record: RecipientRecord, low: str | None) -> Re
         return by_status
     subject = (record.status or "")[1:3]
     if subject == ".6":
-        return Reason.CONTENTERROR
+        return _CONTENTERROR
     if subject == ".7":
-        return Reason.SECURITYERROR
+        return _SECURITYERROR
     if _syntax_reply(record.reply_code):
-        return Reason.SYNTAXERROR
+        return _SYNTAXERROR
     if record.reply_code == "451" and (record.status or "x.0.0")[1:] == ".0.0":
         # RFC 5321 §4.2.2: 451 "Requested action aborted: local error in processing", and the
         # status code (if any) says nothing more.
-        return Reason.SYSTEMERROR
+        return _SYSTEMERROR
     if record.hint:
         return record.hint
     if record.action in _DELAYED:
-        return Reason.EXPIRED
+        return _EXPIRED
     if (record.command or "") in _GREETING:
-        return Reason.BLOCKED  # refused at the greeting: the client itself is not welcome
-    return Reason.ONHOLD if text.strip() else Reason.UNDEFINED  # words we cannot place / no words
+        return _BLOCKED  # refused at the greeting: the client itself is not welcome
+    return _ONHOLD if text.strip() else _UNDEFINED  # words we cannot place / no words
 
 
 # The reasons of the first pass that take more than "the status code or a phrase says it": each
@@ -379,70 +427,68 @@ _Weigh = Callable[[RecipientRecord, str, Reason | None, _Phrases], bool]
 
 
 def _user_unknown(record: RecipientRecord, command: str, by_status: Reason | None, says: _Phrases) -> bool:
-    if by_status is Reason.USERUNKNOWN:
+    if by_status is _USERUNKNOWN:
         # X.1.1 is also sent for refusals that are not about the mailbox.
-        others = (Reason.NORELAYING, Reason.BLOCKED, Reason.MAILBOXFULL, Reason.HASMOVED,
-                  Reason.REJECTED, Reason.NOTACCEPT, Reason.RATELIMITED)
-        return not any(says(r) for r in others)
-    return command == "RCPT" and says(Reason.USERUNKNOWN)
+        return not any(says(r) for r in _NOT_ONLY_UNKNOWN)
+    return command == "RCPT" and says(_USERUNKNOWN)
 
 
 def _filtered(record: RecipientRecord, command: str, by_status: Reason | None, says: _Phrases) -> bool:
     # "No such user" given after DATA (or when the command is not known) comes from a filter
     # that read the message, not from the recipient check at RCPT.
-    if by_status is Reason.FILTERED:
-        return says(Reason.USERUNKNOWN) or says(Reason.FILTERED)
+    if by_status is _FILTERED:
+        return says(_USERUNKNOWN) or says(_FILTERED)
     if command in _BEFORE_DATA:
         return False
-    return says(Reason.FILTERED) or says(Reason.USERUNKNOWN)
+    return says(_FILTERED) or says(_USERUNKNOWN)
 
 
 def _rejected(record: RecipientRecord, command: str, by_status: Reason | None, says: _Phrases) -> bool:
-    if by_status is Reason.REJECTED:
+    if by_status is _REJECTED:
         return True
     if command == "MAIL":  # RFC 5321: a refusal of MAIL FROM is a refusal of the sender
-        return says(Reason.REJECTED) or bool(_ACCESS_DENIED.search(record.diagnostic))
+        return says(_REJECTED) or bool(_ACCESS_DENIED.search(record.diagnostic))
     if command == "DATA":
-        return by_status is not Reason.USERUNKNOWN and says(Reason.REJECTED)
-    if by_status in (None, Reason.ONHOLD, Reason.SECURITYERROR, Reason.SYSTEMERROR):
-        return says(Reason.REJECTED)
+        return by_status is not _USERUNKNOWN and says(_REJECTED)
+    if by_status in _NO_OTHER_VERDICT:
+        return says(_REJECTED)
     return False
 
 
 def _host_unknown(record: RecipientRecord, command: str, by_status: Reason | None, says: _Phrases) -> bool:
-    if by_status is Reason.HOSTUNKNOWN:  # X.4.4 unable to route: DNS trouble or no MX at all
-        return not (says(Reason.NETWORKERROR) or says(Reason.NOTACCEPT))
-    return says(Reason.HOSTUNKNOWN)
+    if by_status is _HOSTUNKNOWN:  # X.4.4 unable to route: DNS trouble or no MX at all
+        return not (says(_NETWORKERROR) or says(_NOTACCEPT))
+    return says(_HOSTUNKNOWN)
 
 
 def _content_error(record: RecipientRecord, command: str, by_status: Reason | None, says: _Phrases) -> bool:
-    return says(Reason.CONTENTERROR)  # X.6.x alone is weighed after spam and policy words
+    return says(_CONTENTERROR)  # X.6.x alone is weighed after spam and policy words
 
 
 def _spam(record: RecipientRecord, command: str, by_status: Reason | None, says: _Phrases) -> bool:
-    if says(Reason.VIRUSDETECTED):
+    if says(_VIRUSDETECTED):
         return False  # "virus detected; content rejected" names the more specific finding
     if _DNSBL_HIT.search(record.diagnostic):
         return False  # "blocked using <zone>; ... as spamming": the IP is on a list, whatever it says
-    return by_status is Reason.SPAMDETECTED or says(Reason.SPAMDETECTED)
+    return by_status is _SPAMDETECTED or says(_SPAMDETECTED)
 
 
 def _too_big(record: RecipientRecord, command: str, by_status: Reason | None, says: _Phrases) -> bool:
-    if by_status is Reason.EXCEEDLIMIT:
+    if by_status is _EXCEEDLIMIT:
         return False  # X.2.3: the recipient's own size limit
-    return by_status is Reason.MESGTOOBIG or says(Reason.MESGTOOBIG)
+    return by_status is _MESGTOOBIG or says(_MESGTOOBIG)
 
 
 def _no_relaying(record: RecipientRecord, command: str, by_status: Reason | None, says: _Phrases) -> bool:
     if command in _GREETING:
         return False
-    return by_status is Reason.NORELAYING or says(Reason.NORELAYING)
+    return by_status is _NORELAYING or says(_NORELAYING)
 
 
 def _suspended(record: RecipientRecord, command: str, by_status: Reason | None, says: _Phrases) -> bool:
     if record.reply_code == "525":
         return True  # RFC 5321 bis: 525 user account disabled
-    return by_status is Reason.SUSPEND or says(Reason.SUSPEND)
+    return by_status is _SUSPEND or says(_SUSPEND)
 
 
 _WEIGHED: dict[Reason, _Weigh] = {
@@ -451,6 +497,8 @@ _WEIGHED: dict[Reason, _Weigh] = {
     Reason.SPAMDETECTED: _spam, Reason.MESGTOOBIG: _too_big, Reason.NORELAYING: _no_relaying,
     Reason.SUSPEND: _suspended,
 }
+# The first pass with each reason's own weighing (None: the status code or a phrase says it).
+_FIRST_PASS_WEIGHED = tuple((reason, _WEIGHED.get(reason)) for reason in _FIRST_PASS)
 
 
 def _syntax_reply(code: str | None) -> bool:
@@ -563,7 +611,7 @@ def _conclude(knowledge: Knowledge, bounce: Bounce, record: RecipientRecord, low
     zone: str | None = None
     if rule and rule.blocklist and rule.blocklist != "?":
         blocklist = knowledge.providers[rule.blocklist]
-    elif reason in (Reason.BLOCKED, Reason.BADREPUTATION) or (rule and rule.blocklist == "?"):
+    elif reason in _LISTED or (rule and rule.blocklist == "?"):
         blocklist, zone = find_blocklist(knowledge, diagnostic, low)
     sending_ip, ip_source = _sending_ip(bounce, diagnostic, low)
     acting = blocklist or receiver
@@ -571,9 +619,9 @@ def _conclude(knowledge: Knowledge, bounce: Bounce, record: RecipientRecord, low
     # full, closed, moved, no mail accepted): no party can lift that for the sender.
     routed = rule is not None and (rule.route is not None or reason not in _RECIPIENT_STATES)
     route = _route(rule, acting, recipient_domain) if reason in SENDER_REASONS or routed else NO_ROUTE
-    if ((route is NO_ROUTE and reason in (Reason.AUTHFAILURE, Reason.REQUIREPTR))
+    if ((route is NO_ROUTE and reason in _SENDERS_FIX)
             or (reason in _THROTTLED and blocklist is None and not (rule and rule.route)
-                and route.method in (DelistMethod.WEB, DelistMethod.EMAIL))):
+                and route.method in _FORMS)):
         # The sender's own fix: authentication or reverse DNS; or too much mail or too many
         # connections, which slowing down lifts (RFC 5321 §4.5.4.1 retry strategy): a delist form
         # is for blocks. A rule that names a route says otherwise.
@@ -600,7 +648,7 @@ def _conclude(knowledge: Knowledge, bounce: Bounce, record: RecipientRecord, low
         rule=rule.id if rule else None,
         delist=route,
         expected_wait_hours=timers[0] if _waits_on_provider(route, rule) else None,
-        overdue_after_hours=timers[1] if route.method is not DelistMethod.NONE else None,
+        overdue_after_hours=timers[1] if route.method is not _NO_METHOD else None,
         propagation_hours=acting.propagation_hours if acting else None,
         evidence=squash(diagnostic) or None,
         verdict=verdict,
@@ -618,8 +666,7 @@ def _waits_on_provider(route: DelistRoute, rule: Rule | None) -> bool:
     or the recipient admin's (unless the rule states a wait of its own)."""
     if rule and rule.wait_hours is not None:
         return True
-    return route.method not in (DelistMethod.NONE, DelistMethod.FIX_SENDER,
-                                DelistMethod.CONTACT_RECIPIENT)
+    return route.method not in _NOT_THE_PROVIDERS
 
 
 def _timers(rule: Rule | None, acting: Provider | None) -> tuple[float | None, float | None]:

@@ -239,9 +239,18 @@ class Knowledge:
                 for d in provider.domains:
                     index.setdefault(d, (position, provider))
             self._domains_cache[kinds] = index
-        labels = domain.lower().split(".")
-        hits = [index[s] for s in (".".join(labels[i:]) for i in range(len(labels))) if s in index]
-        return min(hits, key=lambda hit: hit[0])[1] if hits else None
+        # The domain and each suffix after one of its dots ("a.b.c", "b.c", "c"), the earliest
+        # provider in the data's order winning.
+        suffix = domain.lower()
+        best: tuple[int, Provider] | None = None
+        while True:
+            hit = index.get(suffix)
+            if hit is not None and (best is None or hit[0] < best[0]):
+                best = hit
+            dot = suffix.find(".")
+            if dot == -1:
+                return best[1] if best else None
+            suffix = suffix[dot + 1:]
 
     def by_kind(self, *kinds: str) -> Iterable[Provider]:
         return (p for p in self.providers.values() if p.kind in kinds)

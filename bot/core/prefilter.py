@@ -57,6 +57,97 @@ def needles(pattern: re.Pattern[str], shortest: int = _MIN_NEEDLE) -> Needles:
     return tuple(kept)
 
 
+def ascii_needles(pattern: re.Pattern[str], shortest: int = _MIN_NEEDLE) -> Needles:
+    r"""Lower-case literals one of which every match holds when the text is ASCII, or None.
+
+    For a case-insensitive pattern whose own literals are too short but are followed by a small
+    class: `\b(?:BL|ES|RL)\d{6}\b` gives "bl0" ... "rl9" (needles() gives none). They are the
+    match's first `shortest` characters: in an ASCII text \d matches only 0-9 and a letter only
+    its two ASCII cases, which lower() makes one, so the lowered text holds one of them where
+    the match starts. In any other text they prove nothing: the caller runs the pattern there.
+    """
+    if _p is None or not pattern.flags & re.IGNORECASE:
+        return None
+    try:
+        heads = _heads(list(_p.parse(pattern.pattern, pattern.flags)), shortest)
+    except (AttributeError, TypeError, ValueError, IndexError, re.error):
+        return None
+    if not heads or min(len(h) for h in heads) < shortest:
+        return None  # some match (in an ASCII text) is shorter, or its start is not known
+    return tuple(sorted(heads))
+
+
+_MAX_HEADS = 64  # more possible starts than this are not worth their needles
+_DIGITS = frozenset("0123456789")
+
+
+def _heads(items: list[tuple[Any, Any]], size: int) -> set[str] | None:
+    """For a sequence of parsed items: every match's first `size` characters (the whole match
+    if shorter), lowered, in an ASCII text; None when unknown or too many. The first characters
+    of a sequence are those of its first item's match followed by those of the rest's."""
+    found = {""}
+    for op, av in items:
+        if all(len(h) >= size for h in found):
+            break
+        need = size - min(len(h) for h in found)
+        part = _item_heads(op, av, need)
+        if part is None:
+            return None
+        found = {h if len(h) >= size else (h + p)[:size] for h in found for p in part}
+        if len(found) > _MAX_HEADS:
+            return None
+    return found
+
+
+def _item_heads(op: Any, av: Any, size: int) -> set[str] | None:
+    """_heads for one item: a literal, a class of few ASCII characters, a zero-width item, a
+    group, a choice of alternatives or a repeat of one of these; None for any other."""
+    if op is _c.AT or op is _c.ASSERT or op is _c.ASSERT_NOT:
+        return {""}  # zero-width: the match's characters are those of the items around it
+    if op is _c.LITERAL:
+        return {chr(av).lower()} if av < 128 else None
+    if op is _c.IN:
+        chars: set[str] = set()
+        for kind, value in av:
+            if kind is _c.LITERAL and value < 128:
+                chars.add(chr(value).lower())
+            elif kind is _c.LITERAL and chr(value) not in CASE_TRAPS:
+                continue  # a non-ASCII character that matches no ASCII one: never in the text
+            elif kind is _c.RANGE and value[1] < 128 and value[1] - value[0] < 16:
+                chars.update(chr(c).lower() for c in range(value[0], value[1] + 1))
+            elif kind is _c.CATEGORY and value is _c.CATEGORY_DIGIT:
+                chars.update(_DIGITS)  # \d: only 0-9 in an ASCII text
+            else:  # a wide range, a trap, a negation, another category: too many characters
+                return None
+        return chars or None
+    if op is _c.SUBPATTERN:
+        _group, add_flags, del_flags, sub = av
+        return None if (add_flags | del_flags) & re.IGNORECASE else _heads(list(sub), size)
+    if op is _c.BRANCH:
+        union: set[str] = set()
+        for branch in av[1]:
+            part = _heads(list(branch), size)
+            if part is None:
+                return None
+            union |= part
+        return union if len(union) <= _MAX_HEADS else None
+    if op in (_c.MAX_REPEAT, _c.MIN_REPEAT, getattr(_c, "POSSESSIVE_REPEAT", None)):
+        low, high, sub = av
+        if low == 0:
+            if high != 1:
+                return None
+            once = _heads(list(sub), size)  # optional: nothing, or the item once
+            return None if once is None else once | {""}
+        # Repeated `low` times at least: the first characters of that many bodies (of `size` of
+        # them at most: each adds one character or more), every match's when they fill `size`.
+        copies = min(low, size)
+        found = _heads(list(sub) * copies, size)
+        if found is None or (any(len(h) < size for h in found) and (high != low or low > copies)):
+            return None  # more bodies could follow those counted: their characters are unknown
+        return found
+    return None
+
+
 def starts(pattern: re.Pattern[str]) -> Needles:
     """Lower-case literals one of which every match starts with (at the match's first
     character), or None when unknown.
@@ -179,13 +270,14 @@ class Screen:
     single file runs the plain regexes and pays nothing for the prefilter.
     """
 
-    __slots__ = ("_each", "_needles", "_runs", "_sources", "_split", "_uses")
+    __slots__ = ("_ascii", "_each", "_needles", "_runs", "_sources", "_split", "_uses")
 
     def __init__(self, patterns: tuple[re.Pattern[str], ...], split: bool = False) -> None:
         self._sources = patterns
         self._split = split
         self._uses = 0
         self._needles: Needles = None
+        self._ascii: Needles = None
         self._each: tuple[tuple[re.Pattern[str], Needles], ...] | None = None
         self._runs: tuple[tuple[re.Pattern[str], Needles, Needles], ...] = ()  # and their starts
 
@@ -195,6 +287,7 @@ class Screen:
             patterns += _branches(pattern) if self._split else [pattern]
         each = tuple((p, needles(p)) for p in patterns)
         self._needles = union(tuple(n for _, n in each))
+        self._ascii = union(tuple(n if n is not None else ascii_needles(p) for p, n in each))
         self._runs = tuple((p, found, starts(p)) for p, found in each)
         self._each = each  # last: a reader that sees _each also sees _needles and _runs
         return each
@@ -209,6 +302,14 @@ class Screen:
         if self._each is None:
             self._build()
         return self._needles
+
+    @property
+    def ascii_needles(self) -> Needles:
+        """The same, for an ASCII text: each pattern's needles, or its ascii_needles where it has
+        none (None: no such set)."""
+        if self._each is None:
+            self._build()
+        return self._ascii
 
     def search(self, text: str, low: str | None) -> bool:
         """A pattern matches `text`; `low` is prefilter.lowered(text)."""
@@ -236,16 +337,19 @@ class Candidates:
 
     Rather than asking each rule in turn, the text is swept once for every rule's needles (in
     C, with `filter`), and only the rules one of whose needles it holds, or that have none, are
-    returned, in their order. Built on the second use, like Screen.
+    returned, in their order. A screen with needles for ASCII texts only (Screen.ascii_needles)
+    is found by those in an ASCII text and returned for every other text. Built on the second
+    use, like Screen.
     """
 
-    __slots__ = ("_always", "_finder", "_index", "_keys", "_scanner", "_screens", "_uses")
+    __slots__ = ("_always", "_ascii_only", "_finder", "_index", "_keys", "_scanner", "_screens", "_uses")
 
     def __init__(self, screens: tuple[Screen, ...], scanner: Scanner | None = None) -> None:
         self._screens = screens
         self._scanner = scanner
         self._uses = 0
         self._always: tuple[int, ...] = ()
+        self._ascii_only: tuple[int, ...] = ()
         self._keys: tuple[str, ...] = ()
         self._finder: Finder | None = None
         self._index: dict[str, tuple[int, ...]] | None = None
@@ -254,15 +358,17 @@ class Candidates:
         if self._index is not None:
             return self._index
         always: list[int] = []
+        ascii_only: list[int] = []
         index: dict[str, list[int]] = {}
         for i, screen in enumerate(self._screens):
             found = screen.needles
             if found is None:
-                always.append(i)
-            else:
-                for needle in found:
-                    index.setdefault(needle, []).append(i)
+                found = screen.ascii_needles
+                (always if found is None else ascii_only).append(i)
+            for needle in found or ():
+                index.setdefault(needle, []).append(i)
         self._always = tuple(always)
+        self._ascii_only = tuple(ascii_only)
         self._keys = tuple(index)
         self._finder = Finder(index, self._scanner)
         frozen = {k: tuple(v) for k, v in index.items()}
@@ -281,9 +387,11 @@ class Candidates:
             return range(len(self._screens))
         finder = self._finder
         assert finder is not None
-        hits = finder.find(low)
+        hits = finder.find(low)  # a new set, the caller's own
         if self._always:
-            hits = hits | set(self._always)
+            hits.update(self._always)
+        if self._ascii_only and not low.isascii():  # (lowered() keeps the case traps out)
+            hits.update(self._ascii_only)
         return sorted(hits)
 
 

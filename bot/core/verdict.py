@@ -57,6 +57,22 @@ NOTHING_TO_DELIST = {
 }
 
 
+# Members and sets the functions below test, looked up once: in Python 3.11 `Reason.X` in a
+# function body goes through the enum metaclass's attribute hook (EnumType.__getattr__) each time.
+_WEB, _EMAIL, _AUTO_EXPIRY = DelistMethod.WEB, DelistMethod.EMAIL, DelistMethod.AUTO_EXPIRY
+_CONTACT_RECIPIENT, _FIX_SENDER, _NO_METHOD = (DelistMethod.CONTACT_RECIPIENT, DelistMethod.FIX_SENDER,
+                                               DelistMethod.NONE)
+_REQUIREPTR, _AUTHFAILURE, _TOOMANYCONN = Reason.REQUIREPTR, Reason.AUTHFAILURE, Reason.TOOMANYCONN
+_RATE_LIMITED = frozenset({Reason.RATELIMITED, Reason.SPEEDING})
+_LISTED = frozenset({Reason.BLOCKED, Reason.BADREPUTATION})
+_SLOWED = frozenset({Reason.BLOCKED, Reason.BADREPUTATION, Reason.RATELIMITED, Reason.TOOMANYCONN,
+                     Reason.SPEEDING})
+# The reports that are not bounces, in so many words.
+_NOT_BOUNCES = {Reason.VACATION: "This is an auto-reply (out of office), not a bounce.",
+                Reason.FEEDBACK: "This is a spam complaint (feedback report), not a bounce.",
+                Reason.DELIVERED: "This report says the message was delivered."}
+
+
 def hours_text(hours: float) -> str:
     if hours < 1:
         return f"{round(hours * 60)} min"
@@ -72,28 +88,28 @@ def _wait_clause(wait_hours: float | None) -> str:
 def next_step_for(route: DelistRoute, reason: Reason, ip: str | None,
                   wait_hours: float | None) -> str:
     ip_text = ip or "the IP"
-    match route.method:
-        case DelistMethod.WEB:
-            return f"request removal of {ip_text} at {route.url}{_wait_clause(wait_hours)}."
-        case DelistMethod.EMAIL:
-            return f"email {route.address} asking to remove {ip_text}{_wait_clause(wait_hours)}."
-        case DelistMethod.AUTO_EXPIRY:
-            expiry = f" (about {hours_text(wait_hours)})" if wait_hours else ""
-            return f"stop the cause; the block expires by itself{expiry}. There is no form to fill in."
-        case DelistMethod.CONTACT_RECIPIENT:
-            return "ask the recipient's mail administrator to lift the block; a delist request will not help."
-        case DelistMethod.FIX_SENDER:
-            if reason is Reason.REQUIREPTR:
-                return f"give {ip_text} a PTR record whose name resolves back to it, then resend."
-            if reason is Reason.AUTHFAILURE:
-                return "fix SPF, DKIM and DMARC for the sending domain, then resend; no delisting exists."
-            if reason in (Reason.RATELIMITED, Reason.SPEEDING):
-                return ("send less per hour to this receiver; the limit lifts by itself, "
-                        "there is no delist form.")
-            if reason is Reason.TOOMANYCONN:
-                return ("open fewer connections at once to this receiver; the limit lifts by itself, "
-                        "there is no delist form.")
-            return "fix the cause on your side and let the reputation recover; there is no delist form."
+    method = route.method  # compared as `match` would (==), with the members looked up once
+    if method == _WEB:
+        return f"request removal of {ip_text} at {route.url}{_wait_clause(wait_hours)}."
+    if method == _EMAIL:
+        return f"email {route.address} asking to remove {ip_text}{_wait_clause(wait_hours)}."
+    if method == _AUTO_EXPIRY:
+        expiry = f" (about {hours_text(wait_hours)})" if wait_hours else ""
+        return f"stop the cause; the block expires by itself{expiry}. There is no form to fill in."
+    if method == _CONTACT_RECIPIENT:
+        return "ask the recipient's mail administrator to lift the block; a delist request will not help."
+    if method == _FIX_SENDER:
+        if reason is _REQUIREPTR:
+            return f"give {ip_text} a PTR record whose name resolves back to it, then resend."
+        if reason is _AUTHFAILURE:
+            return "fix SPF, DKIM and DMARC for the sending domain, then resend; no delisting exists."
+        if reason in _RATE_LIMITED:
+            return ("send less per hour to this receiver; the limit lifts by itself, "
+                    "there is no delist form.")
+        if reason is _TOOMANYCONN:
+            return ("open fewer connections at once to this receiver; the limit lifts by itself, "
+                    "there is no delist form.")
+        return "fix the cause on your side and let the reputation recover; there is no delist form."
     return NOTHING_TO_DELIST.get(reason, "read the rejection text below; nothing to delist.")
 
 
@@ -111,28 +127,24 @@ def describe(*, reason: Reason, rule: Rule | None, receiver: Provider | None,
     verb = "kept deferring" if gave_up else "deferred" if temporary else "rejected"
     mail = f"mail from {ip}" if ip else "the mail"
     what = rule.what if rule else WHAT.get(reason, "the reason could not be determined")
-    if not rule and reason in (Reason.BLOCKED, Reason.BADREPUTATION):
+    if not rule and reason in _LISTED:
         if blocklist:
             what = f"the IP is on {blocklist.list_name}"
         elif zone:
             what = f"the IP is listed on {zone}, a list delistbot has no data for"
-    if reason in (Reason.VACATION, Reason.FEEDBACK, Reason.DELIVERED):
-        verdict = {Reason.VACATION: "This is an auto-reply (out of office), not a bounce.",
-                   Reason.FEEDBACK: "This is a spam complaint (feedback report), not a bounce.",
-                   Reason.DELIVERED: "This report says the message was delivered."}[reason]
-    else:
+    verdict = _NOT_BOUNCES.get(reason)
+    if verdict is None:
         until = " until your server gave up" if gave_up else ""
         verdict = f"{who} {verb} {mail}{until}: {what}."
     next_step = rule.next_step if rule and rule.next_step else next_step_for(route, reason, ip, wait_hours)
-    slowed = reason in (Reason.BLOCKED, Reason.BADREPUTATION, Reason.RATELIMITED, Reason.TOOMANYCONN,
-                        Reason.SPEEDING)
+    slowed = reason in _SLOWED
     if temporary and not gave_up and slowed and not (rule and rule.next_step):
         next_step = "slow down and let the queue retry; " + next_step
     warnings = [rule.warning] if rule and rule.warning else []
     if blocklist and blocklist.status == "defunct":
         warnings.append(f"{blocklist.name} shut down on {blocklist.defunct_since}: the receiver's "
                         "filter is out of date, so there is nothing to delist.")
-    if route.note and route.method is not DelistMethod.NONE and not (rule and rule.next_step):
+    if route.note and route.method is not _NO_METHOD and not (rule and rule.next_step):
         next_step = f"{next_step} {route.note}"
     if gave_up:
         next_step = f"{next_step.rstrip()} {RESEND}"
