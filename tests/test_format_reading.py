@@ -4,14 +4,16 @@ plain regexes do."""
 from __future__ import annotations
 
 import random
+import re
 from dataclasses import MISSING, fields, replace
 from pathlib import Path
 
 import pytest
 
-from bot.core.bounce import _with, formats
+import bot.core.bounce as bounce_module
+from bot.core.bounce import _with, formats, says_returned
 from bot.core.bounce.formats import cut_returned_message, identify, load_formats
-from bot.core.model import Reason, RecipientRecord
+from bot.core.model import Bounce, Reason, RecipientRecord
 from bot.core.prefilter import at_line_start, line_starts, lowered
 
 HELDOUT = Path(__file__).parent / "heldout"
@@ -23,7 +25,12 @@ def _texts() -> list[str]:
                "The original message was received at", "qmail-send", "Microsoft Exchange",
                "----- Original message -----", "-- Returned message", "Original message headers:",
                "Content-Type: message/rfc822", "  ---- Original message follows", "x --- Returned message",
-               "The response was:", "amavis", "MDaemon", "Your message:", "------- Failure Reasons"]
+               "The response was:", "amavis", "MDaemon", "Your message:", "------- Failure Reasons",
+               # markers whose needles hold the words the sweep tests first (formats._GATES)
+               "Sent by Microsoft Exchange Server", "Google Groups", "googlegroups.com", "Amazon SES",
+               "did not reach the following recipient(s)", "Your message to a@b.example wasn't delivered",
+               "Apache James", "Message details:", "Delivery to the following recipient failed permanently",
+               "Generating server: x.prod.outlook.com", "Office 365", "microsoft", "google", "to the"]
     texts = [p.read_text("utf-8", "replace") for p in sorted(HELDOUT.rglob("*")) if p.is_file()]
     for _ in range(300):
         lines = [rng.choice(phrases) for _ in range(rng.randint(0, 8))]
@@ -118,3 +125,37 @@ def test_a_record_filled_in_by_the_readers_equals_what_dataclasses_replace_build
     assert _with(record, **changes) == replace(record, **changes)
     with pytest.raises(TypeError):
         _with(record, commands="RCPT")
+
+
+def _plain_says_returned(bounce: Bounce) -> bool:
+    """The rule as written: the notice squashed to one case and one space, then its words."""
+    actions = {(r.action or "").lower() for r in bounce.recipients}
+    if "delayed" in actions or "failed" in actions:
+        return "delayed" not in actions
+    notice = " ".join(f"{bounce.subject or ''} {bounce.text[:4000]}".split()).lower()
+    if any(w in notice for w in bounce_module._DELAY_WORDS) or re.search(r"delayed \d+ (?:minute|hour|day)",
+                                                                         notice):
+        return False
+    return any(w in notice for w in bounce_module._RETURNED_WORDS)
+
+
+def test_a_notice_says_returned_or_delayed_as_its_squashed_words_do_however_it_is_wrapped() -> None:
+    rng = random.Random(11)
+    phrases = [*bounce_module._DELAY_WORDS, *bounce_module._RETURNED_WORDS, "delayed 4 hours",
+               "Delivery to these recipients", "the message", "will", "returned", "not", "failed"]
+    for _ in range(2000):
+        words = " ".join(rng.choice(phrases) for _ in range(rng.randint(0, 4))).split(" ")
+        text = "".join(w + rng.choice([" ", " ", "\n", "  \n\t", "\u00a0"]) for w in words)
+        text = "".join(c.upper() if rng.random() < 0.2 else c for c in text)
+        subject = rng.choice(["", "Delayed Mail", "Returned"])
+        bounce = Bounce(source="x", format=None, text=text, subject=subject, recipients=(
+            RecipientRecord(address="a@b.example", diagnostic="550 no"),))
+        assert says_returned(bounce) is _plain_says_returned(bounce), text
+
+
+def test_every_notice_phrase_holds_one_of_the_words_read_before_squashing() -> None:
+    for phrases, keys in ((bounce_module._DELAY_WORDS, bounce_module._DELAY_KEYS),
+                          (bounce_module._RETURNED_WORDS, bounce_module._RETURNED_KEYS)):
+        assert all(key.split() == [key] for key in keys)
+        assert all(any(key in phrase for key in keys) for phrase in phrases)
+    assert "delay" in bounce_module._DELAY_KEYS  # _DELAYED_FOR's "delayed"

@@ -109,6 +109,14 @@ _RETURNED_WORDS = (
     "delivery to the following recipients failed", "(failure)",
 )
 _NOTICE_HEAD = 4000  # the notice stands before the diagnostics and the returned message
+# A word (no space in it) of each phrase above, rare in notices: the phrases are looked for in the
+# notice squashed to one case and one space, and squashing only joins the text's words with single
+# spaces, so a phrase in it has its word in the text merely lowered, and a phrase in the lowered
+# text is in the squashed one. A notice without the words is read without squashing it.
+_DELAY_KEYS = ("warning", "resend", "retried", "retry", "trying", "again", "yet", "past", "delay",
+               "incomplete")  # "delay" also stands for _DELAYED_FOR
+_RETURNED_KEYS = ("permanent", "exceeded", "return", "couldn't", "delivered", "going", "giving", "gave",
+                  "queue", "failed", "undeliver", "(failure)")
 
 
 def says_returned(bounce: Bounce) -> bool:
@@ -119,8 +127,17 @@ def says_returned(bounce: Bounce) -> bool:
     actions = {(r.action or "").lower() for r in bounce.recipients}
     if "delayed" in actions or "failed" in actions:  # RFC 3464 says it outright
         return "delayed" not in actions
+    head = f"{bounce.subject or ''} {bounce.text[:_NOTICE_HEAD]}"
+    low = head.lower()
+    if not any(map(low.__contains__, _DELAY_KEYS)):  # no delay word in the notice
+        if any(map(low.__contains__, _RETURNED_WORDS)):  # unwrapped: in the notice too
+            return True
+        if not any(map(low.__contains__, _RETURNED_KEYS)):
+            return False
+        notice = " ".join(head.split()).lower()
+        return any(map(notice.__contains__, _RETURNED_WORDS))
     # One case and one space: notices wrap their sentences anywhere.
-    notice = " ".join(f"{bounce.subject or ''} {bounce.text[:_NOTICE_HEAD]}".split()).lower()
+    notice = " ".join(head.split()).lower()
     if any(map(notice.__contains__, _DELAY_WORDS)):
         return False
     if "delayed " in notice and _DELAYED_FOR.search(notice):
