@@ -75,26 +75,35 @@ def mbox_messages(data: bytes, starts: list[int]) -> list[bytes]:
     return [c for c in chunks if c.strip()]
 
 
-# Up to 12 lines, each a header line or a continuation (a blank, then something not blank).
-_HEAD_LINES = re.compile(
-    rb"(?:(?:[A-Za-z][\w-]*+:[^\n]*+|[ \t][ \t\r\x0b\x0c]*+[^ \t\r\x0b\x0c\n][^\n]*+)(?:\n|\Z)){0,12}+")
+# Up to 12 lines, each a header line or a continuation (a blank, then something not blank); the
+# group holds the 12th line when there is one.
+_HEAD_LINE = (rb"(?:[A-Za-z][A-Za-z0-9_-]*+:[^\n]*+|[ \t][ \t\r\x0b\x0c]*+[^ \t\r\x0b\x0c\n][^\n]*+)"
+              rb"(?:\n|\Z)")
+_HEAD_LINES = re.compile(rb"(?:%s){0,11}+(%s)?+" % (_HEAD_LINE, _HEAD_LINE))
+_NEXT_FIELD = re.compile(rb"\n[A-Za-z]")
 
 
 def looks_like_message(data: bytes) -> bool:
     """True when the bytes start with an RFC 5322 header block (at least two header lines).
 
     Of the first 12 lines, those before the first blank one must all be header lines or
-    continuations: one regex match takes them, and the line it stops at must be blank."""
+    continuations: one regex match takes them, and the line it stops at must be blank. Each
+    line it took starts with a letter (a field) or a blank (a continuation), so instead of
+    counting lines, look for a newline followed by a letter inside what it took: one is enough
+    when the first line is a field, otherwise two."""
     head = data.lstrip(b"\n")
-    end = _HEAD_LINES.match(head).end()  # type: ignore[union-attr]
-    block = head[:end]
-    lines = block.count(b"\n") + (0 if not block or block.endswith(b"\n") else 1)
-    if lines < 12 and end < len(head):
+    taken = _HEAD_LINES.match(head)
+    end = taken.end()  # type: ignore[union-attr]
+    if taken.start(1) == -1 and end < len(head):  # type: ignore[union-attr]  # < 12 lines taken
         stop = head.find(b"\n", end)
         if head[end:stop if stop != -1 else len(head)].strip():
             return False  # a line that is neither a field, a continuation nor blank
-    continued = block.count(b"\n ") + block.count(b"\n\t") + (block[:1] in (b" ", b"\t"))
-    return lines - continued >= 2
+    later = _NEXT_FIELD.search(head, 0, end)
+    if later is None:
+        return False
+    if end and head[:1] not in b" \t":  # the first line is a field too
+        return True
+    return _NEXT_FIELD.search(head, later.end(), end) is not None
 
 
 def charset_name(charset: str | None) -> str:
