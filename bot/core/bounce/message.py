@@ -107,12 +107,30 @@ def looks_like_message(data: bytes) -> bool:
 
 
 def charset_name(charset: str | None) -> str:
+    """The codec name for a charset label (its aliases, quotes and case aside); utf-8 for an
+    unknown one. The labels bounces usually carry are resolved once, at import."""
+    name = _CODEC_NAMES.get(charset)
+    return name if name is not None else _codec_name(charset)
+
+
+def _codec_name(charset: str | None) -> str:
     name = (charset or "utf-8").strip().strip('"').lower()
     name = _CHARSET_ALIASES.get(name, name)
     try:
         return codecs.lookup(name).name
     except LookupError:
         return "utf-8"
+
+
+# Labels as content_charset() and the header decoder give them (lower case), IANA's names and
+# the aliases above, with what charset_name() answers for each.
+_COMMON_CHARSETS = (
+    "utf-8", "utf-16", "utf-7", "iso-2022-jp", "shift_jis", "euc-jp", "gb2312", "gbk", "gb18030",
+    "big5", "euc-kr", "koi8-r", "koi8-u", "windows-31j", "iso-8859-1", "iso-8859-2", "iso-8859-5",
+    "iso-8859-7", "iso-8859-9", "iso-8859-15", "windows-1250", "windows-1251", "windows-1252",
+    "windows-1253", "windows-1254", "windows-1257",
+)
+_CODEC_NAMES = {label: _codec_name(label) for label in (None, *_CHARSET_ALIASES, *_COMMON_CHARSETS)}
 
 
 def decode_bytes(payload: bytes, charset: str | None) -> str:
