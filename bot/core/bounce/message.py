@@ -14,6 +14,7 @@ import email
 import email.header
 import email.message
 import email.policy
+import itertools
 import quopri
 import re
 from dataclasses import dataclass, field
@@ -176,6 +177,11 @@ _HTML_HIDDEN = frozenset({"style", "script", "head"})
 # Inside <script> and <style> nothing is markup until the element's own end tag (as HTMLParser
 # reads them: CDATA content).
 _HTML_CDATA_END = {name: re.compile(rf"</{name}(?=[\s/>])", re.I) for name in ("script", "style")}
+# Each way to write those elements' names -> the name. A tag name lowers to one of them only when
+# it is one of these spellings: of all characters but the ASCII letters, only the Kelvin sign
+# lowers to one ("k"), which none of the names holds.
+_HTML_NAMES = {"".join(spelling): name for name in _HTML_BLOCKS | _HTML_HIDDEN
+               for spelling in itertools.product(*zip(name, name.upper(), strict=True))}
 
 
 def html_to_text(html: str) -> str:
@@ -192,10 +198,9 @@ def html_to_text(html: str) -> str:
             if not hidden and start > pos:
                 out.append(html[pos:start])
             pos = end
-            name = tag[2]
+            name = _HTML_NAMES.get(tag[2])
             if name is None:
-                continue  # a comment, doctype or processing instruction
-            name = name.lower()
+                continue  # a comment, doctype, processing instruction or other element
             if name in _HTML_BLOCKS:
                 out.append("\n")
             elif name in _HTML_HIDDEN:
@@ -212,8 +217,9 @@ def html_to_text(html: str) -> str:
             break  # no markup after `pos`
     if not hidden and pos < size:
         out.append(html[pos:])
-    lines = unescape("".join(out)).splitlines()
-    return "\n".join(filter(None, map(" ".join, map(str.split, lines))))
+    # Lines with anything but blanks (str.strip's blanks are str.split's), their words joined.
+    lines = filter(str.strip, unescape("".join(out)).splitlines())
+    return "\n".join(map(" ".join, map(str.split, lines)))
 
 
 @dataclass(init=False)
