@@ -23,6 +23,12 @@ def test_style_script_and_head_are_not_text_even_when_they_hold_markup() -> None
     assert html_to_text(html) == "Remote Server returned 550"
 
 
+def test_element_names_are_read_whatever_their_case_and_only_as_they_lower() -> None:
+    html = "<Html><hEaD><TITLE>t</TITLE></HeAd><BODY>one<Br>two<dIV>three<lİ>four<TaBlE>five</BODY>"
+    assert html_to_text(html) == "one\ntwo\nthreefour\nfive"  # "lİ" lowers to no "li"
+    assert html_to_text("<STYLE>p { }</STYLE><sCrIpT>x</ScRiPt>kept") == "kept"
+
+
 def test_a_quoted_angle_bracket_stays_inside_its_tag() -> None:
     html = "<a title='a>b' href=\"x>y\">user@example.com</a> failed"
     assert html_to_text(html) == "user@example.com failed"

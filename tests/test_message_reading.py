@@ -7,7 +7,15 @@ import re
 
 import pytest
 
-from bot.core.bounce.message import looks_like_message, mbox_messages, normalise_newlines, split_mbox
+from bot.core.bounce.message import (
+    _CHARSET_ALIASES,
+    _COMMON_CHARSETS,
+    charset_name,
+    looks_like_message,
+    mbox_messages,
+    normalise_newlines,
+    split_mbox,
+)
 from tests.corpus import CORPUS, need_shared
 
 _FIELD_LINE = re.compile(rb"^[A-Za-z][\w-]*:[ \t]?.*$")
@@ -89,3 +97,15 @@ def test_mbox_splitting_finds_the_separators_scanning_would() -> None:
                   if p.is_file() and p.suffix not in (".jsonl", ".md")]
     for data in datas:
         assert split_mbox(data) == _split_by_scanning(data)
+
+
+def test_charset_labels_name_their_codec_whether_resolved_at_import_or_on_the_spot() -> None:
+    assert charset_name(None) == "utf-8"
+    assert charset_name("iso-2022-jp") == "iso2022_jp"
+    assert charset_name("us-ascii") == "utf-8"  # many "us-ascii" parts carry 8-bit text
+    assert charset_name("windows-1252") == "cp1252"
+    assert charset_name(' "Shift_JIS" ') == "shift_jis"
+    assert charset_name("no-such-charset") == "utf-8"
+    # an upper-case label is resolved on the spot: it names the codec its table entry does
+    for label in [*_COMMON_CHARSETS, *_CHARSET_ALIASES]:
+        assert charset_name(label.upper()) == charset_name(label)

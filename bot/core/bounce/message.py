@@ -14,6 +14,7 @@ import email
 import email.header
 import email.message
 import email.policy
+import itertools
 import quopri
 import re
 from dataclasses import dataclass, field
@@ -75,35 +76,62 @@ def mbox_messages(data: bytes, starts: list[int]) -> list[bytes]:
     return [c for c in chunks if c.strip()]
 
 
-# Up to 12 lines, each a header line or a continuation (a blank, then something not blank).
-_HEAD_LINES = re.compile(
-    rb"(?:(?:[A-Za-z][\w-]*+:[^\n]*+|[ \t][ \t\r\x0b\x0c]*+[^ \t\r\x0b\x0c\n][^\n]*+)(?:\n|\Z)){0,12}+")
+# Up to 12 lines, each a header line or a continuation (a blank, then something not blank); the
+# group holds the 12th line when there is one.
+_HEAD_LINE = (rb"(?:[A-Za-z][A-Za-z0-9_-]*+:[^\n]*+|[ \t][ \t\r\x0b\x0c]*+[^ \t\r\x0b\x0c\n][^\n]*+)"
+              rb"(?:\n|\Z)")
+_HEAD_LINES = re.compile(rb"(?:%s){0,11}+(%s)?+" % (_HEAD_LINE, _HEAD_LINE))
+_NEXT_FIELD = re.compile(rb"\n[A-Za-z]")
 
 
 def looks_like_message(data: bytes) -> bool:
     """True when the bytes start with an RFC 5322 header block (at least two header lines).
 
     Of the first 12 lines, those before the first blank one must all be header lines or
-    continuations: one regex match takes them, and the line it stops at must be blank."""
+    continuations: one regex match takes them, and the line it stops at must be blank. Each
+    line it took starts with a letter (a field) or a blank (a continuation), so instead of
+    counting lines, look for a newline followed by a letter inside what it took: one is enough
+    when the first line is a field, otherwise two."""
     head = data.lstrip(b"\n")
-    end = _HEAD_LINES.match(head).end()  # type: ignore[union-attr]
-    block = head[:end]
-    lines = block.count(b"\n") + (0 if not block or block.endswith(b"\n") else 1)
-    if lines < 12 and end < len(head):
+    taken = _HEAD_LINES.match(head)
+    end = taken.end()  # type: ignore[union-attr]
+    if taken.start(1) == -1 and end < len(head):  # type: ignore[union-attr]  # < 12 lines taken
         stop = head.find(b"\n", end)
         if head[end:stop if stop != -1 else len(head)].strip():
             return False  # a line that is neither a field, a continuation nor blank
-    continued = block.count(b"\n ") + block.count(b"\n\t") + (block[:1] in (b" ", b"\t"))
-    return lines - continued >= 2
+    later = _NEXT_FIELD.search(head, 0, end)
+    if later is None:
+        return False
+    if end and head[:1] not in b" \t":  # the first line is a field too
+        return True
+    return _NEXT_FIELD.search(head, later.end(), end) is not None
 
 
 def charset_name(charset: str | None) -> str:
+    """The codec name for a charset label (its aliases, quotes and case aside); utf-8 for an
+    unknown one. The labels bounces usually carry are resolved once, at import."""
+    name = _CODEC_NAMES.get(charset)
+    return name if name is not None else _codec_name(charset)
+
+
+def _codec_name(charset: str | None) -> str:
     name = (charset or "utf-8").strip().strip('"').lower()
     name = _CHARSET_ALIASES.get(name, name)
     try:
         return codecs.lookup(name).name
     except LookupError:
         return "utf-8"
+
+
+# Labels as content_charset() and the header decoder give them (lower case), IANA's names and
+# the aliases above, with what charset_name() answers for each.
+_COMMON_CHARSETS = (
+    "utf-8", "utf-16", "utf-7", "iso-2022-jp", "shift_jis", "euc-jp", "gb2312", "gbk", "gb18030",
+    "big5", "euc-kr", "koi8-r", "koi8-u", "windows-31j", "iso-8859-1", "iso-8859-2", "iso-8859-5",
+    "iso-8859-7", "iso-8859-9", "iso-8859-15", "windows-1250", "windows-1251", "windows-1252",
+    "windows-1253", "windows-1254", "windows-1257",
+)
+_CODEC_NAMES = {label: _codec_name(label) for label in (None, *_CHARSET_ALIASES, *_COMMON_CHARSETS)}
 
 
 def decode_bytes(payload: bytes, charset: str | None) -> str:
@@ -149,6 +177,11 @@ _HTML_HIDDEN = frozenset({"style", "script", "head"})
 # Inside <script> and <style> nothing is markup until the element's own end tag (as HTMLParser
 # reads them: CDATA content).
 _HTML_CDATA_END = {name: re.compile(rf"</{name}(?=[\s/>])", re.I) for name in ("script", "style")}
+# Each way to write those elements' names -> the name. A tag name lowers to one of them only when
+# it is one of these spellings: of all characters but the ASCII letters, only the Kelvin sign
+# lowers to one ("k"), which none of the names holds.
+_HTML_NAMES = {"".join(spelling): name for name in _HTML_BLOCKS | _HTML_HIDDEN
+               for spelling in itertools.product(*zip(name, name.upper(), strict=True))}
 
 
 def html_to_text(html: str) -> str:
@@ -165,10 +198,9 @@ def html_to_text(html: str) -> str:
             if not hidden and start > pos:
                 out.append(html[pos:start])
             pos = end
-            name = tag[2]
+            name = _HTML_NAMES.get(tag[2])
             if name is None:
-                continue  # a comment, doctype or processing instruction
-            name = name.lower()
+                continue  # a comment, doctype, processing instruction or other element
             if name in _HTML_BLOCKS:
                 out.append("\n")
             elif name in _HTML_HIDDEN:
@@ -185,8 +217,9 @@ def html_to_text(html: str) -> str:
             break  # no markup after `pos`
     if not hidden and pos < size:
         out.append(html[pos:])
-    lines = unescape("".join(out)).splitlines()
-    return "\n".join(filter(None, map(" ".join, map(str.split, lines))))
+    # Lines with anything but blanks (str.strip's blanks are str.split's), their words joined.
+    lines = filter(str.strip, unescape("".join(out)).splitlines())
+    return "\n".join(map(" ".join, map(str.split, lines)))
 
 
 @dataclass(init=False)
