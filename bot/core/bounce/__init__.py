@@ -38,6 +38,8 @@ from bot.core.bounce.text import (
 )
 from bot.core.model import Bounce, Reason, RecipientRecord
 
+# Reason(value) goes through the enum metaclass's __call__; a dict from value to member is cheaper.
+_REASONS = {reason.value: reason for reason in Reason}
 MAX_INPUT_BYTES = 8 * 1024 * 1024  # beyond this the tail is not read; bounces are small
 # A diagnostic is an SMTP reply (RFC 5321 §4.5.3.1.5: 512 octets a line), a few lines, or an
 # NDR's paragraph; thirty full reply lines is past any real one. Text past this is a paste gone
@@ -329,7 +331,7 @@ def _from_failed_header(parts: Parts, source: str, subject: str, from_header: st
     report = formats.cut_returned_message(parts.body, fmt)
     diagnostic = " ".join(report.split())[:600]
     stated = fmt.stated_reason(parts.body) if fmt else None
-    hint = Reason(stated) if stated else None
+    hint = _REASONS[stated] if stated else None
     records = tuple(
         RecipientRecord(address=address, diagnostic=diagnostic, hint=hint)
         for _, address in getaddresses([parts.header("X-Failed-Recipients")]) if address
@@ -413,7 +415,7 @@ def _from_report(parts: Parts, source: str, subject: str, from_header: str,
         merged = [RecipientRecord(address=to[0][1], action="failed")]
     stated = fmt.stated_reason(body) if fmt else None
     if stated:
-        merged = [_with(r, hint=r.hint or Reason(stated)) for r in merged]
+        merged = [_with(r, hint=r.hint or _REASONS[stated]) for r in merged]
     return Bounce(
         source=source,
         format=fmt.id if fmt else "rfc3464",
@@ -495,7 +497,7 @@ def _from_text(text: str, source: str, *, subject: str, from_header: str, **comm
         return _not_bounce(source, NOT_A_BOUNCE, subject=subject or None)
     stated = fmt.stated_reason(report) if fmt else None
     if stated:
-        records = [_with(r, hint=r.hint or Reason(stated)) for r in records]
+        records = [_with(r, hint=r.hint or _REASONS[stated]) for r in records]
     if "original_headers" not in common:
         common["original_headers"] = text[len(report):]
     if len(records) == 1 and not records[0].address:
