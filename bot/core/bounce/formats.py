@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import tomllib
+from bisect import bisect_left
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import cache
@@ -131,13 +132,15 @@ def identify(body: str, from_header: str = "", subject: str = "") -> Format | No
     headers = _HEADER_SWEEP
     if headers is not None and low_from is not None and low_subject is not None:
         # As for the markers: a format whose From or Subject patterns match has one of their
-        # needles in the header, so only those formats are asked, in the table's order.
+        # needles in the header, so only those formats are asked, in the table's order. Only the
+        # formats before the markers' one can answer instead of it: the owners are in table order,
+        # so the needles of the others (after the cut bisect finds) are not looked for.
         from_owners, from_literals, subject_owners, subject_literals = headers
+        from_owners = from_owners[:bisect_left(from_owners, first)]
+        subject_owners = subject_owners[:bisect_left(subject_owners, first)]
         named = {*compress(from_owners, map(low_from.__contains__, from_literals)),
                  *compress(subject_owners, map(low_subject.__contains__, subject_literals))}
         for i in sorted(named):
-            if i >= first:
-                break
             fmt = table[i]
             if (fmt.from_screen.search(from_header, low_from)
                     or fmt.subject_screen.search(subject, low_subject)):
