@@ -42,6 +42,11 @@ GENERIC_END = (
 
 
 _GENERIC_END_NEEDLES = tuple(needles(p) for p in GENERIC_END)
+# Most of those needles hold "copy of the", which most bodies lack: a body without it holds none
+# of them, so for it they are left out (one look for the words rather than one per needle).
+_COPY = "copy of the"
+_GENERIC_END_UNCOPIED = tuple(None if found is None else tuple(n for n in found if _COPY not in n)
+                              for found in _GENERIC_END_NEEDLES)
 _GENERIC_END_STARTS = tuple(starts(p) for p in GENERIC_END)
 _GENERIC_END_LINES = tuple(line_starts(p) for p in GENERIC_END)
 
@@ -287,8 +292,9 @@ def cut_returned_message(body: str, fmt: Format | None) -> str:
 def _cut(body: str, fmt: Format | None) -> int:
     cut = len(body)
     low = lowered_once(body)
+    generic = _GENERIC_END_UNCOPIED if low is not None and _COPY not in low else _GENERIC_END_NEEDLES
     ends = zip((*(fmt.end if fmt else ()), *GENERIC_END),
-               (*(fmt.end_needles if fmt else ()), *_GENERIC_END_NEEDLES),
+               (*(fmt.end_needles if fmt else ()), *generic),
                (*(fmt.end_starts if fmt else ()), *_GENERIC_END_STARTS),
                (*(fmt.end_lines if fmt else ()), *_GENERIC_END_LINES), strict=True)
     for pattern, found, start, line in ends:
