@@ -38,6 +38,8 @@ from bot.core.bounce.text import (
 )
 from bot.core.model import Bounce, Reason, RecipientRecord
 
+# Reason(value) goes through the enum metaclass's __call__; a dict from value to member is cheaper.
+_REASONS = {reason.value: reason for reason in Reason}
 MAX_INPUT_BYTES = 8 * 1024 * 1024  # beyond this the tail is not read; bounces are small
 # A diagnostic is an SMTP reply (RFC 5321 §4.5.3.1.5: 512 octets a line), a few lines, or an
 # NDR's paragraph; thirty full reply lines is past any real one. Text past this is a paste gone
@@ -231,10 +233,9 @@ def _address(value: str) -> str | None:
     return address or None
 
 
-def _original(parts: Parts) -> str:
+def _original(parts: Parts, body: str) -> str:
     if parts.original:
         return parts.original[0]
-    body = parts.body
     start = len(formats.cut_returned_message(body, formats.identify(body)))
     return body[start:] if start < len(body) else ""
 
@@ -290,8 +291,11 @@ def _forwarded(text: str, subject: str = "") -> str:
 def _from_message(parts: Parts, source: str) -> Bounce:
     subject = parts.header("Subject")
     parts.text = [_forwarded(text, subject) for text in parts.text]
+    # Parts.body joins the text parts on each use: joined once, the readers that lower it or keep
+    # their answer for it (by identity, or by equality) see the same string.
+    body = parts.body
     from_header = parts.header("From")
-    original = _original(parts)
+    original = _original(parts, body)
     common: dict[str, Any] = {
         "from_address": _address(from_header),
         "original_headers": original,
@@ -306,15 +310,17 @@ def _from_message(parts: Parts, source: str) -> Bounce:
     if (parts.header("X-Apple-Unsubscribe") or "").lower() == "true":
         # Apple Mail's "unsubscribe" button mails the List-Unsubscribe address: an opt-out request.
         return _complaint(parts, source, common, [from_header], "opt-out")
-    if parts.delivery_status or rfc3464.embedded_report(parts.body):
-        return _from_report(parts, source, subject, from_header, common)
+    embedded = None if parts.delivery_status else rfc3464.embedded_report(body)
+    if parts.delivery_status or embedded:
+        report = "\n\n".join(parts.delivery_status) or embedded or rfc3464.embedded_report(body) or ""
+        return _from_report(parts, body, report, source, subject, from_header, common)
     if _is_auto_reply(parts, subject, from_header):
         return Bounce(source=source, format="rfc3834", recipients=(RecipientRecord(
             address=_address(from_header), action="delivered", diagnostic=subject),),
-            subject=subject, text=parts.body, **common)
-    if not parts.body.strip():
+            subject=subject, text=body, **common)
+    if not body.strip():
         return _not_bounce(source, NOT_A_BOUNCE, subject=subject)
-    bounce = _from_text(parts.body, source, subject=subject, from_header=from_header, **common)
+    bounce = _from_text(body, source, subject=subject, from_header=from_header, **common)
     if not bounce.is_bounce and parts.headers.get("X-Failed-Recipients"):
         return _from_failed_header(parts, source, subject, from_header, common)
     if not bounce.is_bounce or _looks_like_bounce(parts, subject, from_header, bounce):
@@ -329,7 +335,7 @@ def _from_failed_header(parts: Parts, source: str, subject: str, from_header: st
     report = formats.cut_returned_message(parts.body, fmt)
     diagnostic = " ".join(report.split())[:600]
     stated = fmt.stated_reason(parts.body) if fmt else None
-    hint = Reason(stated) if stated else None
+    hint = _REASONS[stated] if stated else None
     records = tuple(
         RecipientRecord(address=address, diagnostic=diagnostic, hint=hint)
         for _, address in getaddresses([parts.header("X-Failed-Recipients")]) if address
@@ -383,11 +389,10 @@ def _complaint(parts: Parts, source: str, common: dict[str, Any], rcpts: list[st
                   text=parts.body, subject=parts.header("Subject"), **common)
 
 
-def _from_report(parts: Parts, source: str, subject: str, from_header: str,
+def _from_report(parts: Parts, body: str, report: str, source: str, subject: str, from_header: str,
                  common: dict[str, Any]) -> Bounce:
-    report = "\n\n".join(parts.delivery_status) or rfc3464.embedded_report(parts.body) or ""
+    """`report`: the delivery-status parts, or the report pasted into the text `body`."""
     per_message, records = rfc3464.parse(report)
-    body = parts.body
     fmt = formats.identify(body, from_header, subject)
     report_text = formats.cut_returned_message(body, fmt)
     # The text part adds what the report leaves out: a diagnostic, or the SMTP command answered;
@@ -413,7 +418,7 @@ def _from_report(parts: Parts, source: str, subject: str, from_header: str,
         merged = [RecipientRecord(address=to[0][1], action="failed")]
     stated = fmt.stated_reason(body) if fmt else None
     if stated:
-        merged = [_with(r, hint=r.hint or Reason(stated)) for r in merged]
+        merged = [_with(r, hint=r.hint or _REASONS[stated]) for r in merged]
     return Bounce(
         source=source,
         format=fmt.id if fmt else "rfc3464",
@@ -495,7 +500,7 @@ def _from_text(text: str, source: str, *, subject: str, from_header: str, **comm
         return _not_bounce(source, NOT_A_BOUNCE, subject=subject or None)
     stated = fmt.stated_reason(report) if fmt else None
     if stated:
-        records = [_with(r, hint=r.hint or Reason(stated)) for r in records]
+        records = [_with(r, hint=r.hint or _REASONS[stated]) for r in records]
     if "original_headers" not in common:
         common["original_headers"] = text[len(report):]
     if len(records) == 1 and not records[0].address:

@@ -266,6 +266,8 @@ _ACCT_FAILED = {"b": None, "bounce": None, "t": "delayed", "transient": "delayed
 def looks_like_accounting(data: bytes) -> bool:
     """A PowerMTA accounting CSV: a header line that starts with "type," and names the DSN fields."""
     head = data.lstrip()[:2048]
+    if not head.startswith(_ACCT_HEADER):  # the first line starts so too: no line end in "type,"
+        return False
     first = head.replace(b"\r", b"\n").split(b"\n", 1)[0]  # CRLF (RFC 4180), LF or CR line ends
     return first.startswith(_ACCT_HEADER) and b"rcpt" in first and b"dsnDiag" in first
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import tomllib
+from bisect import bisect_left
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import cache
@@ -41,6 +42,11 @@ GENERIC_END = (
 
 
 _GENERIC_END_NEEDLES = tuple(needles(p) for p in GENERIC_END)
+# Most of those needles hold "copy of the", which most bodies lack: a body without it holds none
+# of them, so for it they are left out (one look for the words rather than one per needle).
+_COPY = "copy of the"
+_GENERIC_END_UNCOPIED = tuple(None if found is None else tuple(n for n in found if _COPY not in n)
+                              for found in _GENERIC_END_NEEDLES)
 _GENERIC_END_STARTS = tuple(starts(p) for p in GENERIC_END)
 _GENERIC_END_LINES = tuple(line_starts(p) for p in GENERIC_END)
 
@@ -131,13 +137,15 @@ def identify(body: str, from_header: str = "", subject: str = "") -> Format | No
     headers = _HEADER_SWEEP
     if headers is not None and low_from is not None and low_subject is not None:
         # As for the markers: a format whose From or Subject patterns match has one of their
-        # needles in the header, so only those formats are asked, in the table's order.
+        # needles in the header, so only those formats are asked, in the table's order. Only the
+        # formats before the markers' one can answer instead of it: the owners are in table order,
+        # so the needles of the others (after the cut bisect finds) are not looked for.
         from_owners, from_literals, subject_owners, subject_literals = headers
+        from_owners = from_owners[:bisect_left(from_owners, first)]
+        subject_owners = subject_owners[:bisect_left(subject_owners, first)]
         named = {*compress(from_owners, map(low_from.__contains__, from_literals)),
                  *compress(subject_owners, map(low_subject.__contains__, subject_literals))}
         for i in sorted(named):
-            if i >= first:
-                break
             fmt = table[i]
             if (fmt.from_screen.search(from_header, low_from)
                     or fmt.subject_screen.search(subject, low_subject)):
@@ -284,8 +292,9 @@ def cut_returned_message(body: str, fmt: Format | None) -> str:
 def _cut(body: str, fmt: Format | None) -> int:
     cut = len(body)
     low = lowered_once(body)
+    generic = _GENERIC_END_UNCOPIED if low is not None and _COPY not in low else _GENERIC_END_NEEDLES
     ends = zip((*(fmt.end if fmt else ()), *GENERIC_END),
-               (*(fmt.end_needles if fmt else ()), *_GENERIC_END_NEEDLES),
+               (*(fmt.end_needles if fmt else ()), *generic),
                (*(fmt.end_starts if fmt else ()), *_GENERIC_END_STARTS),
                (*(fmt.end_lines if fmt else ()), *_GENERIC_END_LINES), strict=True)
     for pattern, found, start, line in ends:

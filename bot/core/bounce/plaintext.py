@@ -125,8 +125,10 @@ def _blocks(report: str) -> list[tuple[str, list[str]]]:
         depth = len(line) - len(line.lstrip())
         if match and current and depth > indent:
             match = None  # an indented continuation that repeats the address (Postfix, Sendmail)
-        # _REASON_FIRST ends in "<address>" and spaces: test that before its costly look-ahead.
-        reason_first = None if match or not line.rstrip().endswith(">") else _REASON_FIRST.match(line)
+        # _REASON_FIRST holds ":" and ends in "<address>" and spaces: test that before its costly
+        # look-ahead.
+        reason_first = (None if match or not line.rstrip().endswith(">") or ":" not in line
+                        else _REASON_FIRST.match(line))
         if reason_first:
             current = [reason_first.group(1)]
             blocks.append((reason_first.group(2), current))

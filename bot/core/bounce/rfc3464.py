@@ -15,7 +15,9 @@ from bot.core.bounce.text import Reply, find_reply, join_reply_lines, lowered_on
 from bot.core.model import RecipientRecord
 from bot.core.prefilter import may_match, needles
 
-_FIELD = re.compile(r"^([A-Za-z][\w-]*)\s*:\s*(.*)$")
+# A field line, read with its indentation: the name after any spaces, the value up to the line's end
+# (whose trailing spaces the reader strips), as the line stripped would give them.
+_FIELD = re.compile(r"\s*([A-Za-z][\w-]*)\s*:\s*(.*)")
 _RECIPIENT_FIELDS = ("final-recipient", "original-recipient", "x-actual-recipient")
 _RECIPIENT_SET = frozenset(_RECIPIENT_FIELDS)
 _DSN_IN_TEXT = re.compile(r"^(?:Final|Original)-Recipient\s*:", re.IGNORECASE | re.MULTILINE)
@@ -34,8 +36,7 @@ def _paragraphs(text: str) -> list[tuple[list[tuple[str, str]], bool]]:
     names_recipient = False
     match_field = _FIELD.match
     for line in text.split("\n"):
-        stripped = line.strip()
-        if not stripped:
+        if not line or line.isspace():  # blank: nothing is left of it stripped
             if current:
                 paragraphs.append((current, names_recipient))
                 current = []
@@ -44,11 +45,11 @@ def _paragraphs(text: str) -> list[tuple[list[tuple[str, str]], bool]]:
             name, value = current[-1]
             current[-1] = (name, value + "\n" + line)
         else:
-            match = match_field(stripped)
+            match = match_field(line)
             if match:
                 name, value = match.groups()
                 name = name.lower()
-                current.append((name, value))
+                current.append((name, value.rstrip()))
                 if name in _RECIPIENT_SET:
                     names_recipient = True
             elif current and current[-1][0] == "diagnostic-code":  # an unindented continuation

@@ -22,6 +22,9 @@ REPLY = re.compile(
 STATUS = re.compile(r"([245](?<![\w.].)\.\d{1,3}\.\d{1,3})(?![\w]|\.\d)")
 # "#5.1.1" (Exchange) and "[5.1.1]" are the same code with decoration.
 STATUS_LOOSE = re.compile(r"(?<![\w.])#?\[?([245]\.\d{1,3}\.\d{1,3})\]?(?![\w]|\.\d)")
+# What every match of STATUS_LOOSE holds. STATUS_LOOSE starts with a look-behind, so the regex
+# engine tries it at every position; this starts with a character set and is skipped to in C.
+_LOOSE_DIGITS = re.compile(r"[245]\.\d")
 ADDRESS = re.compile(r"[\w.!#$%&'*+/=?^`{|}~-]+@[\w-]+(?:\.[\w-]+)+", re.UNICODE)
 IPV4 = re.compile(r"(?<![\d.])(?:25[0-5]|2[0-4]\d|1?\d?\d)(?:\.(?:25[0-5]|2[0-4]\d|1?\d?\d)){3}(?![\d.]*\d)")
 IPV6 = re.compile(r"(?<![\w:])(?:[0-9a-f]{0,4}:){2,7}[0-9a-f]{0,4}(?![\w:])", re.IGNORECASE)
@@ -221,7 +224,7 @@ def find_reply(diagnostic: str) -> Reply:
         if hashed:
             code, status = hashed.group(1), hashed.group(2)
     if status is None:
-        loose = STATUS_LOOSE.search(diagnostic)
+        loose = STATUS_LOOSE.search(diagnostic) if _LOOSE_DIGITS.search(diagnostic) else None
         status = loose.group(1) if loose else None
     return Reply(code, status)
 
