@@ -554,11 +554,11 @@ def find_receiver(knowledge: Knowledge, bounce: Bounce, record: RecipientRecord,
     named = _providers_named(knowledge, record.diagnostic, receivers, low)
     if named:
         return named
-    hosts = [h for h in (record.remote_mta, bounce.reporting_mta) if h]
-    if hosts:
+    host = record.remote_mta or bounce.reporting_mta  # the first one given
+    if host:
         # A list operator with host patterns runs the MX too (Barracuda ESS, Trend Micro Email
         # Security): the remote host names it as the receiver.
-        by_host = knowledge.by_host(hosts[0], lowered(hosts[0]), _HOSTING)
+        by_host = knowledge.by_host(host, lowered(host), _HOSTING)
         if by_host:
             return by_host
     return knowledge.by_domain(domain, receivers) if domain else None
