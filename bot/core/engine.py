@@ -434,7 +434,7 @@ _Weigh = Callable[[RecipientRecord, str, Reason | None, _Phrases], bool]
 def _user_unknown(record: RecipientRecord, command: str, by_status: Reason | None, says: _Phrases) -> bool:
     if by_status is _USERUNKNOWN:
         # X.1.1 is also sent for refusals that are not about the mailbox.
-        return not any(says(r) for r in _NOT_ONLY_UNKNOWN)
+        return not any(map(says, _NOT_ONLY_UNKNOWN))  # map: lazy as a generator, without its frame
     return command == "RCPT" and says(_USERUNKNOWN)
 
 
@@ -593,13 +593,19 @@ def diagnose(knowledge: Knowledge, bounce: Bounce) -> Diagnosis:
         return Diagnosis(source=bounce.source, is_bounce=False,
                          not_bounce_reason=bounce.not_bounce_reason)
     records = list(bounce.recipients)
-    lows = [lowered(r.diagnostic) for r in records]  # each diagnostic lowered once, for every step
-    decided = [classify(knowledge, r, bounce, low) for r, low in zip(records, lows, strict=True)]
-    recipients = [
-        Recipient(address=r.address, status=r.status, reply_code=r.reply_code, reason=reason,
-                  remote_mta=r.remote_mta, diagnostic=r.diagnostic, action=r.action)
-        for r, (reason, _) in zip(records, decided, strict=True)
-    ]
+    # One loop, not three comprehensions (each a function call of its own in 3.11): every
+    # diagnostic lowered once, for every step; the recipients judged in their order.
+    lows: list[str | None] = []
+    decided: list[tuple[Reason, Rule | None]] = []
+    recipients: list[Recipient] = []
+    for r in records:
+        low = lowered(r.diagnostic)
+        reason, rule = classify(knowledge, r, bounce, low)
+        lows.append(low)
+        decided.append((reason, rule))
+        recipients.append(Recipient(address=r.address, status=r.status, reply_code=r.reply_code,
+                                    reason=reason, remote_mta=r.remote_mta, diagnostic=r.diagnostic,
+                                    action=r.action))
     head = _headline(recipients, records)
     record, (reason, rule) = records[head], decided[head]
     return _conclude(knowledge, bounce, record, lows[head], recipients, reason, rule)
