@@ -583,8 +583,9 @@ def _route(rule: Rule | None, acting: Provider | None, recipient_domain: str | N
     # domain picks the brand's route where the default would otherwise apply.
     if recipient_domain:
         for route in acting.routes.values():
-            if any(recipient_domain == d or recipient_domain.endswith("." + d) for d in route.domains):
-                return route
+            for d in route.domains:  # a loop, not any() over a generator made per route
+                if recipient_domain == d or recipient_domain.endswith("." + d):
+                    return route
     return acting.route
 
 
