@@ -738,7 +738,11 @@ class Grouped:
         answers = kept[1]
         answer = answers.get(group)
         if answer is None:
-            answer = any(first_match(pattern, text, low, start) is not None
-                         for pattern, start in self._possible(finder, low)[1].get(group, ()))
+            # any(...) over the group's alternatives, as a loop: no generator made per question
+            answer = False
+            for pattern, start in self._possible(finder, low)[1].get(group, ()):
+                if first_match(pattern, text, low, start) is not None:
+                    answer = True
+                    break
             answers[group] = answer
         return answer
