@@ -134,6 +134,16 @@ def _cannot_be_ip(text: str) -> bool:
     return ":" not in text and text.count(".") != 3
 
 
+def _valid_ip(text: str) -> bool:
+    if _cannot_be_ip(text):
+        return False
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
+
+
 def is_public_ip(text: str) -> bool:
     if _cannot_be_ip(text):
         return False  # neither IPv4 nor IPv6 (ipaddress would raise twice to say so)
@@ -146,11 +156,8 @@ def is_public_ip(text: str) -> bool:
 
 def _any_ip(text: str) -> str | None:
     for match in (*IPV4.finditer(text), *IPV6.finditer(text)):
-        try:
-            ipaddress.ip_address(match.group(0))
-        except ValueError:
-            continue
-        return match.group(0)
+        if _valid_ip(match.group(0)):
+            return match.group(0)
     return None
 
 
@@ -184,7 +191,7 @@ def rejected_ip(diagnostic: str, low: str | None = None) -> str | None:
         match = first_match(pattern, diagnostic, low, start)
         while match is not None:
             candidate = match.group(1).rstrip(".:")
-            if not _cannot_be_ip(candidate) and _valid_ip(candidate):
+            if _valid_ip(candidate):
                 return candidate
             match = first_match(pattern, diagnostic, low, start, max(match.end(), match.start() + 1))
     if first is None:
@@ -283,14 +290,6 @@ def _received_by(headers: str, start: int, end: int) -> re.Match[str] | None:
             return match
         at = low.find("by", at + 1)
     return None
-
-
-def _valid_ip(text: str) -> bool:
-    try:
-        ipaddress.ip_address(text)
-    except ValueError:
-        return False
-    return True
 
 
 def _domain(address: str | None) -> str | None:
