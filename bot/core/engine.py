@@ -28,6 +28,7 @@ from bot.core.bounce import says_returned
 from bot.core.bounce.text import IPV4, IPV6, squash
 from bot.core.knowledge import Knowledge, Provider, Rule
 from bot.core.model import (
+    LISTED_REASONS,
     NO_ROUTE,
     SENDER_REASONS,
     Bounce,
@@ -119,7 +120,6 @@ _VIRUSDETECTED = Reason.VIRUSDETECTED
 _NOT_ONLY_UNKNOWN = (Reason.NORELAYING, Reason.BLOCKED, Reason.MAILBOXFULL, Reason.HASMOVED,
                      Reason.REJECTED, Reason.NOTACCEPT, Reason.RATELIMITED)  # see _user_unknown
 _NO_OTHER_VERDICT = frozenset({None, Reason.ONHOLD, Reason.SECURITYERROR, Reason.SYSTEMERROR})
-_LISTED = frozenset({Reason.BLOCKED, Reason.BADREPUTATION})
 _SENDERS_FIX = frozenset({Reason.AUTHFAILURE, Reason.REQUIREPTR})
 _FORMS = frozenset({DelistMethod.WEB, DelistMethod.EMAIL})
 _NO_METHOD = DelistMethod.NONE
@@ -624,7 +624,7 @@ def _conclude(knowledge: Knowledge, bounce: Bounce, record: RecipientRecord, low
     zone: str | None = None
     if rule and rule.blocklist and rule.blocklist != "?":
         blocklist = knowledge.providers[rule.blocklist]
-    elif reason in _LISTED or (rule and rule.blocklist == "?"):
+    elif reason in LISTED_REASONS or (rule and rule.blocklist == "?"):
         blocklist, zone = find_blocklist(knowledge, diagnostic, low)
     sending_ip, ip_source = _sending_ip(bounce, diagnostic, low)
     acting = blocklist or receiver

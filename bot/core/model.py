@@ -110,6 +110,9 @@ SENDER_REASONS = frozenset(
         Reason.REJECTED,
     }
 )
+# Of those, the reasons that say the IP is on a list or has a bad name: the ones a list's or a
+# provider's delisting answers.
+LISTED_REASONS = frozenset({Reason.BLOCKED, Reason.BADREPUTATION})
 
 
 class DelistMethod(StrEnum):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from bot.core.knowledge import Provider, Rule
-from bot.core.model import DelistMethod, DelistRoute, Reason
+from bot.core.model import LISTED_REASONS, DelistMethod, DelistRoute, Reason
 
 # What each reason means, completing "<receiver> rejected mail from <ip>: ...".
 WHAT = {
@@ -64,7 +64,6 @@ _CONTACT_RECIPIENT, _FIX_SENDER, _NO_METHOD = (DelistMethod.CONTACT_RECIPIENT, D
                                                DelistMethod.NONE)
 _REQUIREPTR, _AUTHFAILURE, _TOOMANYCONN = Reason.REQUIREPTR, Reason.AUTHFAILURE, Reason.TOOMANYCONN
 _RATE_LIMITED = frozenset({Reason.RATELIMITED, Reason.SPEEDING})
-_LISTED = frozenset({Reason.BLOCKED, Reason.BADREPUTATION})
 _SLOWED = frozenset({Reason.BLOCKED, Reason.BADREPUTATION, Reason.RATELIMITED, Reason.TOOMANYCONN,
                      Reason.SPEEDING})
 # The reports that are not bounces, in so many words.
@@ -127,7 +126,7 @@ def describe(*, reason: Reason, rule: Rule | None, receiver: Provider | None,
     verb = "kept deferring" if gave_up else "deferred" if temporary else "rejected"
     mail = f"mail from {ip}" if ip else "the mail"
     what = rule.what if rule else WHAT.get(reason, "the reason could not be determined")
-    if not rule and reason in _LISTED:
+    if not rule and reason in LISTED_REASONS:
         if blocklist:
             what = f"the IP is on {blocklist.list_name}"
         elif zone:
